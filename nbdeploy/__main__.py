@@ -1,0 +1,3 @@
+from nbdeploy.cli.main import main
+
+main()

@@ -1,0 +1,82 @@
+"""Entry point of the ``nbdeploy`` command.
+
+Subcommand groups live in their own modules (``cli/model.py``, ``cli/service.py``, ...) and are
+imported only when invoked, so ``nbdeploy --help`` stays fast. Every :class:`~nbdeploy.errors.NbdeployError`
+becomes a one-line reason on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from nbdeploy.errors import NbdeployError
+
+# name -> (module, attribute, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "workspace": ("nbdeploy.cli.workspace", "workspace", "Create and show workspaces."),
+    "model": ("nbdeploy.cli.model", "model", "Register, list, show, download, update and delete models."),
+    "gc": ("nbdeploy.cli.workspace", "gc", "Remove file blobs no model version refers to."),
+    "service": ("nbdeploy.cli.service", "service", "Deploy, inspect, score, update and delete services."),
+    "serve": ("nbdeploy.cli.serve", "serve", "Run the scoring server for an entry script (azmlinfsrv equivalent)."),
+    "base-image": ("nbdeploy.cli.base_image", "base_image", "Build Python base images without a registry."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in SUBCOMMANDS:
+            return None
+        module_name, attr, _ = SUBCOMMANDS[cmd_name]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                return None  # subcommand not built yet
+            raise
+        return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUBCOMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--workspace", "-w", "workspace", envvar="NBDEPLOY_WORKSPACE", type=click.Path(file_okay=False),
+    help="Workspace folder (default: NBDEPLOY_WORKSPACE, a .nbdeploy/ folder found upward, or ~/.nbdeploy).",
+)
+@click.version_option(package_name="nbdeploy")
+@click.pass_context
+def cli(ctx: click.Context, workspace: str | None) -> None:
+    """nbdeploy: register models and deploy them as scoring services."""
+    ctx.obj = {"workspace": workspace}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; NbdeployError becomes ``Error: <reason>`` and exit code 1."""
+    try:
+        cli.main(args=argv, prog_name="nbdeploy", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except NbdeployError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

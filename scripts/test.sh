@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs what it needs (virtual environment, engines),
+# starts the engines, runs every test. Extra arguments go to pytest.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+py=$(scripts/dev-env.sh | tail -n 1)
+# The reference scoring server (azmlinfsrv) lives in its own venv: its pins clash with ours.
+export NBDEPLOY_REFERENCE_PYTHON=$(tests/engines/reference-server.sh up | tail -n 1)
+for engine in ${NBDEPLOY_TEST_ENGINES:-}; do
+  "tests/engines/$engine.sh" up
+done
+set +e
+"$py" -m pytest "$@"
+rc=$?
+set -e
+[ "$rc" -eq 5 ] && { echo "pytest collected no tests" >&2; exit 1; }
+exit "$rc"
