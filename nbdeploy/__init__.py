@@ -1,0 +1,69 @@
+"""nbdeploy: register models and deploy them as scoring services from notebooks, shells and CI.
+
+Public names are imported lazily (PEP 562), so ``import nbdeploy`` and ``%load_ext nbdeploy`` stay cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "Workspace": "nbdeploy.workspace",
+    "Model": "nbdeploy.registry",
+    "Environment": "nbdeploy.specs",
+    "CondaDependencies": "nbdeploy.specs",
+    "InferenceConfig": "nbdeploy.specs",
+    "DeploymentConfig": "nbdeploy.specs",
+    "ProcessDeploymentConfig": "nbdeploy.specs",
+    "LocalDeploymentConfig": "nbdeploy.specs",
+    "AciDeploymentConfig": "nbdeploy.specs",
+    "AksDeploymentConfig": "nbdeploy.specs",
+    "deploy": "nbdeploy.service",
+    "Webservice": "nbdeploy.service",
+    "NbdeployError": "nbdeploy.errors",
+    "errors": "nbdeploy.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__", "load_ipython_extension"]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'nbdeploy' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if name == "errors" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbdeploy``: register the magics (no network, no heavy imports)."""
+    from nbdeploy.notebook.magics import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nbdeploy import errors
+    from nbdeploy.errors import NbdeployError
+    from nbdeploy.registry import Model
+    from nbdeploy.service import Webservice, deploy
+    from nbdeploy.specs import (
+        AciDeploymentConfig,
+        AksDeploymentConfig,
+        CondaDependencies,
+        DeploymentConfig,
+        Environment,
+        InferenceConfig,
+        LocalDeploymentConfig,
+        ProcessDeploymentConfig,
+    )
+    from nbdeploy.workspace import Workspace

@@ -21,7 +21,7 @@ from nbdeploy.errors import TargetNotAvailable
 
 if TYPE_CHECKING:
     from nbdeploy.build.bundle import Bundle
-    from nbdeploy.specs import DeploymentConfig
+    from nbdeploy.specs import DeploymentConfig, Environment
     from nbdeploy.workspace import Workspace
 
 Handle = dict[str, Any]
@@ -67,6 +67,7 @@ class RevisionSpec:
     revision: int
     bundle: Bundle
     config: DeploymentConfig
+    environment: Environment | None = None
     keys: tuple[str, str] | None = None
     """(primary, secondary) when key auth is on."""
 
@@ -108,6 +109,28 @@ class Target(ABC):
         The caller stops ``old`` afterwards. The default suits targets whose :meth:`start` already serves.
         """
         return new
+
+    def retire(self, old: Handle, new: Handle) -> None:
+        """After a successful update: stop the revision that was replaced."""
+        self.stop(old)
+
+    def abort(self, new: Handle, old: Handle | None) -> None:
+        """After a failed update: remove the new revision; ``old`` must keep serving."""
+        self.stop(new)
+
+    def update_keys(self, handle: Handle, keys: tuple[str, str] | None) -> None:
+        """Make the running revision accept new auth keys (``regen_key``)."""
+        raise TargetNotAvailable(f"The {self.name!r} target cannot change keys of a running service; redeploy it.")
+
+    def scoring_uri(self, handle: Handle) -> str | None:
+        """The public scoring URL of a revision (default: ``http://<host>:<port>/score`` from the handle)."""
+        if "scoring_uri" in handle:
+            return str(handle["scoring_uri"])
+        if "port" not in handle:
+            return None
+        host = handle.get("host") or "127.0.0.1"
+        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        return f"http://{host}:{handle['port']}/score"
 
     def smoke_uri(self, handle: Handle) -> str | None:
         """A base URL that reaches this revision alone (before promotion), for health and smoke checks."""

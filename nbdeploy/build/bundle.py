@@ -1,0 +1,189 @@
+"""The deployment bundle: the app root a scoring server runs in, laid out as Azure ML v1 containers had it.
+
+::
+
+    <app root>/
+      score.py                         entry script (no source directory), or
+      <source dir name>/...            the source directory, entry script inside it
+      azureml-models/<name>/<version>/<registered file or folder>
+
+``AZUREML_MODEL_DIR`` is ``azureml-models/<name>/<version>`` for one model and ``azureml-models`` for several.
+A bundle is identified by the sha256 of its content (code files and model digests), and is materialized
+once per digest under the workspace cache, so deploying unchanged inputs copies nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nbdeploy.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from nbdeploy.registry import Model
+    from nbdeploy.specs import Environment, InferenceConfig
+    from nbdeploy.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = "azureml-models"
+ALWAYS_IGNORED = ("__pycache__", "*.pyc", ".ipynb_checkpoints", ".git", ".nbdeploy", ".venv")
+IGNORE_FILES = (".amlignore", ".gitignore")
+COMPLETE_MARKER = ".nbdeploy-bundle.json"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A materialized app root."""
+
+    path: Path
+    """The app root folder (read-only by convention: shared by every revision with the same digest)."""
+    digest: str
+    code_digest: str
+    models_digest: str
+    entry_script: str
+    """Entry script, relative to the app root, forward slashes (AZUREML_ENTRY_SCRIPT)."""
+    model_dir: str
+    """Model folder relative to the app root (AZUREML_MODEL_DIR)."""
+    source_dir: str | None
+    """Source folder name relative to the app root (AZUREML_SOURCE_DIRECTORY), if any."""
+    model_ids: tuple[str, ...]
+
+    def server_env(self, app_root: str | None = None) -> dict[str, str]:
+        """The environment variables the scoring server needs, with the app root at ``app_root``."""
+        root = app_root or str(self.path)
+        env = {
+            "AML_APP_ROOT": root,
+            "AZUREML_ENTRY_SCRIPT": self.entry_script,
+            "AZUREML_MODEL_DIR": f"{root.rstrip('/')}/{self.model_dir}",
+        }
+        if self.source_dir:
+            env["AZUREML_SOURCE_DIRECTORY"] = self.source_dir
+        return env
+
+    @property
+    def code_paths(self) -> list[str]:
+        """Top-level entries of the app root other than the models folder."""
+        return sorted(p.name for p in self.path.iterdir() if p.name not in (MODELS_DIR, COMPLETE_MARKER))
+
+
+def create_bundle(workspace: Workspace, models: Sequence[Model], inference_config: InferenceConfig) -> Bundle:
+    """Lay out (or reuse) the app root for these models and this entry script."""
+    code_files, entry_rel, source_name = _code_files(inference_config)
+    code_digest = _digest(f"{rel}\0{_file_sha256(src)}\0{_mode(src)}" for rel, src in code_files)
+    ordered_models = sorted(models, key=lambda m: (m.name, m.version))
+    _check_unique(ordered_models)
+    models_digest = _digest(f"{m.name}\0{m.version}\0{m.digest}" for m in ordered_models)
+    digest = _digest([code_digest, models_digest])
+    model_dir = MODELS_DIR if len(ordered_models) != 1 else f"{MODELS_DIR}/{ordered_models[0].name}/{ordered_models[0].version}"
+    bundle = Bundle(
+        path=workspace.cache_dir / "bundles" / digest[:32],
+        digest=digest, code_digest=code_digest, models_digest=models_digest,
+        entry_script=entry_rel, model_dir=model_dir, source_dir=source_name,
+        model_ids=tuple(f"{m.name}:{m.version}" for m in ordered_models),
+    )
+    if (bundle.path / COMPLETE_MARKER).is_file():
+        log.debug("bundle %s reused", digest[:12])
+        return bundle
+    bundle.path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=bundle.path.parent))
+    try:
+        for rel, src in code_files:
+            dest = staging / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
+        for model in ordered_models:
+            model.download(str(staging / MODELS_DIR / model.name / str(model.version)), exist_ok=True)
+        (staging / COMPLETE_MARKER).write_text(json.dumps({"digest": digest, "models": list(bundle.model_ids), "entry_script": entry_rel}))
+        try:
+            os.rename(staging, bundle.path)
+        except OSError:
+            if not (bundle.path / COMPLETE_MARKER).is_file():  # not a concurrent twin: a real failure
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    log.info("bundle %s laid out at %s", digest[:12], bundle.path)
+    return bundle
+
+
+def _code_files(config: InferenceConfig) -> tuple[list[tuple[str, Path]], str, str | None]:
+    """(relative path in app root, source file) pairs, the entry script's relative path, the source folder name."""
+    if config.source_directory is None:
+        script = Path(config.entry_script).resolve()
+        if not script.is_file():
+            raise InvalidInput(f"Entry script {config.entry_script} does not exist.")
+        return [(script.name, script)], script.name, None
+    source = Path(config.source_directory)
+    name = source.name
+    patterns = _ignore_patterns(source)
+    files = [(f"{name}/{rel}", source / rel) for rel in _walk(source, patterns)]
+    entry_rel = f"{name}/{Path(config.entry_script).as_posix()}"
+    if not any(rel == entry_rel for rel, _ in files):
+        script = source / config.entry_script
+        if not script.is_file():
+            raise InvalidInput(f"Entry script {config.entry_script} not found in source_directory {source}.")
+        files.append((entry_rel, script))  # ignored by a pattern, but the entry script always goes in
+    return sorted(files), entry_rel, name
+
+
+def _ignore_patterns(source: Path) -> list[str]:
+    patterns = list(ALWAYS_IGNORED)
+    for name in IGNORE_FILES:
+        file = source / name
+        if file.is_file():
+            patterns += [line.strip().rstrip("/") for line in file.read_text().splitlines() if line.strip() and not line.startswith("#")]
+            break  # .amlignore wins over .gitignore, as in v1
+    return patterns
+
+
+def _walk(source: Path, patterns: list[str]) -> Iterator[str]:
+    for dirpath, dirnames, filenames in os.walk(source):
+        rel_dir = Path(dirpath).relative_to(source)
+        dirnames[:] = sorted(d for d in dirnames if not _ignored((rel_dir / d).as_posix(), d, patterns))
+        for filename in sorted(filenames):
+            rel = (rel_dir / filename).as_posix()
+            if not _ignored(rel, filename, patterns):
+                yield rel
+
+
+def _ignored(rel: str, name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p.lstrip("/")) for p in patterns)
+
+
+def _check_unique(models: Sequence[Model]) -> None:
+    seen: set[tuple[str, int]] = set()
+    for model in models:
+        key = (model.name, model.version)
+        if key in seen:
+            raise InvalidInput(f"Model {model.name}:{model.version} is listed twice.")
+        seen.add(key)
+
+
+def _file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def _mode(path: Path) -> str:
+    return oct(path.stat().st_mode & 0o777)
+
+
+def _digest(parts: Iterator[str] | Sequence[str]) -> str:
+    sha = hashlib.sha256()
+    for part in parts:
+        sha.update(part.encode())
+        sha.update(b"\n")
+    return sha.hexdigest()

@@ -1,0 +1,235 @@
+"""``nbdeploy service deploy|list|show|logs|run|update|delete|keys|regen-key``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nbdeploy.cli._common import echo_json, table, workspace_from
+from nbdeploy.errors import InvalidInput
+from nbdeploy.service import Webservice, deploy as deploy_service
+from nbdeploy.specs import (
+    DeploymentConfig,
+    Environment,
+    InferenceConfig,
+    deployment_config_class,
+    load_deployment_config,
+    load_inference_config,
+)
+from nbdeploy.specs.environment_store import load_environment
+from nbdeploy.workspace import Workspace
+
+
+def _spec_options(fn: Any) -> Any:
+    """Options shared by deploy and update."""
+    options = [
+        click.option("-m", "--model", "models", multiple=True, metavar="NAME[:VERSION]", help="Registered model (repeatable)."),
+        click.option("--ic", "--inference-config", "ic", type=click.Path(dir_okay=False), help="v1 inferenceconfig.json / .yml"),
+        click.option("--dc", "--deploy-config", "dc", type=click.Path(dir_okay=False), help="v1 deploymentconfig.json / .yml"),
+        click.option("--entry-script", help="The score.py with init() and run()."),
+        click.option("--source-dir", type=click.Path(file_okay=False), help="Folder deployed with the entry script."),
+        click.option("--env", "env", metavar="NAME_OR_FILE", help="A saved environment's name or an environment YAML/JSON file."),
+        click.option("--requirements", type=click.Path(dir_okay=False), help="pip requirements file for the environment."),
+        click.option("--port", type=int, help="Port to serve on (default: a free one)."),
+        click.option("--auth/--no-auth", "auth", default=None, help="Key auth on every route but the health routes."),
+        click.option("--timeout", type=float, default=None, help="Seconds to wait for Healthy."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.group()
+def service() -> None:
+    """Deploy, inspect, score, update and delete services."""
+
+
+def _inference_config(ic: str | None, entry_script: str | None, source_dir: str | None, env: str | None,
+                      requirements: str | None, ws: Workspace) -> InferenceConfig | None:
+    if ic and entry_script:
+        raise click.UsageError("give either --ic or --entry-script, not both")
+    environment: Environment | None = None
+    if env:
+        environment = load_environment(ws, env)
+    if requirements:
+        environment = Environment.from_pip_requirements(Path(requirements).stem, requirements)
+    if ic:
+        config = load_inference_config(ic)
+        if environment is not None:
+            config.environment = environment
+        return config
+    if entry_script:
+        return InferenceConfig(entry_script, source_directory=source_dir, environment=environment)
+    return None
+
+
+def _with_overrides(config: DeploymentConfig, overrides: dict[str, Any]) -> DeploymentConfig:
+    """``config`` with the command-line values that were given; an option the target lacks is an error."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = [k for k in given if not hasattr(config, k)]
+    if unknown:
+        raise InvalidInput(f"--{unknown[0].replace('_', '-')} does not apply to target {config.target!r}")
+    return config.merged(**given)
+
+
+def _deployment_config(dc: str | None, target: str | None, overrides: dict[str, Any]) -> DeploymentConfig:
+    config = load_deployment_config(dc) if dc else deployment_config_class(target or "process")()
+    if dc and target and deployment_config_class(target) is not type(config):
+        raise InvalidInput(f"--target {target} does not match computeType {config.compute_type!r} in {dc}")
+    return _with_overrides(config, overrides)
+
+
+def _wait_and_report(svc: Webservice, timeout: float | None) -> None:
+    status = svc.wait_for_deployment(show_output=True, timeout_sec=timeout)
+    click.echo(f"Scoring URI: {status.scoring_uri}")
+
+
+@service.command("deploy")
+@click.option("-n", "--name", required=True, help="Service name (3-32 lower-case letters, digits, '-').")
+@_spec_options
+@click.option("--target", "-t", default=None, help="process (default), local, aci, aks, edge, fpga.")
+@click.option("--workers", type=int, default=None, help="Scoring worker processes.")
+@click.option("--overwrite", is_flag=True, help="Replace a service with the same name.")
+@click.option("--no-wait", is_flag=True, help="Return once started instead of waiting for Healthy.")
+@click.pass_context
+def deploy_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str | None, dc: str | None,
+               entry_script: str | None, source_dir: str | None, env: str | None, requirements: str | None,
+               port: int | None, auth: bool | None, timeout: float | None, target: str | None,
+               workers: int | None, overwrite: bool, no_wait: bool) -> None:
+    """Deploy models with an entry script as service NAME and wait until it is Healthy."""
+    ws = workspace_from(ctx)
+    if not models:
+        raise click.UsageError("give at least one model with -m NAME[:VERSION]")
+    config = _inference_config(ic, entry_script, source_dir, env, requirements, ws)
+    if config is None:
+        raise click.UsageError("give --entry-script (or --ic inferenceconfig.json)")
+    deployment = _deployment_config(dc, target, {"port": port, "auth_enabled": auth, "workers": workers})
+    svc = deploy_service(name, list(models), config, deployment, overwrite=overwrite, workspace=ws)
+    click.echo(f"Deploying {name} (revision 1) on {svc.compute_type}")
+    if not no_wait:
+        _wait_and_report(svc, timeout)
+
+
+@service.command("update")
+@click.argument("name")
+@_spec_options
+@click.option("--workers", type=int, default=None)
+@click.pass_context
+def update_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str | None, dc: str | None,
+               entry_script: str | None, source_dir: str | None, env: str | None, requirements: str | None,
+               port: int | None, auth: bool | None, timeout: float | None, workers: int | None) -> None:
+    """Roll NAME to a new revision; the current one keeps serving unless the new one is Healthy."""
+    ws = workspace_from(ctx)
+    svc = Webservice(name, ws)
+    config = _inference_config(ic, entry_script, source_dir, env, requirements, ws)
+    overrides = {"port": port, "auth_enabled": auth, "workers": workers}
+    deployment = load_deployment_config(dc) if dc else None
+    if deployment is None and any(v is not None for v in overrides.values()):
+        deployment = svc.deployment_config
+    if deployment is not None:
+        deployment = _with_overrides(deployment, overrides)
+    svc.update(models=list(models) or None, inference_config=config, deployment_config=deployment, show_output=True, timeout_sec=timeout)
+    click.echo(f"{name} now serves revision {svc.revision}")
+
+
+@service.command("reload")
+@click.argument("name")
+@click.pass_context
+def reload_cmd(ctx: click.Context, name: str) -> None:
+    """Restart NAME on its re-read entry script and source folder, without downtime."""
+    svc = Webservice(name, workspace_from(ctx))
+    svc.reload(show_output=True)
+
+
+@service.command("list")
+@click.option("--target", default=None)
+@click.option("--model", "model_name", default=None, help="Only services using this model name.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def list_cmd(ctx: click.Context, target: str | None, model_name: str | None, output: str) -> None:
+    """List services with their live states."""
+    services = Webservice.list(workspace_from(ctx), target=target, model_name=model_name)
+    if output == "json":
+        echo_json([s.serialize() for s in services])
+        return
+    rows = []
+    for s in services:
+        status = s.status()
+        rows.append([s.name, s.compute_type, str(status.state), str(s.revision), status.scoring_uri or "", ", ".join(s.models), status.reason[:60]])
+    click.echo(table(["NAME", "TARGET", "STATE", "REV", "SCORING URI", "MODELS", "REASON"], rows))
+
+
+@service.command("show")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def show_cmd(ctx: click.Context, name: str, output: str) -> None:
+    """Show NAME's record: state, scoring URI, models, revisions."""
+    svc = Webservice(name, workspace_from(ctx))
+    data = svc.serialize()
+    if output == "json":
+        echo_json(data)
+        return
+    for key in ("name", "computeType", "state", "scoringUri", "swaggerUri", "revision", "models", "authEnabled", "image", "createdTime", "updatedTime"):
+        value = data.get(key)
+        click.echo(f"{key:<13}{', '.join(value) if isinstance(value, list) else ('' if value is None else value)}")
+    if data.get("error"):
+        click.echo(f"{'reason':<13}{data['error']['reason']}")
+    click.echo("revisions:")
+    for rev in svc.revisions():
+        click.echo(f"  {rev['revision']:>3}  {rev['outcome']:<9} {rev['state'] or '':<13} {rev['created_time'][:19]}  {rev['reason'] or ''}")
+
+
+@service.command("logs")
+@click.argument("name")
+@click.option("-n", "--lines", "num_lines", type=int, default=200, show_default=True)
+@click.pass_context
+def logs_cmd(ctx: click.Context, name: str, num_lines: int) -> None:
+    """Print the last lines of NAME's log."""
+    click.echo(Webservice(name, workspace_from(ctx)).get_logs(num_lines))
+
+
+@service.command("run")
+@click.argument("name")
+@click.option("--data", "-d", required=True, help="Request body (JSON text), or @FILE to read it from a file, or - for stdin.")
+@click.pass_context
+def run_cmd(ctx: click.Context, name: str, data: str) -> None:
+    """Score NAME with a request body and print the answer."""
+    if data == "-":
+        data = sys.stdin.read()
+    elif data.startswith("@"):
+        data = Path(data[1:]).read_text()
+    answer = Webservice(name, workspace_from(ctx)).run(data)
+    echo_json(answer) if not isinstance(answer, (bytes, str)) else click.echo(answer)
+
+
+@service.command("delete")
+@click.argument("name")
+@click.pass_context
+def delete_cmd(ctx: click.Context, name: str) -> None:
+    """Stop NAME and remove its records."""
+    Webservice(name, workspace_from(ctx)).delete()
+    click.echo(f"Deleted {name}")
+
+
+@service.command("keys")
+@click.argument("name")
+@click.pass_context
+def keys_cmd(ctx: click.Context, name: str) -> None:
+    """Print NAME's primary and secondary keys."""
+    primary, secondary = Webservice(name, workspace_from(ctx)).get_keys()
+    click.echo(f"primary    {primary}\nsecondary  {secondary}")
+
+
+@service.command("regen-key")
+@click.argument("name")
+@click.argument("which", type=click.Choice(["Primary", "Secondary"], case_sensitive=False))
+@click.option("--set-key", default=None, help="Use this value instead of a random one.")
+@click.pass_context
+def regen_key_cmd(ctx: click.Context, name: str, which: str, set_key: str | None) -> None:
+    """Replace NAME's primary or secondary key (takes effect at once)."""
+    Webservice(name, workspace_from(ctx)).regen_key(which, set_key)
+    click.echo(f"Regenerated the {which.lower()} key of {name}")

@@ -1,0 +1,349 @@
+"""The ``local`` target: each revision is a container on the local Docker engine (v1's ``LocalWebservice``).
+
+``start`` builds (or reuses, by content digest) the revision's image, then runs it with the scoring port
+published on ``config.host`` (127.0.0.1 by default), the environment's variables, restart policy, cpu and
+memory limits and nbdeploy's labels. An update runs the new container beside the old one on a private
+ephemeral port (its :meth:`smoke_uri`); :meth:`promote` stops the old container, which frees the public
+port, and re-runs the checked image on it, restarting the old container if the new one does not become
+Healthy. The public port is therefore down for the new container's ``init()`` time (see docs/docker.md).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nbdeploy.build.base_image import default_base_image
+from nbdeploy.build.docker_builder import BuildSettings, build_image, docker_client, import_docker
+from nbdeploy.build.dockerfile import ImageSpec
+from nbdeploy.errors import BuildError, Conflict, EngineUnavailable, InvalidSpec, UpdateFailed
+from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target
+
+log = logging.getLogger(__name__)
+
+CONTAINER_PORT = 5001
+KEYS_IN_CONTAINER = "/run/nbdeploy-keys"
+PROMOTE_TIMEOUT_S = 120.0
+STOP_GRACE_S = 10
+
+
+def image_spec_for(spec: RevisionSpec, base_image: str | None = None) -> ImageSpec:
+    """The image for one revision: its environment's packages, base and variables, its bundle's layout."""
+    env = spec.environment
+    bundle = spec.bundle
+    docker_section = getattr(env, "docker", None)
+    pip_options = getattr(env, "pip_options", None)
+    ca_texts = [Path(p).read_text() for p in (getattr(pip_options, "ca_certificates", None) or [])]
+    labels = {
+        "nbdeploy.service": spec.service,
+        "nbdeploy.bundle": bundle.digest,
+        "nbdeploy.models": ",".join(bundle.model_ids),
+    }
+    if env is not None:
+        labels["nbdeploy.environment"] = env.name
+    return ImageSpec(
+        base_image=base_image or default_base_image(getattr(docker_section, "base_image", None)),
+        base_dockerfile=getattr(docker_section, "base_dockerfile", None),
+        system_packages=tuple(getattr(docker_section, "system_packages", None) or ()),
+        pip_requirements=tuple(env.pip_packages) if env is not None else (),
+        pip_index_url=getattr(pip_options, "index_url", None),
+        pip_extra_index_urls=tuple(getattr(pip_options, "extra_index_urls", None) or ()),
+        pip_trusted_hosts=tuple(getattr(pip_options, "trusted_hosts", None) or ()),
+        ca_bundle="\n".join(ca_texts) or None,
+        env=dict(getattr(env, "environment_variables", None) or {}),
+        labels=labels,
+        entry_script=bundle.entry_script,
+        source_dir=bundle.source_dir,
+        model_dir=bundle.model_dir,
+        has_models=bool(bundle.model_ids),
+        gpu=bool(getattr(docker_section, "gpu_support", False)),
+        port=CONTAINER_PORT,
+    )
+
+
+class LocalDockerTarget(Target):
+    """Runs revisions as containers on the Docker engine of ``DOCKER_HOST`` (default: the local socket)."""
+
+    name = "local"
+    aliases = ("docker",)
+    supports_handover = True
+
+    def __init__(self, workspace: Any) -> None:
+        super().__init__(workspace)
+        self._client: Any = None
+        self.progress: Callable[[str], None] = log.info
+        """Receives build and start lines; the service layer may point it at its progress sink."""
+        self.build_settings: BuildSettings | None = None
+        """Host proxies, CA and pip settings passed into builds (default: read from the environment)."""
+
+    # -- engine ---------------------------------------------------------------------------------------
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    def _container(self, handle: Handle) -> Any | None:
+        docker = import_docker()
+        try:
+            return self.client().containers.get(handle["container"])
+        except docker.errors.NotFound:
+            return None
+
+    # -- verbs ----------------------------------------------------------------------------------------
+    def start(self, spec: RevisionSpec, previous: Handle | None = None) -> Handle:
+        config = spec.config
+        if getattr(config, "target", None) != "local":
+            raise InvalidSpec("deployment_config", f"the local target needs a LocalDeploymentConfig, got {type(config).__name__}")
+        client = self.client()
+        image_spec = image_spec_for(spec)
+        built = build_image(client, image_spec, spec.bundle.path, _repository(spec.service), spec.bundle.source_dir,
+                            settings=self.build_settings, progress=self.progress)
+        host = config.host or "127.0.0.1"
+        beside = previous is not None and self._running(previous)
+        if beside:
+            port = 0  # a private ephemeral port until promote()
+        else:
+            port = config.port or _free_port(host)
+            _check_port_free(host, port)
+        handle: Handle = {
+            "container": "", "image": built.tag, "image_id": built.image_id, "host": host, "port": port,
+            "public_port": config.port or (previous or {}).get("port") or port, "held": beside,
+            "service": spec.service, "revision": spec.revision, "gpu": image_spec.gpu,
+        }
+        run_options = self._run_options(spec, handle)
+        run_options["gpu"] = image_spec.gpu
+        handle["run"] = run_options
+        container = self._run(built.tag, run_options, host, port)
+        handle["container"] = container.id
+        handle["port"] = port or _published_port(container)
+        self.progress(f"container {container.name} ({container.short_id}) on {host}:{handle['port']}")
+        return handle
+
+    def status(self, handle: Handle) -> Status:
+        container = self._container(handle)
+        uri = self.scoring_uri(handle)
+        if container is None:
+            return Status(State.FAILED, "the container is gone (removed outside nbdeploy?)", scoring_uri=uri)
+        st = container.attrs["State"]
+        if st["Status"] in ("exited", "dead"):
+            code = st.get("ExitCode")
+            if st.get("OOMKilled"):
+                reason = f"the container was killed for memory (OOM; memory limit {_mem_text(container)})"
+            else:
+                reason = f"the container exited with code {code}" + (" (init() failed)" if code == 3 else "")
+            return Status(State.FAILED, reason, evidence=self.logs(handle, 60), scoring_uri=uri,
+                          details={"exit_code": code, "oom_killed": bool(st.get("OOMKilled"))})
+        if st["Status"] == "restarting":
+            return Status(State.UNHEALTHY, f"the container keeps restarting (last exit code {st.get('ExitCode')})",
+                          evidence=self.logs(handle, 60), scoring_uri=uri)
+        if st["Status"] != "running":
+            return Status(State.TRANSITIONING, f"container {st['Status']}", scoring_uri=uri)
+        ok, detail = _probe(f"http://{_client_host(handle['host'])}:{handle['port']}/health/ready")
+        if ok:
+            return Status(State.HEALTHY, scoring_uri=uri)
+        health = (st.get("Health") or {}).get("Status")
+        if health == "unhealthy":
+            return Status(State.UNHEALTHY, f"health check failing: {detail}", evidence=self.logs(handle, 30), scoring_uri=uri)
+        return Status(State.TRANSITIONING, "init() is running", scoring_uri=uri)
+
+    def logs(self, handle: Handle, num_lines: int = 5000) -> str:
+        container = self._container(handle)
+        if container is None:
+            return ""
+        return container.logs(tail=num_lines).decode("utf-8", "replace")
+
+    def stop(self, handle: Handle) -> None:
+        container = self._container(handle) if handle.get("container") else None
+        if container is None:
+            return
+        docker = import_docker()
+        try:
+            if container.status == "running":
+                container.stop(timeout=STOP_GRACE_S)
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+    def delete_image(self, handle: Handle) -> None:
+        """Remove the revision's image (``delete()`` when asked); kept when another container uses it."""
+        docker = import_docker()
+        try:
+            self.client().images.remove(handle["image"])
+        except docker.errors.APIError as exc:
+            log.info("image %s kept: %s", handle.get("image"), exc)
+
+    def smoke_uri(self, handle: Handle) -> str | None:
+        return f"http://{_client_host(handle['host'])}:{handle['port']}"
+
+    def scoring_uri(self, handle: Handle) -> str | None:
+        port = handle.get("public_port") or handle.get("port")
+        return f"http://{_client_host(handle.get('host', '127.0.0.1'))}:{port}/score"
+
+    def promote(self, new: Handle, old: Handle | None) -> Handle:
+        """Stop ``old`` (freeing the public port) and re-run ``new``'s image on it; restore ``old`` on failure."""
+        if not new.get("held"):
+            return new
+        old_container = self._container(old) if old else None
+        if old_container is not None and old_container.status == "running":
+            old_container.stop(timeout=STOP_GRACE_S)
+        host, port = new["host"], new["public_port"]
+        final: Handle = {**new, "held": False, "port": port}
+        try:
+            container = self._run(new["image"], {**new["run"], "name": new["run"]["name"] + "-public"}, host, port)
+            final["container"] = container.id
+            deadline = time.monotonic() + PROMOTE_TIMEOUT_S
+            while (status := self.status(final)).state == State.TRANSITIONING and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if status.state != State.HEALTHY:
+                raise UpdateFailed(new["service"], str(status.state), f"on the public port: {status.reason}", status.evidence)
+        except BaseException:
+            if final.get("container"):
+                self.stop(final)
+            if old_container is not None:
+                old_container.start()
+            raise
+        self.stop(new)  # the candidate on its private port
+        return final
+
+    def update_keys(self, handle: Handle, keys: tuple[str, str] | None) -> None:
+        if keys is None or not handle.get("run", {}).get("keys_dir"):
+            raise Conflict("Key auth was off when this revision started; update the service with auth_enabled=True.")
+        _write_keys(Path(handle["run"]["keys_dir"]), keys)
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _running(self, handle: Handle) -> bool:
+        container = self._container(handle) if handle.get("container") else None
+        return container is not None and container.status == "running"
+
+    def _run_options(self, spec: RevisionSpec, handle: Handle) -> dict[str, Any]:
+        config = spec.config
+        env = {"SERVICE_NAME": spec.service, "SERVICE_VERSION": str(spec.revision)}
+        if config.scoring_timeout_ms:
+            env["SCORING_TIMEOUT_MS"] = str(config.scoring_timeout_ms)
+        keys_dir = None
+        if spec.keys:
+            keys_dir = self.workspace.service_dir(spec.service, create=True) / f"keys-r{spec.revision}"
+            _write_keys(keys_dir, spec.keys)
+            env["NBDEPLOY_AUTH_KEYS_FILE"] = f"{KEYS_IN_CONTAINER}/keys.json"
+        restart = {"Name": config.restart_policy}
+        if config.restart_policy == "on-failure":
+            restart["MaximumRetryCount"] = 3
+        return {
+            "name": f"nbdeploy-{spec.service}-r{spec.revision}",
+            "env": env,
+            "labels": {
+                "nbdeploy.managed": "true", "nbdeploy.service": spec.service, "nbdeploy.revision": str(spec.revision),
+                "nbdeploy.workspace": hashlib.sha256(str(self.workspace.root).encode()).hexdigest()[:16]
+                if hasattr(self.workspace, "root") else "",
+                "nbdeploy.models": ",".join(spec.bundle.model_ids), "nbdeploy.bundle": spec.bundle.digest,
+            },
+            "restart_policy": restart,
+            "mem_limit": f"{int(config.memory_gb * 1024)}m" if config.memory_gb else None,
+            "nano_cpus": int(config.cpu_cores * 1e9) if config.cpu_cores else None,
+            "keys_dir": str(keys_dir) if keys_dir else None,
+        }
+
+    def _run(self, image: str, options: dict[str, Any], host: str, port: int) -> Any:
+        docker = import_docker()
+        kwargs: dict[str, Any] = {
+            "name": options["name"], "environment": options["env"], "labels": options["labels"],
+            "restart_policy": options["restart_policy"], "detach": True,
+            "ports": {f"{CONTAINER_PORT}/tcp": (host, port or None)},
+        }
+        if options.get("mem_limit"):
+            kwargs["mem_limit"] = kwargs["memswap_limit"] = options["mem_limit"]
+        if options.get("nano_cpus"):
+            kwargs["nano_cpus"] = options["nano_cpus"]
+        if options.get("keys_dir"):
+            kwargs["volumes"] = {options["keys_dir"]: {"bind": KEYS_IN_CONTAINER, "mode": "ro"}}
+        if options.get("gpu"):
+            kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        self._remove_stale(options["name"])
+        try:
+            return self.client().containers.run(image, **kwargs)
+        except docker.errors.APIError as exc:
+            text = str(exc)
+            self._remove_stale(options["name"])
+            if "port is already allocated" in text or "address already in use" in text:
+                raise Conflict(f"Port {port} on {host} is in use; choose another port or leave it out to pick a free one.") from exc
+            raise BuildError(f"docker could not start the container: {exc}", step="docker run") from exc
+        except import_docker().errors.DockerException as exc:  # pragma: no cover - engine vanished
+            raise EngineUnavailable("Docker", str(exc)) from exc
+
+    def _remove_stale(self, name: str) -> None:
+        docker = import_docker()
+        try:
+            self.client().containers.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+def _repository(service: str) -> str:
+    return f"nbdeploy/{service.lower()}"
+
+
+def _published_port(container: Any) -> int:
+    container.reload()
+    for _ in range(50):
+        bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(f"{CONTAINER_PORT}/tcp")
+        if bindings:
+            return int(bindings[0]["HostPort"])
+        time.sleep(0.05)
+        container.reload()
+    raise BuildError(f"container {container.name} has no published port", step="docker run")
+
+
+def _mem_text(container: Any) -> str:
+    limit = container.attrs.get("HostConfig", {}).get("Memory") or 0
+    return f"{limit / 2**20:.0f} MiB" if limit else "none"
+
+
+def _write_keys(folder: Path, keys: tuple[str, str]) -> None:
+    """The keys file, readable by the container's user (uid 1000) and nobody else."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "keys.json.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"primaryKey": keys[0], "secondaryKey": keys[1]}, fh)
+    if os.geteuid() == 0:
+        os.chown(tmp, 1000, 1000)
+        os.chown(folder, 1000, 1000)
+    os.replace(tmp, folder / "keys.json")
+
+
+def _probe(url: str, timeout: float = 2.0) -> tuple[bool, str]:
+    from nbdeploy.targets.process import probe
+
+    return probe(url, timeout)
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_client_host(host), 0))
+        return int(sock.getsockname()[1])
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise Conflict(f"Port {port} on {host} is in use; choose another port or leave it out to pick a free one.") from exc
+            raise
+
+
+__all__ = ["LocalDockerTarget", "image_spec_for"]

@@ -1,0 +1,299 @@
+"""The ``process`` target: the scoring server as a local subprocess, no Docker.
+
+The embedded default for Binder, laptops and CI. The server runs detached (its own session), so services
+survive a kernel restart; the handle records the pid *and* its start time, so a reused pid is never taken
+for our server. Updates hand the public port over without dropping requests: the new revision starts with
+``--reuse-port --hold-public`` on a private admin port, is checked there, and takes the public port on
+SIGUSR1 before the old one drains.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from nbdeploy.errors import Conflict, InvalidSpec
+from nbdeploy.specs import ProcessDeploymentConfig
+from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target
+from nbdeploy.targets.pyenv import isolated_python
+
+log = logging.getLogger(__name__)
+
+_children: dict[int, subprocess.Popen[bytes]] = {}
+"""Servers started by this process, so their exit codes are known and zombies reaped."""
+
+
+class ProcessTarget(Target):
+    """Runs each revision as ``python -m nbdeploy.server`` on 127.0.0.1."""
+
+    name = "process"
+    aliases = ("subprocess",)
+    supports_handover = True
+
+    def start(self, spec: RevisionSpec, previous: Handle | None = None) -> Handle:
+        config = spec.config
+        if not isinstance(config, ProcessDeploymentConfig):
+            raise InvalidSpec("deployment_config", f"the process target needs a ProcessDeploymentConfig, got {type(config).__name__}")
+        handover = previous is not None and _alive(previous)
+        port = config.port or (previous["port"] if handover and previous else None) or _free_port(config.host)
+        if not (handover and previous and previous.get("port") == port):
+            _check_port_free(config.host, port)
+        folder = self.workspace.service_dir(spec.service)
+        folder.mkdir(parents=True, exist_ok=True)
+        log_path = folder / f"revision-{spec.revision}.log"
+        status_path = folder / f"revision-{spec.revision}.status.json"
+        status_path.unlink(missing_ok=True)
+        python, module, extra_path = (sys.executable, "nbdeploy.server", None)
+        if config.isolated:
+            python, module, extra_path = isolated_python(self.workspace, spec.environment, log_path)
+        argv = [
+            python, "-m", module,
+            "--entry-script", str(spec.bundle.path / spec.bundle.entry_script),
+            "--model-dir", str(spec.bundle.path / spec.bundle.model_dir),
+            "--host", config.host, "--port", str(port), "--workers", str(config.workers),
+            "--status-file", str(status_path), "--reuse-port",
+        ]
+        if spec.bundle.source_dir:
+            argv += ["--source-dir", str(spec.bundle.path / spec.bundle.source_dir)]
+        if handover:
+            argv += ["--hold-public", "--admin-port", "0"]
+        env = _server_environment(spec, folder, extra_path)
+        with open(log_path, "ab") as log_file:
+            proc = subprocess.Popen(
+                argv, cwd=spec.bundle.path, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        _children[proc.pid] = proc
+        log.info("service %s revision %d: pid %d on %s:%d", spec.service, spec.revision, proc.pid, config.host, port)
+        return {
+            "pid": proc.pid, "pid_start": _start_time(proc.pid), "host": config.host, "port": port,
+            "log": str(log_path), "status_file": str(status_path), "held": handover,
+        }
+
+    def status(self, handle: Handle) -> Status:
+        info = _read_status_file(handle)
+        uri = f"http://{_client_host(handle['host'])}:{handle['port']}/score"
+        if not _alive(handle):
+            code = _exit_code(handle)
+            reason = info.get("error") or "the scoring server exited" + (f" with code {code}" if code is not None else "")
+            if code == 3 or "init" in str(info.get("error", "")):
+                reason = f"init() failed (exit code {code if code is not None else 3})" if not info.get("error") else reason
+            return Status(State.FAILED, reason, evidence=self.logs(handle, 60), details={"exit_code": code})
+        server_state = info.get("state", "loading")
+        if server_state == "loading":
+            return Status(State.TRANSITIONING, "init() is running", scoring_uri=uri)
+        if server_state == "failed":
+            return Status(State.FAILED, info.get("error") or "the scoring server failed", evidence=self.logs(handle, 60))
+        if server_state == "ready":
+            return Status(State.TRANSITIONING, "ready on its admin port, waiting to take traffic", scoring_uri=uri, details=info)
+        base = self.smoke_uri(handle) or ""
+        ok, detail = probe(base + "/health/ready")
+        if ok:
+            return Status(State.HEALTHY, scoring_uri=uri, details=info)
+        return Status(State.UNHEALTHY, f"readiness probe failed: {detail}", evidence=self.logs(handle, 30), scoring_uri=uri)
+
+    def logs(self, handle: Handle, num_lines: int = 5000) -> str:
+        return tail(Path(handle["log"]), num_lines)
+
+    def stop(self, handle: Handle, grace_s: float = 10.0) -> None:
+        if not _alive(handle):
+            _reap(handle)
+            return
+        pid = handle["pid"]
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if not _alive(handle):
+                break
+            time.sleep(0.05)
+        else:
+            log.warning("pid %d did not drain in %.0fs; killing it", pid, grace_s)
+            _signal_group(pid, signal.SIGKILL)
+            time.sleep(0.1)
+        _reap(handle)
+
+    def promote(self, new: Handle, old: Handle | None) -> Handle:
+        if not new.get("held"):
+            return new
+        os.kill(new["pid"], signal.SIGUSR1)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            info = _read_status_file(new)
+            if info.get("state") == "serving":
+                return {**new, "held": False}
+            if not _alive(new):
+                break
+            time.sleep(0.02)
+        raise Conflict(f"revision (pid {new['pid']}) did not take the public port {new['port']}; the previous revision keeps serving")
+
+    def update_keys(self, handle: Handle, keys: tuple[str, str] | None) -> None:
+        keys_file = Path(handle["log"]).parent / "keys.json"
+        if keys is None:
+            raise Conflict("Key auth was off when this revision started; update the service with auth_enabled=True.")
+        write_keys_file(keys_file, keys)
+
+    def smoke_uri(self, handle: Handle) -> str | None:
+        info = _read_status_file(handle)
+        port = info.get("admin_port") if handle.get("held") else handle["port"]
+        if not port:
+            return None
+        return f"http://{_client_host(handle['host'])}:{port}"
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+def _server_environment(spec: RevisionSpec, folder: Path, extra_path: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    for key in ("AZUREML_ENTRY_SCRIPT", "AZUREML_MODEL_DIR", "AML_APP_ROOT", "AZUREML_SOURCE_DIRECTORY", "WORKER_COUNT"):
+        env.pop(key, None)
+    environment = spec.environment
+    if environment is not None:
+        env.update(environment.environment_variables)
+    env.update(spec.bundle.server_env())
+    env["SERVICE_NAME"] = spec.service
+    env["SERVICE_VERSION"] = str(spec.revision)
+    env["PYTHONUNBUFFERED"] = "1"
+    if spec.config.scoring_timeout_ms:
+        env["SCORING_TIMEOUT_MS"] = str(spec.config.scoring_timeout_ms)
+    if spec.keys:
+        keys_file = folder / "keys.json"
+        write_keys_file(keys_file, spec.keys)
+        env["NBDEPLOY_AUTH_KEYS_FILE"] = str(keys_file)
+    else:
+        env.pop("NBDEPLOY_AUTH_KEYS_FILE", None)
+    if extra_path:
+        env["PYTHONPATH"] = extra_path + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def write_keys_file(path: Path, keys: tuple[str, str]) -> None:
+    """Write the auth keys atomically, readable by the owner only; the server re-reads it when it changes."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"primaryKey": keys[0], "secondaryKey": keys[1]}, fh)
+    os.replace(tmp, path)
+
+
+def probe(url: str, timeout: float = 2.0) -> tuple[bool, str]:
+    """GET ``url``; (True, "") on 200, else (False, what happened)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", parts.path or "/")
+        response = conn.getresponse()
+        body = response.read(500)
+        if response.status == 200:
+            return True, ""
+        return False, f"{url} answered {response.status} {body.decode('utf-8', 'replace')}"
+    except OSError as exc:
+        return False, f"{url}: {exc}"
+    finally:
+        conn.close()
+
+
+def tail(path: Path, num_lines: int) -> str:
+    """The last ``num_lines`` lines of a text file ('' when missing), read from the end."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            block, data = 64 * 1024, b""
+            while size > 0 and data.count(b"\n") <= num_lines:
+                step = min(block, size)
+                size -= step
+                fh.seek(size)
+                data = fh.read(step) + data
+    except FileNotFoundError:
+        return ""
+    lines = data.decode("utf-8", "replace").splitlines()
+    return "\n".join(lines[-num_lines:]) if num_lines > 0 else ""
+
+
+def _read_status_file(handle: Handle) -> dict[str, Any]:
+    try:
+        return json.loads(Path(handle["status_file"]).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _alive(handle: Handle) -> bool:
+    pid = handle.get("pid")
+    if not pid:
+        return False
+    proc = _children.get(pid)
+    if proc is not None and proc.poll() is not None:
+        return False
+    start = _start_time(pid)
+    if start is None:
+        return False
+    if handle.get("pid_start") is not None and start != handle["pid_start"]:
+        return False  # the pid was reused by another process
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _exit_code(handle: Handle) -> int | None:
+    proc = _children.get(handle.get("pid", -1))
+    return proc.poll() if proc is not None else None
+
+
+def _reap(handle: Handle) -> None:
+    proc = _children.pop(handle.get("pid", -1), None)
+    if proc is not None:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:  # pragma: no cover - not our group
+        os.kill(pid, sig)
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_client_host(host), 0))
+        return int(sock.getsockname()[1])
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise Conflict(f"Port {port} on {host} is in use; choose another port (--port) or leave it out to pick a free one.") from exc
+            raise
