@@ -1,0 +1,57 @@
+"""``nbdeploy workspace create|show`` and ``nbdeploy gc``."""
+
+from __future__ import annotations
+
+import click
+
+from nbdeploy.cli._common import echo_json, workspace_from
+from nbdeploy.registry.model import human_size
+from nbdeploy.workspace import Workspace
+
+
+@click.group()
+def workspace() -> None:
+    """Create and show workspaces."""
+
+
+@workspace.command("create")
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--exist-ok", is_flag=True, help="Succeed if PATH is already a workspace.")
+def create(path: str, exist_ok: bool) -> None:
+    """Create a workspace folder at PATH."""
+    ws = Workspace.create(path, exist_ok=exist_ok)
+    click.echo(f"Created workspace {ws.path}")
+
+
+@workspace.command("show")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def show(ctx: click.Context, output: str) -> None:
+    """Show which workspace is used and what it holds."""
+    ws = workspace_from(ctx)
+    conn = ws.db(create=False)
+    versions, names = conn.execute("SELECT COUNT(*), COUNT(DISTINCT name) FROM models").fetchone()
+    stored = sum(p.stat().st_size for p in ws.blobs_dir.rglob("*") if p.is_file()) if ws.exists() else 0
+    schema = conn.execute("PRAGMA user_version").fetchone()[0]
+    info = {"path": str(ws.path), "found_by": ws.source, "exists": ws.exists(), "schema_version": schema,
+            "models": names, "model_versions": versions, "blob_bytes": stored}
+    if output == "json":
+        echo_json(info)
+        return
+    click.echo(f"Workspace  {ws.path}{'' if ws.exists() else '  (not created yet: created on first write)'}")
+    click.echo(f"Found by   {ws.source}")
+    click.echo(f"Schema     {schema}")
+    click.echo(f"Models     {names} name(s), {versions} version(s), {human_size(stored)} stored")
+
+
+@click.command("gc")
+@click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@click.pass_context
+def gc(ctx: click.Context, dry_run: bool) -> None:
+    """Remove file blobs no model version refers to, and stale temporary files."""
+    from nbdeploy.registry.gc import gc as run_gc
+
+    report = run_gc(workspace_from(ctx), dry_run=dry_run)
+    verb = "Would remove" if dry_run else "Removed"
+    click.echo(f"{verb} {report.blobs_removed} blob(s) ({human_size(report.bytes_freed)}) and "
+               f"{report.tmp_removed} temporary file(s); {report.blobs_kept} blob(s) in use.")
