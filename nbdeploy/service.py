@@ -39,7 +39,7 @@ from nbdeploy.errors import (
 )
 from nbdeploy.progress import ProgressSink, make_sink
 from nbdeploy.registry import Model
-from nbdeploy.service_records import FAILED, ServiceRecord, ServiceStore
+from nbdeploy.service_records import FAILED, SERVING, STARTING, ServiceRecord, ServiceStore
 from nbdeploy.specs import DeploymentConfig, Environment, InferenceConfig, ProcessDeploymentConfig, deployment_config_from_dict
 from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target, get_target
 from nbdeploy.workspace import Workspace, as_workspace
@@ -256,10 +256,18 @@ class Webservice:
         handle, _ = self._current()
         status = _wait(self._target(), handle, self.name, sink, timeout_sec or DEFAULT_TIMEOUT_S) if handle else self.status()
         self._last_status = status
+        self._record_outcome(status)
         sink.finish(self.name, str(status.state), status.reason, status.scoring_uri)
         if status.state != State.HEALTHY:
             raise DeploymentFailed(self.name, str(status.state), status.reason, _evidence(status, self))
         return status
+
+    def _record_outcome(self, status: Status) -> None:
+        """Write the first final state of a starting revision into its history."""
+        record = self._store.revision(self.name, self.revision)
+        if record.outcome == STARTING and status.state.is_final:
+            outcome = SERVING if status.state == State.HEALTHY else FAILED
+            self._store.finish_revision(self.name, self.revision, outcome, str(status.state), status.reason, status.evidence)
 
     def update_deployment_state(self) -> str:
         """v1 spelling: refresh and return the state."""
@@ -362,7 +370,7 @@ class Webservice:
         new_handle = target.promote(new_handle, old_handle)
         self._store.set_handle(self.name, new_revision, new_handle)
         self._store.switch(self.name, new_revision, old_revision, [m.id for m in models])
-        self._store.finish_revision(self.name, new_revision, "serving", str(State.HEALTHY))
+        self._store.finish_revision(self.name, new_revision, SERVING, str(State.HEALTHY))
         if old_handle is not None:
             target.retire(old_handle, new_handle)
         self._store.set_metadata(self.name, {**self._record.tags, **dc.tags}, {**self._record.properties, **dc.properties}, dc.description or self._record.description)

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from nbdeploy.errors import AlreadyExists, ServiceNotFound
+from nbdeploy.registry.store import add_usage, remove_usage
 from nbdeploy.workspace import Workspace
 
 # Revision outcomes
@@ -100,13 +101,14 @@ class ServiceStore:
                     "INSERT INTO service_revisions(service, revision, outcome, spec, created_time) VALUES (?, 1, ?, ?, ?)",
                     (name, STARTING, json.dumps(spec), stamp),
                 )
-                conn.executemany("INSERT OR IGNORE INTO model_usage(model_id, service) VALUES (?, ?)", [(m, name) for m in model_ids])
+                for model_id in model_ids:
+                    add_usage(conn, model_id, name)
         except sqlite3.IntegrityError as exc:
             raise AlreadyExists(f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name.") from exc
 
     def delete(self, name: str) -> None:
         with self.workspace.transaction() as conn:
-            conn.execute("DELETE FROM model_usage WHERE service = ?", (name,))
+            remove_usage(conn, name)
             conn.execute("DELETE FROM services WHERE name = ?", (name,))
 
     def set_keys(self, name: str, keys: tuple[str, str] | None) -> None:
@@ -165,5 +167,6 @@ class ServiceStore:
                          (SERVING, stamp, name, new_revision))
             if old_revision is not None and old_revision != new_revision:
                 conn.execute("UPDATE service_revisions SET outcome = ? WHERE service = ? AND revision = ?", (REPLACED, name, old_revision))
-            conn.execute("DELETE FROM model_usage WHERE service = ?", (name,))
-            conn.executemany("INSERT OR IGNORE INTO model_usage(model_id, service) VALUES (?, ?)", [(m, name) for m in model_ids])
+            remove_usage(conn, name)
+            for model_id in model_ids:
+                add_usage(conn, model_id, name)

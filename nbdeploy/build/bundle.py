@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nbdeploy.build.entry_script import check_entry_script_file
 from nbdeploy.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class Bundle:
 def create_bundle(workspace: Workspace, models: Sequence[Model], inference_config: InferenceConfig) -> Bundle:
     """Lay out (or reuse) the app root for these models and this entry script."""
     code_files, entry_rel, source_name = _code_files(inference_config)
+    check_entry_script_file(inference_config.entry_script_path)
     code_digest = _digest(f"{rel}\0{_file_sha256(src)}\0{_mode(src)}" for rel, src in code_files)
     ordered_models = sorted(models, key=lambda m: (m.name, m.version))
     _check_unique(ordered_models)
@@ -102,7 +104,7 @@ def create_bundle(workspace: Workspace, models: Sequence[Model], inference_confi
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest)
         for model in ordered_models:
-            model.download(str(staging / MODELS_DIR / model.name / str(model.version)), exist_ok=True)
+            model.download(str(staging / MODELS_DIR / model.name / str(model.version)), exist_ok=True, link=True)  # hardlinks: no copy
         (staging / COMPLETE_MARKER).write_text(json.dumps({"digest": digest, "models": list(bundle.model_ids), "entry_script": entry_rel}))
         try:
             os.rename(staging, bundle.path)
@@ -119,7 +121,7 @@ def create_bundle(workspace: Workspace, models: Sequence[Model], inference_confi
 def _code_files(config: InferenceConfig) -> tuple[list[tuple[str, Path]], str, str | None]:
     """(relative path in app root, source file) pairs, the entry script's relative path, the source folder name."""
     if config.source_directory is None:
-        script = Path(config.entry_script).resolve()
+        script = config.entry_script_path
         if not script.is_file():
             raise InvalidInput(f"Entry script {config.entry_script} does not exist.")
         return [(script.name, script)], script.name, None

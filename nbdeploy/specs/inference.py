@@ -66,6 +66,7 @@ class InferenceConfig:
             where = f" (relative to source_directory {self.source_directory})" if self.source_directory else ""
             raise InvalidInput(f"Entry script {entry_script}{where} does not exist; write it with %%score_script or pass its path.")
         self.entry_script = str(entry_script)
+        self._entry_script_path = script_path.resolve()
         self.environment = environment
         self.description = description
         self.extra_docker_file_steps = extra_docker_file_steps
@@ -74,8 +75,7 @@ class InferenceConfig:
     @property
     def entry_script_path(self) -> Path:
         """Absolute path of the entry script."""
-        base = Path(self.source_directory) if self.source_directory else Path.cwd()
-        return (base / self.entry_script).resolve()
+        return self._entry_script_path
 
     # -- files -----------------------------------------------------------------------------------
     @classmethod

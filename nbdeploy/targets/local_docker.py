@@ -148,6 +148,11 @@ class LocalDockerTarget(Target):
         ok, detail = _probe(f"http://{_client_host(handle['host'])}:{handle['port']}/health/ready")
         if ok:
             return Status(State.HEALTHY, scoring_uri=uri)
+        kills = _oom_kills(container)
+        if kills:
+            return Status(State.FAILED, f"a process was killed for memory ({kills} OOM kill(s); memory limit "
+                          f"{_mem_text(container)})", evidence=self.logs(handle, 60), scoring_uri=uri,
+                          details={"oom_killed": True})
         health = (st.get("Health") or {}).get("Status")
         if health == "unhealthy":
             return Status(State.UNHEALTHY, f"health check failing: {detail}", evidence=self.logs(handle, 30), scoring_uri=uri)
@@ -240,8 +245,7 @@ class LocalDockerTarget(Target):
             "env": env,
             "labels": {
                 "nbdeploy.managed": "true", "nbdeploy.service": spec.service, "nbdeploy.revision": str(spec.revision),
-                "nbdeploy.workspace": hashlib.sha256(str(self.workspace.root).encode()).hexdigest()[:16]
-                if hasattr(self.workspace, "root") else "",
+                "nbdeploy.workspace": hashlib.sha256(str(self.workspace.path).encode()).hexdigest()[:16],
                 "nbdeploy.models": ",".join(spec.bundle.model_ids), "nbdeploy.bundle": spec.bundle.digest,
             },
             "restart_policy": restart,
@@ -298,6 +302,22 @@ def _published_port(container: Any) -> int:
         time.sleep(0.05)
         container.reload()
     raise BuildError(f"container {container.name} has no published port", step="docker run")
+
+
+def _oom_kills(container: Any) -> int:
+    """OOM kills in the container's memory cgroup (v1 or v2); 0 without a memory limit or when unreadable."""
+    if not container.attrs.get("HostConfig", {}).get("Memory"):
+        return 0
+    files = ["/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"]
+    try:
+        result = container.exec_run(["cat", *files], stderr=False)
+    except Exception:  # noqa: BLE001 - the container stopped meanwhile; the next status() tells
+        return 0
+    for line in result.output.decode("utf-8", "replace").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill" and value.strip().isdigit():
+            return int(value)
+    return 0
 
 
 def _mem_text(container: Any) -> str:

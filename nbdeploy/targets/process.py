@@ -85,15 +85,12 @@ class ProcessTarget(Target):
         uri = f"http://{_client_host(handle['host'])}:{handle['port']}/score"
         if not _alive(handle):
             code = _exit_code(handle)
-            reason = info.get("error") or "the scoring server exited" + (f" with code {code}" if code is not None else "")
-            if code == 3 or "init" in str(info.get("error", "")):
-                reason = f"init() failed (exit code {code if code is not None else 3})" if not info.get("error") else reason
-            return Status(State.FAILED, reason, evidence=self.logs(handle, 60), details={"exit_code": code})
+            return Status(State.FAILED, _failure_reason(info, code), evidence=self.logs(handle, 60), details={"exit_code": code})
         server_state = info.get("state", "loading")
         if server_state == "loading":
             return Status(State.TRANSITIONING, "init() is running", scoring_uri=uri)
         if server_state == "failed":
-            return Status(State.FAILED, info.get("error") or "the scoring server failed", evidence=self.logs(handle, 60))
+            return Status(State.FAILED, _failure_reason(info, None), evidence=self.logs(handle, 60))
         if server_state == "ready":
             return Status(State.TRANSITIONING, "ready on its admin port, waiting to take traffic", scoring_uri=uri, details=info)
         base = self.smoke_uri(handle) or ""
@@ -151,6 +148,14 @@ class ProcessTarget(Target):
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+
+def _failure_reason(info: dict[str, Any], exit_code: int | None) -> str:
+    """Why a server is gone or failed, from its status file and exit code."""
+    error = info.get("error") or ""
+    if exit_code == 3 or info.get("state") == "failed":
+        return "init() failed" + (f": {error}" if error else "") + " (exit code 3)"
+    return "the scoring server exited" + (f" with code {exit_code}" if exit_code is not None else "") + (f": {error}" if error else "")
+
 
 def _server_environment(spec: RevisionSpec, folder: Path, extra_path: str | None) -> dict[str, str]:
     env = dict(os.environ)
