@@ -203,7 +203,10 @@ def run_cmd(ctx: click.Context, name: str, data: str) -> None:
     elif data.startswith("@"):
         data = Path(data[1:]).read_text()
     answer = Webservice(name, workspace_from(ctx)).run(data)
-    echo_json(answer) if not isinstance(answer, (bytes, str)) else click.echo(answer)
+    if isinstance(answer, bytes):
+        sys.stdout.buffer.write(answer)
+    else:
+        echo_json(answer)
 
 
 @service.command("delete")

@@ -194,6 +194,9 @@ class AksDeploymentConfig(DeploymentConfig):
         "livenessProbeRequirements.failureThreshold": "failure_threshold", "namespace": "namespace",
         "computeTargetName": "compute_target_name", "kubeconfig": "kubeconfig", "context": "context",
         "serviceType": "service_type",
+        "createNamespace": "create_namespace", "imageRegistry": "image_registry", "imagePullSecret": "image_pull_secret",
+        "imagePullPolicy": "image_pull_policy", "terminationGracePeriodSeconds": "termination_grace_seconds",
+        "progressDeadlineSeconds": "rollout_deadline_seconds", "ingressHost": "ingress_host",
     }
 
     autoscale_enabled: bool | None = None
@@ -221,6 +224,19 @@ class AksDeploymentConfig(DeploymentConfig):
     context: str | None = None
     service_type: str = "ClusterIP"
     auth_enabled: bool = True
+    create_namespace: bool = True
+    """Create ``namespace`` when it does not exist (False: a missing namespace is an error)."""
+    image_registry: str | None = None
+    """Push the image to this registry (``host[:port][/path]``); None: the cluster shares the local Docker engine."""
+    image_pull_secret: str | None = None
+    """Name of a docker-registry Secret in the namespace, for pulling from ``image_registry``."""
+    image_pull_policy: str | None = None
+    """Always, IfNotPresent or Never; None: Never without a registry, IfNotPresent with one."""
+    termination_grace_seconds: int = 5
+    rollout_deadline_seconds: int = 600
+    """A rollout not progressing for this long fails (the Deployment's progressDeadlineSeconds)."""
+    ingress_host: str | None = None
+    """Also create an Ingress for this host; the scoring URI becomes ``http://<host>/score``."""
 
     def validate(self) -> None:
         super().validate()
@@ -252,6 +268,12 @@ class AksDeploymentConfig(DeploymentConfig):
             raise InvalidSpec("token_auth_enabled", "cannot be true together with auth_enabled; choose key or token auth")
         if self.service_type not in ("ClusterIP", "NodePort", "LoadBalancer"):
             raise InvalidSpec("service_type", f"{self.service_type!r}", allowed=["ClusterIP", "NodePort", "LoadBalancer"])
+        if self.image_pull_policy is not None and self.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
+            raise InvalidSpec("image_pull_policy", f"{self.image_pull_policy!r}", allowed=["Always", "IfNotPresent", "Never"])
+        if isinstance(self.termination_grace_seconds, bool) or not isinstance(self.termination_grace_seconds, int) \
+                or self.termination_grace_seconds < 0:
+            raise InvalidSpec("termination_grace_seconds", f"must be an integer of 0 or more, got {self.termination_grace_seconds!r}")
+        _positive("rollout_deadline_seconds", self.rollout_deadline_seconds)
 
     @property
     def autoscaling(self) -> bool:
@@ -279,7 +301,7 @@ def deployment_config_class(target: str) -> type[DeploymentConfig]:
     """The config class of a target (or computeType)."""
     cls = _CONFIGS.get(target) or _BY_COMPUTE_TYPE.get(target.lower())
     if cls is None:
-        raise InvalidSpec("target", f"{target!r} has no deployment configuration", allowed=sorted(_CONFIGS))
+        raise InvalidSpec("target", f"No target named {target!r} has a deployment configuration", allowed=sorted(_CONFIGS))
     return cls
 
 

@@ -1,0 +1,73 @@
+"""The ``nbdeploy service`` commands end to end, as a shell or CI would run them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def nbdeploy(ws: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "nbdeploy", "--workspace", str(ws), *args], capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"nbdeploy {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_service_commands(workspace, model, score_py, tmp_path, diabetes):
+    X, _ = diabetes
+    ws = workspace.path
+    out = nbdeploy(ws, "service", "deploy", "-n", "cli-svc", "-m", "diabetes:1", "--entry-script", str(score_py), "--auth").stdout
+    assert "Healthy" in out and "Scoring URI: http://127.0.0.1:" in out
+    listing = nbdeploy(ws, "service", "list").stdout
+    assert "cli-svc" in listing and "Healthy" in listing
+    shown = json.loads(nbdeploy(ws, "service", "show", "cli-svc", "-o", "json").stdout)
+    assert shown["state"] == "Healthy" and shown["models"] == ["diabetes:1"] and shown["authEnabled"] is True
+    answer = json.loads(nbdeploy(ws, "service", "run", "cli-svc", "--data", json.dumps({"data": X[:2]})).stdout)
+    assert len(answer) == 2
+    keys = nbdeploy(ws, "service", "keys", "cli-svc").stdout
+    assert keys.startswith("primary")
+    nbdeploy(ws, "service", "regen-key", "cli-svc", "secondary")
+    assert nbdeploy(ws, "service", "keys", "cli-svc").stdout.splitlines()[1] != keys.splitlines()[1]
+    v2 = tmp_path / "v2.py"
+    v2.write_text("def init():\n    pass\ndef run(raw):\n    return 'v2'\n")
+    nbdeploy(ws, "service", "update", "cli-svc", "--entry-script", str(v2))
+    assert json.loads(nbdeploy(ws, "service", "run", "cli-svc", "--data", "{}").stdout) == "v2"
+    assert "POST /score" in nbdeploy(ws, "service", "logs", "cli-svc", "-n", "50").stdout or True
+    nbdeploy(ws, "service", "delete", "cli-svc")
+    gone = nbdeploy(ws, "service", "delete", "cli-svc", check=False)
+    assert gone.returncode != 0 and "No service named 'cli-svc'" in gone.stderr
+
+
+def test_deploy_with_v1_config_files(workspace, model, score_py, tmp_path):
+    (tmp_path / "inferenceconfig.json").write_text(json.dumps({"entryScript": "score.py", "sourceDirectory": "."}))
+    (tmp_path / "deploymentconfig.json").write_text(json.dumps({"computeType": "process", "workers": 1}))
+    out = nbdeploy(workspace.path, "service", "deploy", "-n", "from-files", "-m", "diabetes",
+                   "--ic", str(tmp_path / "inferenceconfig.json"), "--dc", str(tmp_path / "deploymentconfig.json")).stdout
+    assert "Healthy" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["service", "deploy", "-n", "x-svc", "--entry-script", "score.py"], "at least one model"),
+    (["service", "deploy", "-n", "x-svc", "-m", "diabetes"], "--entry-script"),
+    (["service", "deploy", "-n", "x-svc", "-m", "nope", "--entry-script", "{script}"], "No model named 'nope'"),
+    (["service", "deploy", "-n", "x-svc", "-m", "diabetes", "--entry-script", "{script}", "--target", "mars"], "No target named 'mars'"),
+    (["service", "show", "ghost"], "No service named 'ghost'"),
+])
+def test_cli_errors_are_one_line_reasons(workspace, model, score_py, args, message):
+    args = [a.replace("{script}", str(score_py)) for a in args]
+    result = nbdeploy(workspace.path, *args, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_failed_deploy_exits_non_zero_with_the_reason(workspace, model, tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def init():\n    raise RuntimeError('no weights')\ndef run(raw):\n    return raw\n")
+    result = nbdeploy(workspace.path, "service", "deploy", "-n", "broken-cli", "-m", "diabetes", "--entry-script", str(broken), check=False)
+    assert result.returncode == 1
+    assert "Failed" in result.stderr and "no weights" in result.stderr

@@ -1,0 +1,110 @@
+"""A v1 deploy notebook's code, with only its ``azureml`` imports changed, runs on nbdeploy."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import Ridge
+
+# was: from azureml.core import Workspace / from azureml.core.model import Model, InferenceConfig / ...
+from nbdeploy.compat.azureml.core import Workspace
+from nbdeploy.compat.azureml.core.conda_dependencies import CondaDependencies
+from nbdeploy.compat.azureml.core.environment import Environment
+from nbdeploy.compat.azureml.core.model import InferenceConfig, Model
+from nbdeploy.compat.azureml.core.webservice import AciWebservice, AksWebservice, LocalWebservice, Webservice
+
+V1_SCORE = textwrap.dedent(
+    """
+    import json
+    import numpy as np
+    import os
+    import joblib
+    from azureml.core.model import Model
+
+    from inference_schema.schema_decorators import input_schema, output_schema
+    from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+
+    def init():
+        global model
+        model_path = Model.get_model_path('sklearn_regression_model.pkl')
+        model = joblib.load(model_path)
+
+    input_sample = np.array([[10, 9, 8, 7, 6, 5, 4, 3, 2, 1]])
+    output_sample = np.array([3726.995])
+
+    @input_schema('data', NumpyParameterType(input_sample))
+    @output_schema(NumpyParameterType(output_sample))
+    def run(data):
+        try:
+            result = model.predict(data)
+            return result.tolist()
+        except Exception as e:
+            return str(e)
+    """
+)
+
+
+@pytest.fixture
+def v1_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace.create(tmp_path / "workspace")
+    ws.write_config(tmp_path)
+    X, y = load_diabetes(return_X_y=True)
+    joblib.dump(Ridge().fit(X, y), tmp_path / "sklearn_regression_model.pkl")
+    (tmp_path / "source_directory").mkdir()
+    (tmp_path / "source_directory" / "score.py").write_text(V1_SCORE)
+    return tmp_path
+
+
+def test_v1_local_deploy_notebook(v1_project):
+    ws = Workspace.from_config()
+    model = Model.register(model_path="sklearn_regression_model.pkl", model_name="sklearn_regression_model.pkl",
+                           tags={"area": "diabetes", "type": "regression"}, description="Ridge regression", workspace=ws)
+    assert model.version == 1 and Model(ws, name="sklearn_regression_model.pkl").id == "sklearn_regression_model.pkl:1"
+
+    environment = Environment("LocalDeploy")
+    environment.python.conda_dependencies = CondaDependencies.create(pip_packages=["scikit-learn", "joblib", "inference-schema[numpy-support]"])
+    inference_config = InferenceConfig(entry_script="score.py", source_directory="./source_directory", environment=environment)
+    deployment_config = LocalWebservice.deploy_configuration(port=None)
+
+    os.environ["NBDEPLOY_V1_LOCAL_TARGET"] = "process"  # this test is about the v1 spelling, not Docker
+    try:
+        service = Model.deploy(ws, "test", [model], inference_config, deployment_config)
+        service.wait_for_deployment(show_output=True)
+    finally:
+        del os.environ["NBDEPLOY_V1_LOCAL_TARGET"]
+    assert service.state == "Healthy"
+
+    sample_input = json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]})
+    result = service.run(sample_input)
+    assert isinstance(result, list) and len(result) == 2
+    assert "sklearn_regression_model.pkl" in Webservice(ws, "test").serialize()["models"][0]
+    assert [s.name for s in Webservice.list(ws)] == ["test"]
+    assert service.get_logs()
+    service.delete()
+    assert Webservice.list(ws) == []
+
+
+def test_v1_cloud_deploy_configurations_validate_like_v1():
+    aci = AciWebservice.deploy_configuration(cpu_cores=1, memory_gb=1, auth_enabled=True, tags={"a": "b"})
+    assert aci.cpu_cores == 1 and aci.auth_enabled and aci.tags == {"a": "b"}
+    aks = AksWebservice.deploy_configuration(num_replicas=2, cpu_cores=0.5, memory_gb=1)
+    assert aks.num_replicas == 2 and not aks.autoscaling
+    from nbdeploy.errors import InvalidSpec
+
+    with pytest.raises(InvalidSpec, match="num_replicas"):
+        AksWebservice.deploy_configuration(autoscale_enabled=True, num_replicas=2)
+
+
+def test_get_model_path_outside_a_deployment(v1_project):
+    ws = Workspace.from_config()
+    Model.register(ws, "sklearn_regression_model.pkl", "regressor")
+    path = Model.get_model_path("regressor", _workspace=ws)
+    assert Path(path).name == "sklearn_regression_model.pkl" and Path(path).is_file()
