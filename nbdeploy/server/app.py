@@ -1,0 +1,393 @@
+"""The raw ASGI application: routing, the contract headers, calling ``run()`` and serializing its result.
+
+Hot path notes: headers are scanned once into locals, constant header pairs are pre-encoded, ``run()``
+is called inline on the event loop thread (one request at a time per worker, like azmlinfsrv's sync
+workers) under a SIGALRM scoring timeout, and a shared-memory slot tells the master when a ``run()``
+started so that one stuck in C code past the timeout gets its worker replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+import uuid
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qsl
+
+from . import SERVER_VERSION, errors, jsonio, loader, logs
+from .auth import KeyAuth
+from .batching import Batcher
+from .errors import HTTPError
+from .metrics import Metrics
+from .request import AMLRequest, header_dict
+from .response import is_response, response_parts
+
+log = logging.getLogger("nbdeploy.server")
+access = logging.getLogger("nbdeploy.server.access")
+
+Send = Callable[[dict], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict]]
+
+_JSON = (b"content-type", b"application/json")
+_HTML = (b"content-type", b"text/html; charset=utf-8")
+_TEXT = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+_FAILED = (b"x-ms-run-function-failed", b"True")
+_OK = (b"x-ms-run-function-failed", b"False")
+_CLOSE = (b"connection", b"close")
+_ROUTES = {"/": "/", "/score": "/score", "/swagger.json": "/swagger.json", "/health/live": "/health/live",
+           "/health/ready": "/health/ready", "/metrics": "/metrics"}
+_FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
+
+
+class ScoringTimeout(BaseException):
+    """Raised inside ``run()`` by SIGALRM (a BaseException so user ``except Exception`` cannot swallow it)."""
+
+
+class ClientGone(Exception):
+    """The client disconnected before the body was complete."""
+
+
+def query_dict(query_string: bytes) -> dict[str, Any]:
+    """Query parameters parsed as JSON where possible; repeated keys become lists (the reference's rule)."""
+    grouped: dict[str, list[Any]] = {}
+    for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        try:
+            parsed = jsonio.loads(value)
+        except ValueError:
+            parsed = value
+        grouped.setdefault(key, []).append(parsed)
+    return {k: v[0] if len(v) == 1 else v for k, v in grouped.items()}
+
+
+class State:
+    """Worker state the app reports: ready once init() succeeded; draining after SIGTERM."""
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.draining = False
+
+
+class App:
+    """ASGI entry point for one worker."""
+
+    def __init__(self, settings: Any, script: loader.Script, swagger: dict[str, bytes | None],
+                 state: State, busy: Callable[[float], None] | None = None) -> None:
+        self.s = settings
+        self.script = script
+        self.run = script.run
+        self.swagger = swagger
+        self.state = state
+        self.metrics = Metrics()
+        self.auth = KeyAuth(settings.auth_keys_file, settings.primary_key, settings.secondary_key)
+        self.busy = busy or (lambda t: None)
+        self.timeout_ms = int(settings.scoring_timeout_ms)
+        self.timeout_s = self.timeout_ms / 1000.0
+        self.limit = int(settings.body_limit)
+        self._in_run = False
+        self._use_alarm = self.timeout_ms > 0
+        if self._use_alarm:
+            signal.signal(signal.SIGALRM, self._on_alarm)
+        self._version = [(b"x-ms-server-version", SERVER_VERSION.encode())] if settings.version_header else []
+        self._cors = {o.encode() for o in settings.cors_origins}
+        self.batcher: Batcher | None = None
+        if script.batch:
+            self.batcher = Batcher(self._timed_batch, int(script.batch["max_batch_size"]),
+                                   float(script.batch["max_latency_ms"]))
+
+    # -- ASGI ---------------------------------------------------------------------------------------
+    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            start = time.perf_counter()
+            self.metrics.in_flight += 1
+            status = 500
+            try:
+                status = await self.handle(scope, receive, send)
+            finally:
+                self.metrics.in_flight -= 1
+                path = scope["path"]
+                self.metrics.observe(_ROUTES.get(path, "other"), status, time.perf_counter() - start)
+                if self.s.access_log:
+                    access.info("%s %s %d %.3fms", scope["method"], path, status,
+                                (time.perf_counter() - start) * 1000)
+        elif kind == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    async def handle(self, scope: dict, receive: Receive, send: Send) -> int:
+        """Answer one request; returns the status (499 when the client left mid-body)."""
+        path, method = scope["path"], scope["method"]
+        rid = cid = legacy = trace = authz = ctype = origin = None
+        clen = -1
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value
+            elif name == b"x-ms-client-request-id":
+                cid = value
+            elif name == b"x-ms-request-id":
+                legacy = value
+            elif name == b"traceid":
+                trace = value
+            elif name == b"authorization":
+                authz = value
+            elif name == b"content-type":
+                ctype = value
+            elif name == b"content-length":
+                clen = int(value) if value.isdigit() else -1
+            elif name == b"origin":
+                origin = value
+        ids: list[tuple[bytes, bytes]] = []
+        try:
+            if path == "/score":
+                if method not in ("POST", "GET", "OPTIONS"):
+                    raise errors.method_not_allowed()
+            elif path == "/":
+                if method not in ("GET", "HEAD", "OPTIONS"):
+                    raise errors.method_not_allowed()
+            elif path in _ROUTES:
+                if method not in ("GET", "HEAD", "OPTIONS"):
+                    raise errors.method_not_allowed()
+            else:
+                raise errors.not_found()
+            if self.auth.enabled and path != "/" and not path.startswith("/health/") and not self.auth.check(authz):
+                raise errors.unauthorized()
+            # request ids (the reference's blueprint hooks)
+            if rid is None:
+                rid_b = str(uuid.uuid4()).encode()
+            elif len(rid) > 100:
+                raise errors.request_id_too_long()
+            else:
+                rid_b = rid
+            ids.append((b"x-request-id", rid_b))
+            client = cid if cid is not None else legacy
+            if client is not None and len(client) > 100 or (legacy is not None and len(legacy) > 100):
+                raise errors.client_id_too_long()
+            ids.append((b"x-ms-request-id", client if client is not None else rid_b))
+            if client is not None:
+                ids.append((b"x-ms-client-request-id", client))
+            if trace is not None:
+                ids.append((b"TraceId", trace))
+            if legacy is not None and cid is None:
+                log.warning("x-ms-request-id is deprecated; send x-ms-client-request-id")
+            if path == "/score":
+                token = logs.request_id.set(rid_b.decode("latin-1"))
+                try:
+                    return await self.score(scope, receive, send, method, ids, ctype, clen, origin)
+                finally:
+                    logs.request_id.reset(token)
+            return await self.other(scope, send, path, method, ids)
+        except HTTPError as exc:
+            return await self.error(send, exc, ids)
+        except ClientGone:
+            return 499
+
+    async def respond(self, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
+        headers.append((b"content-length", str(len(body)).encode()))
+        if self.state.draining:
+            headers.append(_CLOSE)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return status
+
+    async def error(self, send: Send, exc: HTTPError, ids: list[tuple[bytes, bytes]]) -> int:
+        headers = [_JSON, _FAILED if exc.run_failed else _OK]
+        if exc.with_ids or exc.status == 431:
+            headers += self._version
+        if exc.with_ids:
+            headers += ids
+        if exc.close:
+            headers.append(_CLOSE)
+        return await self.respond(send, exc.status, headers, exc.body())
+
+    # -- routes other than /score -------------------------------------------------------------------
+    async def other(self, scope: dict, send: Send, path: str, method: str, ids: list) -> int:
+        if method == "OPTIONS":
+            allow = b"HEAD, GET, OPTIONS"
+            return await self.respond(send, 200, [_HTML, (b"allow", allow), *self._version, *ids], b"")
+        if path == "/":
+            return await self.respond(send, 200, [_HTML, *self._version, *ids], b"Healthy")
+        if path == "/swagger.json":
+            return await self.swagger_doc(scope, send, ids)
+        if path == "/health/live":
+            return await self.respond(send, 200, [_JSON, *ids], b'{"status": "alive"}')
+        if path == "/health/ready":
+            if self.state.ready and not self.state.draining:
+                return await self.respond(send, 200, [_JSON, *ids], b'{"status": "ready"}')
+            raise errors.not_ready()
+        return await self.respond(send, 200, [_TEXT], self.metrics.render())  # /metrics
+
+    async def swagger_doc(self, scope: dict, send: Send, ids: list) -> int:
+        version = "2"
+        for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+            if key == "version":
+                version = value
+        key = {"2": "2", "2.0": "2", "3": "3", "3.0": "3", "3.1": "3.1"}.get(version)
+        if key is None:
+            raise errors.swagger_invalid(version)
+        doc = self.swagger.get(key)
+        if doc is None:
+            raise errors.swagger_unsupported(version)
+        return await self.respond(send, 200, [_JSON, _OK, *self._version, *ids], doc)
+
+    # -- /score ---------------------------------------------------------------------------------------
+    async def read_body(self, receive: Receive, clen: int) -> bytes:
+        if clen > self.limit:
+            raise errors.body_too_large(self.limit)
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        body = message.get("body", b"")
+        if len(body) > self.limit:
+            raise errors.body_too_large(self.limit)
+        if not message.get("more_body"):
+            return body
+        parts, size = [body], len(body)
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                raise errors.body_too_large(self.limit)
+            parts.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(parts)
+
+    async def score(self, scope: dict, receive: Receive, send: Send, method: str, ids: list,
+                    ctype: bytes | None, clen: int, origin: bytes | None) -> int:
+        cors: list[tuple[bytes, bytes]] = []
+        if self._cors and origin in self._cors:
+            cors.append((b"access-control-allow-origin", origin))  # type: ignore[arg-type]
+            if method == "OPTIONS":
+                cors.append((b"access-control-allow-methods", b"GET, POST"))
+        body = await self.read_body(receive, clen) if method == "POST" or clen > 0 else b""
+        style = self.script.style
+        if method == "OPTIONS" and style != loader.RAWHTTP:
+            return await self.respond(send, 200, [_HTML, _OK, *self._version, *ids, *cors], b"")
+        if style == loader.PLAIN:
+            if method == "GET":
+                arg: Any = jsonio.encode_str(query_dict(scope.get("query_string", b"")))
+            elif ctype is not None and ctype.split(b";", 1)[0].strip().lower() in _FORM_TYPES:
+                arg = ""  # the reference's quirk: Werkzeug consumed the form body
+            else:
+                try:
+                    arg = body.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise errors.not_utf8(exc) from None
+            if self.batcher is not None:
+                try:
+                    t0 = time.perf_counter()
+                    result = await self.batcher.submit(arg)
+                    elapsed = time.perf_counter() - t0
+                except ScoringTimeout:
+                    raise errors.scoring_timeout(self.timeout_ms) from None
+                except Exception as exc:  # noqa: BLE001
+                    raise self._run_error(exc) from None
+                return await self.result(send, result, elapsed, ids, cors)
+            args: tuple = (arg,)
+            kwargs: dict[str, Any] = {}
+        elif style == loader.SCHEMA:
+            args, kwargs = (), self.schema_kwargs(scope, method, ctype, body)
+        else:
+            args, kwargs = (AMLRequest(scope, body),), {}
+        if self.script.wants_headers:
+            kwargs["request_headers"] = header_dict(scope["headers"])
+        result, elapsed = self.call(args, kwargs)
+        return await self.result(send, result, elapsed, ids, cors)
+
+    def schema_kwargs(self, scope: dict, method: str, ctype: bytes | None, body: bytes) -> dict[str, Any]:
+        """Map the JSON body (or query) onto ``run``'s parameters, with the reference's 400/415 answers."""
+        if method == "GET":
+            data: Any = query_dict(scope.get("query_string", b""))
+        else:
+            mt = (ctype or b"").split(b";", 1)[0].strip().lower()
+            if not (mt == b"application/json" or (mt.startswith(b"application/") and mt.endswith(b"+json"))):
+                raise errors.expects_json()
+            if not body:
+                raise errors.empty_body()
+            try:
+                data = jsonio.loads(body)
+            except ValueError as exc:
+                raise errors.bad_json(exc) from None
+            if not isinstance(data, dict):
+                raise errors.not_a_dict()
+        kwargs = {}
+        for param in self.script.params:
+            if param.name in data:
+                kwargs[param.name] = data[param.name]
+            elif param.default is param.empty:
+                raise errors.missing_param(param.name)
+            else:  # passed explicitly: inference-schema's decorator looks for every parameter by name
+                kwargs[param.name] = param.default
+        return kwargs
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        if self._in_run:
+            self._in_run = False
+            raise ScoringTimeout()
+
+    def call(self, args: tuple, kwargs: dict[str, Any]) -> tuple[Any, float]:
+        """Call ``run()`` inline under the scoring timeout; HTTPError on failure."""
+        t0 = time.perf_counter()
+        try:
+            return self._timed(self.run, args, kwargs), time.perf_counter() - t0
+        except ScoringTimeout:
+            raise errors.scoring_timeout(self.timeout_ms) from None
+        except Exception as exc:  # noqa: BLE001 - user code
+            raise self._run_error(exc) from None
+        finally:
+            self.metrics.run_time.observe(time.perf_counter() - t0)
+
+    def _timed(self, func: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+        self.busy(time.time())
+        if self._use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, self.timeout_s)
+        self._in_run = True
+        try:
+            return func(*args, **kwargs)
+        finally:
+            self._in_run = False
+            if self._use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            self.busy(0.0)
+
+    def _timed_batch(self, inputs: list[Any]) -> list[Any]:
+        self.metrics.batch_sizes.observe(len(inputs))
+        t0 = time.perf_counter()
+        try:
+            return list(self._timed(self.run, (inputs,), {}))
+        finally:
+            self.metrics.run_time.observe(time.perf_counter() - t0)
+
+    def _run_error(self, exc: BaseException) -> HTTPError:
+        if isinstance(exc, ScoringTimeout):
+            self.metrics.timeouts += 1
+            return errors.scoring_timeout(self.timeout_ms)
+        self.metrics.run_failures += 1
+        log.error("Encountered Exception in run()", exc_info=exc)
+        return errors.run_failed(f"{type(exc).__name__}: {exc}" if self.s.detailed_errors else None)
+
+    async def result(self, send: Send, value: Any, elapsed: float, ids: list, cors: list) -> int:
+        """Serialize what ``run()`` returned (the reference's rules, section 1.4)."""
+        exec_ms = (b"x-ms-run-fn-exec-ms", f"{elapsed * 1000:.3f}".encode())
+        if is_response(value):
+            try:
+                status, headers, body, failed = response_parts(value)
+            except Exception as exc:  # noqa: BLE001
+                log.error("Could not read the response run() returned", exc_info=exc)
+                raise errors.internal() from None
+            headers.insert(1, _FAILED if failed else _OK)
+            return await self.respond(send, status, [*headers, exec_ms, *self._version, *ids, *cors], body)
+        try:
+            body = jsonio.dumps({} if value is None else value)
+        except (TypeError, ValueError) as exc:
+            log.error("run() returned a value that is not JSON serializable", exc_info=exc)
+            raise errors.internal(f"{type(exc).__name__}: {exc}" if self.s.detailed_errors else None) from None
+        return await self.respond(send, 200, [_JSON, _OK, exec_ms, *self._version, *ids, *cors], body)

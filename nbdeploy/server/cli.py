@@ -1,0 +1,44 @@
+"""Command line of ``python -m nbdeploy.server`` (and the options ``nbdeploy serve`` passes on)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import settings as settings_mod
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nbdeploy.server",
+                                description="Serve an Azure ML entry script (init()/run()) over HTTP.")
+    a = p.add_argument
+    a("--entry-script", "--entry_script", dest="entry_script", help="the scoring script (AZUREML_ENTRY_SCRIPT)")
+    a("--model-dir", "--model_dir", dest="model_dir", help="sets AZUREML_MODEL_DIR")
+    a("--source-dir", dest="source_dir", help="sets AZUREML_SOURCE_DIRECTORY (added to sys.path)")
+    a("--port", type=int, default=None, help="public port (default 5001)")
+    a("--host", default=None, help="address to bind (default 127.0.0.1; images pass 0.0.0.0)")
+    a("--workers", "--worker_count", dest="workers", type=int, default=None, help="worker processes (WORKER_COUNT)")
+    a("--scoring-timeout-ms", dest="scoring_timeout_ms", type=int, default=None, help="SCORING_TIMEOUT_MS")
+    a("--max-body-bytes", dest="max_body_bytes", type=int, default=None,
+      help="request body limit, 413 above it (NBDEPLOY_MAX_BODY_BYTES, default 100 MiB)")
+    a("--log-format", dest="log_format", choices=["text", "json"], default=None, help="NBDEPLOY_LOG_FORMAT")
+    a("--access-log", dest="access_log", action="store_true", help="log one line per request")
+    a("--graceful-timeout", dest="graceful_timeout", type=float, default=None,
+      help="seconds to finish in-flight requests after SIGTERM (default 30)")
+    a("--reuse-port", dest="reuse_port", action="store_true", help="bind the public port with SO_REUSEPORT")
+    a("--hold-public", dest="hold_public", action="store_true",
+      help="serve only on --admin-port until SIGUSR1, then bind the public port too")
+    a("--admin-port", dest="admin_port", type=int, default=None, help="private loopback port (0: pick one)")
+    a("--status-file", dest="status_file", default=None, help="JSON state file, rewritten atomically")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if args.port is not None and not 0 < args.port < 65536:
+        parser().error("--port must be in 1-65535")
+    if args.workers is not None and args.workers < 1:
+        parser().error("--workers must be at least 1")
+    from .master import serve
+
+    sys.exit(serve(settings_mod.load(vars(args))))

@@ -1,0 +1,5 @@
+"""No run(): a load error (exit 3)."""
+
+
+def init():
+    pass
