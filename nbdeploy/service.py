@@ -85,8 +85,14 @@ def deploy(
     deployment_config: DeploymentConfig | None = None,
     overwrite: bool = False,
     workspace: Workspace | PathLike[str] | str | None = None,
+    show_output: bool = False,
+    sink: ProgressSink | None = None,
 ) -> Webservice:
-    """Start a service and return it (Transitioning); call :meth:`Webservice.wait_for_deployment` to wait."""
+    """Start a service and return it (Transitioning); call :meth:`Webservice.wait_for_deployment` to wait.
+
+    Build and start-up lines (an image build, an isolated environment) go to ``sink`` (plain lines with
+    ``show_output=True``).
+    """
     validate_service_name(name)
     ws = as_workspace(workspace)
     if not isinstance(inference_config, InferenceConfig):
@@ -98,6 +104,8 @@ def deploy(
     if exists and not overwrite:
         raise AlreadyExists(f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name.")
     target = get_target(config.target, ws)
+    progress = sink or make_sink(show_output)
+    target.progress = lambda line: progress.line(name, line)
     bundle = create_bundle(ws, model_objs, inference_config)
     keys = _keys_for(config)
     if exists:
@@ -342,6 +350,7 @@ class Webservice:
 
     def _roll_out(self, models: list[Model], ic: InferenceConfig, dc: DeploymentConfig, sink: ProgressSink, timeout: float) -> Webservice:
         target = self._target()
+        target.progress = lambda line: sink.line(self.name, line)
         old_revision = self.revision
         old_handle, _ = self._current()
         bundle = create_bundle(self.workspace, models, ic)

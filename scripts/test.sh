@@ -7,7 +7,7 @@ cd "$root"
 py=$(scripts/dev-env.sh | tail -n 1)
 # The reference scoring server (azmlinfsrv) lives in its own venv: its pins clash with ours.
 export NBDEPLOY_REFERENCE_PYTHON=$(tests/engines/reference-server.sh up | tail -n 1)
-for engine in ${NBDEPLOY_TEST_ENGINES:-}; do
+for engine in ${NBDEPLOY_TEST_ENGINES:-docker}; do
   "tests/engines/$engine.sh" up
 done
 set +e

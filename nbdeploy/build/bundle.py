@@ -31,7 +31,7 @@ from nbdeploy.errors import InvalidInput
 
 if TYPE_CHECKING:
     from nbdeploy.registry import Model
-    from nbdeploy.specs import Environment, InferenceConfig
+    from nbdeploy.specs import InferenceConfig
     from nbdeploy.workspace import Workspace
 
 log = logging.getLogger(__name__)

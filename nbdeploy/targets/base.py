@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import enum
 import importlib
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nbdeploy.errors import TargetNotAvailable
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from nbdeploy.workspace import Workspace
 
 Handle = dict[str, Any]
+_log = logging.getLogger(__name__)
 
 
 class State(str, enum.Enum):
@@ -82,6 +85,8 @@ class Target(ABC):
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
+        self.progress: Callable[[str], None] = _log.info
+        """Receives build and start-up lines; the service layer points it at the operation's progress sink."""
 
     @abstractmethod
     def start(self, spec: RevisionSpec, previous: Handle | None = None) -> Handle:

@@ -16,14 +16,13 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from nbdeploy.build.base_image import default_base_image
 from nbdeploy.build.docker_builder import BuildSettings, build_image, docker_client, import_docker
 from nbdeploy.build.dockerfile import ImageSpec
-from nbdeploy.errors import BuildError, Conflict, EngineUnavailable, InvalidSpec, UpdateFailed
+from nbdeploy.errors import BuildError, Conflict, DeploymentFailed, EngineUnavailable, InvalidSpec, UpdateFailed
 from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target
 
 log = logging.getLogger(__name__)
@@ -32,6 +31,7 @@ CONTAINER_PORT = 5001
 KEYS_IN_CONTAINER = "/run/nbdeploy-keys"
 PROMOTE_TIMEOUT_S = 120.0
 STOP_GRACE_S = 10
+PORT_IN_USE = "Port {port} on {host} is in use; choose another port or leave it out to pick a free one."
 
 
 def image_spec_for(spec: RevisionSpec, base_image: str | None = None) -> ImageSpec:
@@ -78,8 +78,6 @@ class LocalDockerTarget(Target):
     def __init__(self, workspace: Any) -> None:
         super().__init__(workspace)
         self._client: Any = None
-        self.progress: Callable[[str], None] = log.info
-        """Receives build and start lines; the service layer may point it at its progress sink."""
         self.build_settings: BuildSettings | None = None
         """Host proxies, CA and pip settings passed into builds (default: read from the environment)."""
 
@@ -103,6 +101,9 @@ class LocalDockerTarget(Target):
             raise InvalidSpec("deployment_config", f"the local target needs a LocalDeploymentConfig, got {type(config).__name__}")
         client = self.client()
         image_spec = image_spec_for(spec)
+        conda = [p for p in getattr(spec.environment, "conda_packages", None) or [] if not p.startswith(("python", "pip"))]
+        if conda:
+            self.progress(f"warning: conda packages are not installed in images (use pip): {', '.join(conda)}")
         built = build_image(client, image_spec, spec.bundle.path, _repository(spec.service), spec.bundle.source_dir,
                             settings=self.build_settings, progress=self.progress)
         host = config.host or "127.0.0.1"
@@ -276,8 +277,9 @@ class LocalDockerTarget(Target):
             text = str(exc)
             self._remove_stale(options["name"])
             if "port is already allocated" in text or "address already in use" in text:
-                raise Conflict(f"Port {port} on {host} is in use; choose another port or leave it out to pick a free one.") from exc
-            raise BuildError(f"docker could not start the container: {exc}", step="docker run") from exc
+                raise Conflict(PORT_IN_USE.format(port=port, host=host)) from exc
+            service = options["labels"].get("nbdeploy.service", "?")
+            raise DeploymentFailed(service, str(State.FAILED), f"docker could not start the container: {exc}") from exc
         except import_docker().errors.DockerException as exc:  # pragma: no cover - engine vanished
             raise EngineUnavailable("Docker", str(exc)) from exc
 
@@ -362,7 +364,7 @@ def _check_port_free(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise Conflict(f"Port {port} on {host} is in use; choose another port or leave it out to pick a free one.") from exc
+                raise Conflict(PORT_IN_USE.format(port=port, host=host)) from exc
             raise
 
 

@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import joblib
-import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge

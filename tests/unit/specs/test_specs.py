@@ -82,7 +82,6 @@ def test_environment_from_pip_requirements(tmp_path):
 
 def test_environment_from_current_kernel_pins_imported_packages(tmp_path):
     import joblib
-    import yaml
 
     script = tmp_path / "score.py"
     script.write_text("import os, json\nimport joblib\nfrom yaml import safe_load\nimport not_installed_anywhere\n")
