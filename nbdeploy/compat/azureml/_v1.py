@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nbdeploy import service as _service
-from nbdeploy.errors import InvalidInput
+from nbdeploy.errors import InvalidInput, NbdeployError
 from nbdeploy.registry import Model as _Model
 from nbdeploy.service import Webservice as _Webservice
 from nbdeploy.specs import (
@@ -134,14 +134,16 @@ def _resolve_config(config: DeploymentConfig | None) -> DeploymentConfig:
 
 
 def _local_target() -> str:
+    """``local`` when a Docker engine answers here (or NBDEPLOY_V1_LOCAL_TARGET says so), else ``process``."""
     choice = os.environ.get("NBDEPLOY_V1_LOCAL_TARGET")
     if choice in ("process", "local"):
         return choice
     try:
-        from nbdeploy.targets.base import get_target_class
+        from nbdeploy.build.docker_builder import docker_client
 
-        get_target_class("local")
-    except Exception:  # the local Docker target is not available in this installation
+        docker_client(timeout=5).close()
+    except NbdeployError as exc:
+        log.warning("LocalWebservice runs on the process target: %s", exc)
         return "process"
     return "local"
 
