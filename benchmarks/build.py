@@ -5,8 +5,13 @@ shows the model layer last), rebuild + Healthy after a model-only and a score.py
 the cached image to Healthy. Anchor, measured in the same run: a naive single-stage Dockerfile
 (``COPY . .`` then ``pip install``) rebuilt after the same change.
 
+Last, an update under load in each network mode of the local target: a client scores in a loop (one keep-alive
+connection, one retry when a draining server closed it, as ``Webservice.run`` does) while a score.py change is
+built, started beside the serving container, promoted and the old one retired. The table gives the requests,
+the failed ones, the longest gap between two answers and the promote step's time.
+
 Needs the engine and base image: ``bash tests/engines/docker.sh up``. Run:
-``.venv/bin/python benchmarks/build.py`` (``--keep`` keeps the images).
+``.venv/bin/python benchmarks/build.py`` (``--keep`` keeps the images, ``--update-only`` runs only the last part).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -160,6 +166,91 @@ class Naive:
         return built - t0, wait_healthy(f"http://127.0.0.1:{port}")
 
 
+class UpdateUnderLoad:
+    """One update of the local target while a client scores in a loop (the update protocol of nbdeploy.service)."""
+
+    def __init__(self, workspace: Workspace, app: Path, network_mode: str) -> None:
+        self.target = LocalDockerTarget(workspace)
+        self.target.progress = lambda line: None
+        self.app, self.network_mode = app, network_mode
+        self.ok, self.failed, self.times = 0, [], []
+        self._stop = threading.Event()
+
+    def _spec(self, revision: int) -> RevisionSpec:
+        config = LocalDeploymentConfig(network_mode=self.network_mode)
+        return RevisionSpec(f"{SERVICE}-{self.network_mode}", revision, bundle_of(self.app), config, environment())
+
+    def _wait(self, handle: dict[str, Any]) -> None:
+        while (status := self.target.status(handle)).state in (State.TRANSITIONING, State.UNHEALTHY):
+            time.sleep(0.05)
+        if status.state != State.HEALTHY:
+            raise RuntimeError(f"{status.state}: {status.reason}\n{status.evidence}")
+
+    def _loop(self, url: str, body: str) -> None:
+        import httpx
+
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            while not self._stop.is_set():
+                try:
+                    try:
+                        response = client.post(url, content=body, headers={"Content-Type": "application/json"})
+                    except httpx.RemoteProtocolError:  # a keep-alive connection closed by the draining revision
+                        response = client.post(url, content=body, headers={"Content-Type": "application/json"})
+                    response.raise_for_status()
+                    self.ok += 1
+                    self.times.append(time.perf_counter())
+                except httpx.HTTPError as exc:
+                    self.failed.append(repr(exc))
+
+    def run(self) -> dict[str, Any]:
+        old = self.target.start(self._spec(1))
+        new: dict[str, Any] | None = None
+        try:
+            self._wait(old)
+            from sklearn.datasets import load_diabetes
+
+            body = json.dumps({"data": load_diabetes(return_X_y=True)[0][:1].tolist()})
+            thread = threading.Thread(target=self._loop, args=(self.target.scoring_uri(old), body), daemon=True)
+            thread.start()
+            time.sleep(0.5)
+            (self.app / "score.py").write_text(SCORE_PY.format(tag=f"update-{self.network_mode}"))
+            t0 = time.perf_counter()
+            new = self.target.start(self._spec(2), previous=old)
+            self._wait(new)
+            t1 = time.perf_counter()
+            new = self.target.promote(new, old)
+            t2 = time.perf_counter()
+            self.target.retire(old, new)
+            t3 = time.perf_counter()
+            time.sleep(0.5)
+            self._stop.set()
+            thread.join(30)
+        finally:
+            self._stop.set()
+            for handle in (old, new):
+                if handle:
+                    self.target.stop(handle)
+        gaps = [b - a for a, b in zip(self.times, self.times[1:])]
+        return {"network_mode": self.network_mode, "requests": self.ok + len(self.failed), "failed": len(self.failed),
+                "longest_gap_ms": max(gaps, default=0.0) * 1000, "promote_ms": (t2 - t1) * 1000,
+                "update_s": t3 - t0, "first_failure": self.failed[0] if self.failed else ""}
+
+
+def update_table(tmp: Path) -> list[dict[str, Any]]:
+    results = []
+    for mode in ("host", "bridge"):
+        app = tmp / f"update-{mode}"
+        write_app(app, alpha=1.0, tag="v1")
+        results.append(UpdateUnderLoad(Workspace.create(tmp / f"ws-{mode}"), app, mode).run())
+    print("\n## update() under load (local target; one client scoring in a loop)\n")
+    print("| network mode | requests | failed | longest gap between answers | promote step | build + start + promote + retire |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(f"| {r['network_mode']} | {r['requests']} | {r['failed']} | {r['longest_gap_ms']:.0f} ms "
+              f"| {r['promote_ms']:.0f} ms | {r['update_s']:.1f} s |")
+    return results
+
+
 def _created(image: Any) -> float:
     from datetime import datetime
 
@@ -185,9 +276,18 @@ def history_table(client: Any, tag: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="keep the images and containers")
+    parser.add_argument("--update-only", action="store_true", help="only the update-under-load table")
     args = parser.parse_args()
     client = docker_client()
     tmp = Path(tempfile.mkdtemp(prefix="nbdeploy-bench-"))
+    if args.update_only:
+        started = time.time() - 1
+        try:
+            print(json.dumps({"update": update_table(tmp)}), file=sys.stderr)
+        finally:
+            _remove_images(client, started, args.keep)
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     ours_app, naive_app = tmp / "ours", tmp / "naive"
     for app in (ours_app, naive_app):
         write_app(app, alpha=1.0, tag="v1")
@@ -234,22 +334,31 @@ def main() -> None:
         print(f"\n## docker history {tag} (newest first; the model layer is the last with content)\n")
         print("| size | created by |\n|---:|---|")
         print("\n".join(history_table(client, tag)))
-        print(json.dumps({"rows": rows, "above_base_deps_mb": above / 1e6}), file=sys.stderr)
+        updates = update_table(tmp)
+        print(json.dumps({"rows": rows, "above_base_deps_mb": above / 1e6, "update": updates}), file=sys.stderr)
     finally:
         if not args.keep:
             if ours.handle:
                 ours.target.stop(ours.handle)
             if naive.container is not None:
                 naive.container.remove(force=True)
-            leftovers = client.images.list(name=f"nbdeploy/{SERVICE}") + client.images.list(filters={"label": "nbdeploy.bench"})
-            leftovers += [i for i in client.images.list(filters={"dangling": True, "label": "nbdeploy.stage"})
-                          if _created(i) >= started]
-            for image in leftovers:
-                try:
-                    client.images.remove(image.id, force=True)
-                except Exception:  # noqa: BLE001
-                    pass
+        _remove_images(client, started, args.keep)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_images(client: Any, started: float, keep: bool) -> None:
+    if keep:
+        return
+    leftovers = client.images.list(filters={"label": "nbdeploy.bench"})
+    for repo in (SERVICE, f"{SERVICE}-host", f"{SERVICE}-bridge"):
+        leftovers += client.images.list(name=f"nbdeploy/{repo}")
+    leftovers += [i for i in client.images.list(filters={"dangling": True, "label": "nbdeploy.stage"})
+                  if _created(i) >= started]
+    for image in leftovers:
+        try:
+            client.images.remove(image.id, force=True)
+        except Exception:  # noqa: BLE001
+            pass
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -127,6 +128,7 @@ class LocalDeploymentConfig(DeploymentConfig):
     json_keys: ClassVar[dict[str, str]] = {
         "port": "port", "host": "host", "containerResourceRequirements.cpu": "cpu_cores",
         "containerResourceRequirements.memoryInGB": "memory_gb", "restartPolicy": "restart_policy",
+        "networkMode": "network_mode",
     }
 
     port: int | None = None
@@ -134,6 +136,9 @@ class LocalDeploymentConfig(DeploymentConfig):
     cpu_cores: float | None = None
     memory_gb: float | None = None
     restart_policy: str = "no"
+    network_mode: str = field(default_factory=lambda: "host" if sys.platform.startswith("linux") else "bridge")
+    """``host``: the server binds ``host:port`` itself and updates hand the port over without downtime (Linux);
+    ``bridge``: the port is published by Docker and an update stops the old container first (short outage)."""
 
     def validate(self) -> None:
         super().validate()
@@ -144,6 +149,8 @@ class LocalDeploymentConfig(DeploymentConfig):
                 _positive(key, getattr(self, key))
         if self.restart_policy not in ("no", "always", "on-failure", "unless-stopped"):
             raise InvalidSpec("restart_policy", f"{self.restart_policy!r} is not a Docker restart policy", allowed=["no", "always", "on-failure", "unless-stopped"])
+        if self.network_mode not in ("host", "bridge"):
+            raise InvalidSpec("network_mode", f"{self.network_mode!r} is not supported", allowed=["host", "bridge"])
 
 
 @dataclass

@@ -1,19 +1,32 @@
 """The ``local`` target: each revision is a container on the local Docker engine (v1's ``LocalWebservice``).
 
-``start`` builds (or reuses, by content digest) the revision's image, then runs it with the scoring port
-published on ``config.host`` (127.0.0.1 by default), the environment's variables, restart policy, cpu and
-memory limits and nbdeploy's labels. An update runs the new container beside the old one on a private
-ephemeral port (its :meth:`smoke_uri`); :meth:`promote` stops the old container, which frees the public
-port, and re-runs the checked image on it, restarting the old container if the new one does not become
-Healthy. The public port is therefore down for the new container's ``init()`` time (see docs/docker.md).
+``start`` builds (or reuses, by content digest) the revision's image, then runs it with the environment's
+variables, restart policy, cpu and memory limits and nbdeploy's labels. Two network modes
+(``LocalDeploymentConfig.network_mode``):
+
+``host`` (the default on Linux)
+    The container shares the host's network; the scoring server binds ``config.host:port`` itself with
+    ``--reuse-port``, plus a private loopback admin port, and writes its state to a status file in a folder
+    bind-mounted from the service's directory. An update hands the port over as the ``process`` target does:
+    the new container starts with ``--hold-public`` (serving its admin port only, :meth:`smoke_uri`),
+    :meth:`promote` sends it SIGUSR1 (``docker kill --signal``) and waits until it serves the public port
+    beside the old one (SO_REUSEPORT, same uid: every nbdeploy image runs as uid 1000), and :meth:`retire`
+    stops the old one with SIGTERM, which drains it. No request fails.
+``bridge``
+    The port is published by Docker on ``config.host``. An update runs the new container on a private
+    published port; :meth:`promote` stops the old container, which frees the public port, and re-runs the
+    checked image on it, restarting the old container if the new one does not become Healthy. The public
+    port is down for the new container's ``init()`` time (see docs/docker.md).
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -29,8 +42,19 @@ log = logging.getLogger(__name__)
 
 CONTAINER_PORT = 5001
 KEYS_IN_CONTAINER = "/run/nbdeploy-keys"
+STATE_IN_CONTAINER = "/run/nbdeploy-state"
+"""Host mode: the bind-mounted folder holding the server's status file and the ``promoted`` marker."""
 PROMOTE_TIMEOUT_S = 120.0
+HANDOVER_TIMEOUT_S = 15.0
 STOP_GRACE_S = 10
+IMAGE_UID = 1000
+# Host mode runs the image's CMD through this launcher, so that a promoted container that restarts (its
+# restart policy, a daemon restart) comes back on the public port instead of held on its admin port.
+LAUNCHER = (
+    "import os, sys; a = sys.argv[1:]; "
+    f"a = [x for x in a if x != '--hold-public'] if os.path.exists('{STATE_IN_CONTAINER}/promoted') else a; "
+    "os.execvp(a[0], a)"
+)
 PORT_IN_USE = "Port {port} on {host} is in use; choose another port or leave it out to pick a free one."
 
 
@@ -78,6 +102,7 @@ class LocalDockerTarget(Target):
     def __init__(self, workspace: Any) -> None:
         super().__init__(workspace)
         self._client: Any = None
+        self._host_problem: str | None = None
         self.build_settings: BuildSettings | None = None
         """Host proxies, CA and pip settings passed into builds (default: read from the environment)."""
 
@@ -107,6 +132,8 @@ class LocalDockerTarget(Target):
         built = build_image(client, image_spec, spec.bundle.path, _repository(spec.service), spec.bundle.source_dir,
                             settings=self.build_settings, progress=self.progress)
         host = config.host or "127.0.0.1"
+        if self._network_mode(config) == "host":
+            return self._start_host(spec, built, image_spec.gpu, host, previous)
         beside = previous is not None and self._running(previous)
         if beside:
             port = 0  # a private ephemeral port until promote()
@@ -115,8 +142,9 @@ class LocalDockerTarget(Target):
             _check_port_free(host, port)
         handle: Handle = {
             "container": "", "image": built.tag, "image_id": built.image_id, "host": host, "port": port,
-            "public_port": config.port or (previous or {}).get("port") or port, "held": beside,
-            "service": spec.service, "revision": spec.revision, "gpu": image_spec.gpu,
+            "public_port": config.port or (previous or {}).get("public_port") or (previous or {}).get("port") or port,
+            "held": beside, "service": spec.service, "revision": spec.revision, "gpu": image_spec.gpu,
+            "network": "bridge",
         }
         run_options = self._run_options(spec, handle)
         run_options["gpu"] = image_spec.gpu
@@ -135,10 +163,12 @@ class LocalDockerTarget(Target):
         st = container.attrs["State"]
         if st["Status"] in ("exited", "dead"):
             code = st.get("ExitCode")
+            error = _read_json(handle.get("status_file")).get("error")
             if st.get("OOMKilled"):
                 reason = f"the container was killed for memory (OOM; memory limit {_mem_text(container)})"
             else:
                 reason = f"the container exited with code {code}" + (" (init() failed)" if code == 3 else "")
+                reason += f": {error}" if error else ""
             return Status(State.FAILED, reason, evidence=self.logs(handle, 60), scoring_uri=uri,
                           details={"exit_code": code, "oom_killed": bool(st.get("OOMKilled"))})
         if st["Status"] == "restarting":
@@ -146,6 +176,8 @@ class LocalDockerTarget(Target):
                           evidence=self.logs(handle, 60), scoring_uri=uri)
         if st["Status"] != "running":
             return Status(State.TRANSITIONING, f"container {st['Status']}", scoring_uri=uri)
+        if handle.get("network") == "host":
+            return self._host_status(handle, container, uri)
         ok, detail = _probe(f"http://{_client_host(handle['host'])}:{handle['port']}/health/ready")
         if ok:
             return Status(State.HEALTHY, scoring_uri=uri)
@@ -167,15 +199,16 @@ class LocalDockerTarget(Target):
 
     def stop(self, handle: Handle) -> None:
         container = self._container(handle) if handle.get("container") else None
-        if container is None:
-            return
-        docker = import_docker()
-        try:
-            if container.status == "running":
-                container.stop(timeout=STOP_GRACE_S)
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
+        if container is not None:
+            docker = import_docker()
+            try:
+                if container.status == "running":
+                    container.stop(timeout=STOP_GRACE_S)  # SIGTERM: the server drains, then exits
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        if handle.get("state_dir"):
+            shutil.rmtree(handle["state_dir"], ignore_errors=True)
 
     def delete_image(self, handle: Handle) -> None:
         """Remove the revision's image (``delete()`` when asked); kept when another container uses it."""
@@ -186,6 +219,8 @@ class LocalDockerTarget(Target):
             log.info("image %s kept: %s", handle.get("image"), exc)
 
     def smoke_uri(self, handle: Handle) -> str | None:
+        if handle.get("admin_port"):
+            return f"http://127.0.0.1:{handle['admin_port']}"  # the server binds its admin port on loopback
         return f"http://{_client_host(handle['host'])}:{handle['port']}"
 
     def scoring_uri(self, handle: Handle) -> str | None:
@@ -193,9 +228,15 @@ class LocalDockerTarget(Target):
         return f"http://{_client_host(handle.get('host', '127.0.0.1'))}:{port}/score"
 
     def promote(self, new: Handle, old: Handle | None) -> Handle:
-        """Stop ``old`` (freeing the public port) and re-run ``new``'s image on it; restore ``old`` on failure."""
+        """Move the public port to ``new``; ``old`` keeps serving when that fails.
+
+        Host mode: SIGUSR1 makes ``new`` bind the public port beside ``old`` (the caller then retires ``old``,
+        which drains). Bridge mode: stop ``old`` (freeing the published port) and re-run ``new``'s image on it.
+        """
         if not new.get("held"):
             return new
+        if new.get("network") == "host":
+            return self._promote_host(new, old)
         old_container = self._container(old) if old else None
         if old_container is not None and old_container.status == "running":
             old_container.stop(timeout=STOP_GRACE_S)
@@ -227,6 +268,139 @@ class LocalDockerTarget(Target):
     def _running(self, handle: Handle) -> bool:
         container = self._container(handle) if handle.get("container") else None
         return container is not None and container.status == "running"
+
+    # -- host network mode --------------------------------------------------------------------------
+    def _network_mode(self, config: Any) -> str:
+        mode = getattr(config, "network_mode", "bridge")
+        if mode == "host":
+            problem = self._host_network_problem()
+            if problem:
+                self.progress(f"warning: {problem}; publishing the port instead (network_mode='bridge': "
+                              "an update has a short outage)")
+                return "bridge"
+        return mode
+
+    def _host_network_problem(self) -> str:
+        """Why the engine's host network is not this machine's ('' when it is)."""
+        if self._host_problem is None:
+            client = self.client()
+            info = client.info()
+            if not client.api.base_url.startswith("http+docker://localhost"):
+                self._host_problem = f"the Docker engine at {client.api.base_url} is not on this machine"
+            elif any("rootless" in option for option in info.get("SecurityOptions") or []):
+                self._host_problem = "the Docker engine is rootless: its host network is not this machine's"
+            elif "Docker Desktop" in (info.get("OperatingSystem") or ""):
+                self._host_problem = "Docker Desktop runs containers in a VM: its host network is not this machine's"
+            else:
+                self._host_problem = ""
+        return self._host_problem
+
+    def _start_host(self, spec: RevisionSpec, built: Any, gpu: bool, host: str, previous: Handle | None) -> Handle:
+        """Run the image on the host network: the server binds ``host:port`` with SO_REUSEPORT itself."""
+        config = spec.config
+        beside = previous is not None and self._running(previous)
+        previous_port = ((previous or {}).get("public_port") or (previous or {}).get("port")) if beside else None
+        port = config.port or previous_port or _free_port(host)
+        if port != previous_port:
+            _check_port_free(host, port)
+        admin = _free_port("127.0.0.1")
+        image = self.client().images.get(built.tag).attrs["Config"]
+        cmd = list(image.get("Cmd") or [])
+        if not cmd:
+            raise DeploymentFailed(spec.service, str(State.FAILED), f"image {built.tag} has no CMD to run the scoring server")
+        state_dir = self.workspace.service_dir(spec.service, create=True) / f"state-r{spec.revision}"
+        _state_folder(state_dir)
+        argv = [cmd[0], "-c", LAUNCHER, *cmd, "--host", host, "--port", str(port), "--reuse-port",
+                "--admin-port", str(admin), "--status-file", f"{STATE_IN_CONTAINER}/status.json"]
+        if beside:
+            argv.append("--hold-public")
+        handle: Handle = {
+            "container": "", "image": built.tag, "image_id": built.image_id, "host": host, "port": port,
+            "public_port": port, "admin_port": admin, "held": beside, "service": spec.service,
+            "revision": spec.revision, "gpu": gpu, "network": "host", "user": image.get("User") or "",
+            "state_dir": str(state_dir), "status_file": str(state_dir / "status.json"),
+        }
+        options = self._run_options(spec, handle)
+        options.update(network="host", command=argv, gpu=gpu, state_dir=str(state_dir),
+                       healthcheck=_healthcheck_on(image.get("Healthcheck"), admin))
+        options["final_restart_policy"] = options["restart_policy"]
+        if beside:  # a candidate that fails must fail the update now, not restart until the timeout
+            options["restart_policy"] = {"Name": "no"}
+        handle["run"] = options
+        container = self._run(built.tag, options, host, port)
+        handle["container"] = container.id
+        role = "held on its admin port until promoted" if beside else "serving"
+        self.progress(f"container {container.name} ({container.short_id}) on {host}:{port} (host network, "
+                      f"admin port {admin}, {role})")
+        return handle
+
+    def _host_status(self, handle: Handle, container: Any, uri: str | None) -> Status:
+        info = _read_json(handle.get("status_file"))
+        server_state = info.get("state")
+        if server_state == "failed":
+            return Status(State.FAILED, f"the scoring server failed: {info.get('error') or 'see the log'}",
+                          evidence=self.logs(handle, 60), scoring_uri=uri, details=info)
+        detail = "init() is running"
+        if server_state in ("ready", "serving"):
+            ok, detail = _probe(f"{self.smoke_uri(handle)}/health/ready")
+            if ok:
+                return Status(State.HEALTHY, scoring_uri=uri, details=info)
+        kills = _oom_kills(container)
+        if kills:
+            return Status(State.FAILED, f"a process was killed for memory ({kills} OOM kill(s); memory limit "
+                          f"{_mem_text(container)})", evidence=self.logs(handle, 60), scoring_uri=uri,
+                          details={"oom_killed": True})
+        health = (container.attrs["State"].get("Health") or {}).get("Status")
+        if health == "unhealthy" or server_state in ("ready", "serving"):
+            return Status(State.UNHEALTHY, f"readiness probe failing: {detail}", evidence=self.logs(handle, 30),
+                          scoring_uri=uri, details=info)
+        if server_state == "stopping":
+            return Status(State.UNHEALTHY, "the scoring server is draining", scoring_uri=uri, details=info)
+        return Status(State.TRANSITIONING, detail, scoring_uri=uri, details=info)
+
+    def _promote_host(self, new: Handle, old: Handle | None) -> Handle:
+        port = new["public_port"]
+        container = self._container(new)
+        if container is None or container.status != "running":
+            evidence = self.logs(new, 30)
+            self.stop(new)
+            raise UpdateFailed(new["service"], str(State.FAILED),
+                               f"revision {new['revision']} stopped before it took the public port {port}", evidence)
+        old_container = self._container(old) if old and old.get("container") else None
+        if old_container is not None and old_container.status != "running":
+            old_container = None
+        shares = (old_container is not None and old.get("network") == "host" and old.get("user") == new.get("user"))
+        same_port = old is not None and (old.get("public_port") or old.get("port")) == port
+        stopped = None
+        if old_container is not None and same_port and not shares:
+            # a published (bridge) port or another uid cannot share the port: free it first (a short outage)
+            old_container.stop(timeout=STOP_GRACE_S)
+            stopped = old_container
+        t0 = time.monotonic()
+        try:
+            container.kill(signal="SIGUSR1")
+            while True:
+                info = _read_json(new["status_file"])
+                if info.get("state") == "serving":
+                    break
+                if info.get("state") == "failed" or not self._running(new) or time.monotonic() - t0 > HANDOVER_TIMEOUT_S:
+                    why = info.get("error") or f"state {info.get('state')!r} after {time.monotonic() - t0:.1f}s"
+                    raise UpdateFailed(new["service"], str(State.FAILED),
+                                       f"revision {new['revision']} did not take the public port {port}: {why}",
+                                       self.logs(new, 30))
+                time.sleep(0.02)
+        except BaseException:
+            self.stop(new)
+            if stopped is not None:
+                stopped.start()
+            raise
+        self.progress(f"revision {new['revision']} serves {new['host']}:{port} ({(time.monotonic() - t0) * 1000:.0f} ms after SIGUSR1)")
+        (Path(new["state_dir"]) / "promoted").touch()
+        final_policy = new["run"].get("final_restart_policy") or {"Name": "no"}
+        if final_policy.get("Name", "no") != "no":
+            container.update(restart_policy=final_policy)
+        run = {**new["run"], "restart_policy": final_policy}
+        return {**new, "held": False, "run": run}
 
     def _run_options(self, spec: RevisionSpec, handle: Handle) -> dict[str, Any]:
         config = spec.config
@@ -260,14 +434,27 @@ class LocalDockerTarget(Target):
         kwargs: dict[str, Any] = {
             "name": options["name"], "environment": options["env"], "labels": options["labels"],
             "restart_policy": options["restart_policy"], "detach": True,
-            "ports": {f"{CONTAINER_PORT}/tcp": (host, port or None)},
         }
+        volumes: dict[str, dict[str, str]] = {}
+        if options.get("network") == "host":
+            kwargs["network_mode"] = "host"
+            kwargs["command"] = options["command"]
+            # explicit: without a StopSignal, Docker 20.10 treats any `docker kill --signal` (our SIGUSR1) as a
+            # stop and does not apply the restart policy when the container exits next
+            kwargs["stop_signal"] = "SIGTERM"
+            if options.get("healthcheck"):
+                kwargs["healthcheck"] = options["healthcheck"]
+            volumes[options["state_dir"]] = {"bind": STATE_IN_CONTAINER, "mode": "rw"}
+        else:
+            kwargs["ports"] = {f"{CONTAINER_PORT}/tcp": (host, port or None)}
         if options.get("mem_limit"):
             kwargs["mem_limit"] = kwargs["memswap_limit"] = options["mem_limit"]
         if options.get("nano_cpus"):
             kwargs["nano_cpus"] = options["nano_cpus"]
         if options.get("keys_dir"):
-            kwargs["volumes"] = {options["keys_dir"]: {"bind": KEYS_IN_CONTAINER, "mode": "ro"}}
+            volumes[options["keys_dir"]] = {"bind": KEYS_IN_CONTAINER, "mode": "ro"}
+        if volumes:
+            kwargs["volumes"] = volumes
         if options.get("gpu"):
             kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
         self._remove_stale(options["name"])
@@ -342,6 +529,38 @@ def _write_keys(folder: Path, keys: tuple[str, str]) -> None:
     os.replace(tmp, folder / "keys.json")
 
 
+def _state_folder(folder: Path) -> None:
+    """The host-mode state folder, writable by the image's user (uid 1000): the server writes its status there."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    if os.geteuid() == 0:
+        os.chown(folder, IMAGE_UID, IMAGE_UID)
+    elif os.geteuid() != IMAGE_UID:
+        folder.chmod(0o777)  # holds only the server's state, no secrets
+
+
+def _read_json(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _healthcheck_on(healthcheck: dict[str, Any] | None, port: int) -> dict[str, Any] | None:
+    """The image's HEALTHCHECK pointed at the admin port (on the host network, 5001 may be anybody's)."""
+    if not healthcheck or not healthcheck.get("Test"):
+        return None
+    old = f"127.0.0.1:{CONTAINER_PORT}/"
+    test = [part.replace(old, f"127.0.0.1:{port}/") for part in healthcheck["Test"]]
+    if test == healthcheck["Test"]:
+        return None  # not ours (a user's base image): keep it as it is
+    return {"test": test, "interval": healthcheck.get("Interval") or 0, "timeout": healthcheck.get("Timeout") or 0,
+            "retries": healthcheck.get("Retries") or 0, "start_period": healthcheck.get("StartPeriod") or 0}
+
+
 def _probe(url: str, timeout: float = 2.0) -> tuple[bool, str]:
     from nbdeploy.targets.process import probe
 
@@ -360,6 +579,7 @@ def _free_port(host: str) -> int:
 
 def _check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are not "in use"
         try:
             sock.bind((host, port))
         except OSError as exc:
