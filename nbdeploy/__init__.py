@@ -27,7 +27,7 @@ _EXPORTS: dict[str, str] = {
     "errors": "nbdeploy.errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__", "load_ipython_extension"]
+__all__ = sorted(_EXPORTS) + ["__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def __getattr__(name: str) -> Any:
@@ -49,6 +49,13 @@ def load_ipython_extension(ipython: Any) -> None:
     from nbdeploy.notebook.magics import load_ipython_extension as _load
 
     _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext nbdeploy``: remove the magics' progress hook."""
+    from nbdeploy.notebook.magics import unload_ipython_extension as _unload
+
+    _unload(ipython)
 
 
 if TYPE_CHECKING:  # pragma: no cover

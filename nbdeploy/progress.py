@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 log = logging.getLogger("nbdeploy.progress")
 
@@ -70,11 +70,11 @@ class PlainSink:
             self._write(f"{service}: ended {state}" + (f" - {reason}" if reason else ""))
 
 
-SinkFactory = Callable[[bool], ProgressSink]
-"""``factory(show_output) -> sink``."""
+SinkFactory = Callable[..., ProgressSink]
+"""``factory(show_output, workspace=None) -> sink``; ``workspace`` is where the service lives."""
 
 
-def _default_factory(show_output: bool) -> ProgressSink:
+def _default_factory(show_output: bool, workspace: Any = None) -> ProgressSink:
     return PlainSink() if show_output else LoggingSink()
 
 
@@ -87,6 +87,6 @@ def set_sink_factory(factory: SinkFactory | None) -> None:
     _factory = factory or _default_factory
 
 
-def make_sink(show_output: bool) -> ProgressSink:
-    """A sink for one operation."""
-    return _factory(show_output)
+def make_sink(show_output: bool, workspace: Any = None) -> ProgressSink:
+    """A sink for one operation on a service of ``workspace``."""
+    return _factory(show_output, workspace=workspace)

@@ -104,7 +104,7 @@ def deploy(
     if exists and not overwrite:
         raise AlreadyExists(f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name.")
     target = get_target(config.target, ws)
-    progress = sink or make_sink(show_output)
+    progress = sink or make_sink(show_output, workspace=ws)
     target.progress = lambda line: progress.line(name, line)
     bundle = create_bundle(ws, model_objs, inference_config)
     keys = _keys_for(config)
@@ -260,7 +260,7 @@ class Webservice:
     # -- waiting ---------------------------------------------------------------------------------
     def wait_for_deployment(self, show_output: bool = False, timeout_sec: float | None = None, sink: ProgressSink | None = None) -> Status:
         """Wait until the service is Healthy; raise :class:`DeploymentFailed` with state, reason and log tail otherwise."""
-        sink = sink or make_sink(show_output)
+        sink = sink or make_sink(show_output, workspace=self.workspace)
         handle, _ = self._current()
         status = _wait(self._target(), handle, self.name, sink, timeout_sec or DEFAULT_TIMEOUT_S) if handle else self.status()
         self._last_status = status
@@ -342,7 +342,7 @@ class Webservice:
         dc = deployment_config or self.deployment_config
         if dc.target != self._record.target:
             raise InvalidInput(f"deployment_config is for target {dc.target!r} but {self.name!r} runs on {self._record.target!r}; delete and redeploy to move it.")
-        return self._roll_out(model_objs, ic, dc, sink or make_sink(show_output), timeout_sec or DEFAULT_TIMEOUT_S)
+        return self._roll_out(model_objs, ic, dc, sink or make_sink(show_output, workspace=self.workspace), timeout_sec or DEFAULT_TIMEOUT_S)
 
     def reload(self, show_output: bool = False, sink: ProgressSink | None = None) -> Webservice:
         """Re-read the entry script and source folder and restart on them (no rebuild), without downtime."""

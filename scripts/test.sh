@@ -5,6 +5,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 py=$(scripts/dev-env.sh | tail -n 1)
+# The real-frontend notebook test drives Debian's headless Chromium (no browser downloads).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >&2 \
+    || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >&2; }
+fi
 # The reference scoring server (azmlinfsrv) lives in its own venv: its pins clash with ours.
 export NBDEPLOY_REFERENCE_PYTHON=$(tests/engines/reference-server.sh up | tail -n 1)
 for engine in ${NBDEPLOY_TEST_ENGINES:-docker}; do

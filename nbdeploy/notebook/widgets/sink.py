@@ -1,0 +1,53 @@
+"""``WidgetSink``: the ProgressSink that feeds a DeploymentPanel (created and displayed on first use)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nbdeploy.notebook.widgets.deployment_panel import DeploymentPanel
+    from nbdeploy.workspace import Workspace
+
+
+class WidgetSink:
+    """Reports progress into ``panel``; without one, makes a panel for the service and displays it.
+
+    Once the panel is closed, reports are dropped: the operation itself goes on.
+    """
+
+    def __init__(self, panel: DeploymentPanel | None = None, workspace: Workspace | str | None = None,
+                 display: bool = True) -> None:
+        self.panel = panel
+        self.workspace = workspace
+        self.display = display
+        self._last: tuple[str, str] | None = None
+
+    def _panel(self, service: str) -> DeploymentPanel | None:
+        if self.panel is None:
+            from nbdeploy.notebook.widgets.deployment_panel import DeploymentPanel
+
+            self.panel = DeploymentPanel(service, workspace=self.workspace)
+            if self.display:
+                from IPython.display import display
+
+                display(self.panel)
+        return None if self.panel.closed else self.panel
+
+    def state(self, service: str, state: str, reason: str = "") -> None:
+        panel = self._panel(service)
+        if panel is not None:
+            panel.set_state(state, reason)
+            if (state, reason) != self._last:
+                self._last = (state, reason)
+                panel.add_line(state + (f": {reason}" if reason else ""))
+
+    def line(self, service: str, text: str) -> None:
+        panel = self._panel(service)
+        if panel is not None:
+            panel.add_line(text)
+
+    def finish(self, service: str, state: str, reason: str = "", scoring_uri: str | None = None) -> None:
+        panel = self._panel(service)
+        if panel is not None:
+            panel.set_state(state, reason, scoring_uri)
+            panel.add_line(f"{state}" + (f": {reason}" if reason else "") + (f" - scoring at {scoring_uri}" if scoring_uri else ""))

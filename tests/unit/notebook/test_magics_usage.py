@@ -1,0 +1,114 @@
+"""User mistakes in magics raise UsageError with the fix, and change nothing."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+
+GOOD_SCRIPT = "def init():\n    pass\n\ndef run(raw_data):\n    return raw_data\n"
+
+
+def test_unknown_option_is_a_usage_error(ip, model_file):
+    with pytest.raises(UsageError, match="unrecognized arguments: --colour"):
+        ip.run_line_magic("register_model", f"{model_file} --name m --colour red")
+    with pytest.raises(UsageError, match="unrecognized arguments"):
+        ip.run_line_magic("deploy", "svc-x --model m --bogus 1")
+    with pytest.raises(UsageError, match="invalid choice"):
+        ip.run_line_magic("deploy", "svc-x --model m --target moon")
+    with pytest.raises(UsageError):
+        ip.run_line_magic("logs", "")
+
+
+def test_score_script_with_a_syntax_error_is_refused_and_not_written(ip, tmp_path):
+    with pytest.raises(UsageError, match=r"score\.py line 2: syntax error"):
+        ip.run_cell_magic("score_script", "score.py", "def init():\ndef run(x) return x\n")
+    assert not (tmp_path / "score.py").exists()
+
+
+def test_score_script_without_run_is_refused(ip, tmp_path):
+    with pytest.raises(UsageError, match=r"defines no run\(\)"):
+        ip.run_cell_magic("score_script", "", "def init():\n    pass\n")
+    assert not (tmp_path / "score.py").exists()
+
+
+def test_score_script_writes_and_remembers(ip, tmp_path, capsys):
+    ip.run_cell_magic("score_script", "sub/score2.py", GOOD_SCRIPT)
+    assert (tmp_path / "sub" / "score2.py").read_text() == GOOD_SCRIPT
+    assert "init and run found" in capsys.readouterr().out
+
+
+def test_deploy_unknown_model_names_close_matches(ip, model_file):
+    ip.run_line_magic("register_model", f"{model_file} --name diabetes")
+    ip.run_cell_magic("score_script", "", GOOD_SCRIPT)
+    with pytest.raises(UsageError, match="No model named 'diabetis'. Did you mean 'diabetes'"):
+        ip.run_line_magic("deploy", "svc-x --model diabetis")
+    with pytest.raises(UsageError, match="Existing versions of 'diabetes': 1"):
+        ip.run_line_magic("deploy", "svc-x --model diabetes:7")
+    assert len(ip.run_line_magic("services", "")) == 0
+
+
+def test_deploy_unknown_environment(ip, model_file):
+    ip.run_line_magic("register_model", f"{model_file} --name diabetes")
+    ip.run_cell_magic("environment", "sklearn-env", "pip: [scikit-learn]\n")
+    ip.run_cell_magic("score_script", "", GOOD_SCRIPT)
+    with pytest.raises(UsageError, match="No environment named 'sklearn-evn'. Did you mean 'sklearn-env'"):
+        ip.run_line_magic("deploy", "svc-x --model diabetes --env sklearn-evn")
+
+
+def test_deploy_without_entry_script(ip, model_file):
+    ip.run_line_magic("register_model", f"{model_file} --name diabetes")
+    with pytest.raises(UsageError, match="No entry script: write one with %%score_script"):
+        ip.run_line_magic("deploy", "svc-x --model diabetes")
+
+
+@pytest.mark.parametrize("target", ["edge", "fpga"])
+def test_targets_not_built_yet_say_so(ip, target):
+    with pytest.raises(UsageError, match=f"The '{target}' target is not available yet"):
+        ip.run_line_magic("deploy", f"svc-x --model m --target {target}")
+
+
+def test_option_that_does_not_apply_to_the_target(ip, model_file):
+    ip.run_line_magic("register_model", f"{model_file} --name diabetes")
+    ip.run_cell_magic("score_script", "", GOOD_SCRIPT)
+    with pytest.raises(UsageError, match="--namespace does not apply to --target process"):
+        ip.run_line_magic("deploy", "svc-x --model diabetes --namespace prod")
+
+
+def test_bad_tag_environment_and_inference_config(ip, model_file):
+    with pytest.raises(UsageError, match="--tag takes key=value"):
+        ip.run_line_magic("register_model", f"{model_file} --name m --tag oops")
+    with pytest.raises(UsageError, match="unknown environment key"):
+        ip.run_cell_magic("environment", "e1", "pipp: [x]\n")
+    with pytest.raises(UsageError, match="entryScript"):
+        ip.run_cell_magic("inference_config", "", '{"sourceDirectory": "."}')
+    with pytest.raises(UsageError, match="does not exist"):
+        ip.run_cell_magic("inference_config", "", "entryScript: missing.py\n")
+
+
+def test_score_mistakes(ip):
+    with pytest.raises(UsageError, match="needs a request body"):
+        ip.run_line_magic("score", "svc-x")
+    with pytest.raises(UsageError, match="not valid JSON"):
+        ip.run_line_magic("score", "svc-x {data: 1}")
+    with pytest.raises(UsageError, match="No variable named 'nothing'"):
+        ip.run_line_magic("score", "svc-x $nothing")
+    with pytest.raises(UsageError, match="No service named 'svc-x'"):
+        ip.run_line_magic("score", 'svc-x {"data": 1}')
+    with pytest.raises(UsageError, match="No service named 'svc-x'"):
+        ip.run_line_magic("undeploy", "svc-x")
+
+
+def test_models_table(ip, model_file):
+    assert "No models registered" in repr(ip.run_line_magic("models", ""))
+    ip.run_line_magic("register_model", f"{model_file} --name diabetes --tag area=health")
+    ip.run_line_magic("register_model", f"{model_file} --name diabetes")
+    table = ip.run_line_magic("models", "--latest")
+    assert len(table) == 1 and "diabetes" in repr(table) and "<table>" in table._repr_html_()
+    assert len(ip.run_line_magic("models", "--tag area=health")) == 1
+
+
+def test_inference_config_is_used_by_deploy(ip, tmp_path):
+    (tmp_path / "s.py").write_text(GOOD_SCRIPT)
+    ip.run_cell_magic("inference_config", "", '{"entryScript": "s.py"}')
+    magics = ip.magics_manager.registry["NbdeployMagics"]
+    assert magics.session.inference_config.entry_script_path == (tmp_path / "s.py").resolve()
