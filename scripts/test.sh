@@ -12,7 +12,7 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 # The reference scoring server (azmlinfsrv) lives in its own venv: its pins clash with ours.
 export NBDEPLOY_REFERENCE_PYTHON=$(tests/engines/reference-server.sh up | tail -n 1)
-for engine in ${NBDEPLOY_TEST_ENGINES:-docker}; do
+for engine in ${NBDEPLOY_TEST_ENGINES:-docker kubernetes}; do
   "tests/engines/$engine.sh" up
 done
 set +e

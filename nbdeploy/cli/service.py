@@ -20,6 +20,8 @@ from nbdeploy.specs import (
     load_inference_config,
 )
 from nbdeploy.specs.environment_store import load_environment
+from nbdeploy.targets.kubernetes.cli_options import click_options as aks_options
+from nbdeploy.targets.kubernetes.cli_options import config_overrides as aks_overrides
 from nbdeploy.workspace import Workspace
 
 
@@ -94,11 +96,12 @@ def _wait_and_report(svc: Webservice, timeout: float | None) -> None:
 @click.option("--workers", type=int, default=None, help="Scoring worker processes.")
 @click.option("--overwrite", is_flag=True, help="Replace a service with the same name.")
 @click.option("--no-wait", is_flag=True, help="Return once started instead of waiting for Healthy.")
+@aks_options
 @click.pass_context
 def deploy_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str | None, dc: str | None,
                entry_script: str | None, source_dir: str | None, env: str | None, requirements: str | None,
                port: int | None, auth: bool | None, timeout: float | None, target: str | None,
-               workers: int | None, overwrite: bool, no_wait: bool) -> None:
+               workers: int | None, overwrite: bool, no_wait: bool, **k8s: Any) -> None:
     """Deploy models with an entry script as service NAME and wait until it is Healthy."""
     ws = workspace_from(ctx)
     if not models:
@@ -106,7 +109,7 @@ def deploy_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str |
     config = _inference_config(ic, entry_script, source_dir, env, requirements, ws)
     if config is None:
         raise click.UsageError("give --entry-script (or --ic inferenceconfig.json)")
-    deployment = _deployment_config(dc, target, {"port": port, "auth_enabled": auth, "workers": workers})
+    deployment = _deployment_config(dc, target, {"port": port, "auth_enabled": auth, "workers": workers, **aks_overrides(k8s)})
     svc = deploy_service(name, list(models), config, deployment, overwrite=overwrite, workspace=ws)
     click.echo(f"Deploying {name} (revision 1) on {svc.compute_type}")
     if not no_wait:
@@ -117,15 +120,16 @@ def deploy_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str |
 @click.argument("name")
 @_spec_options
 @click.option("--workers", type=int, default=None)
+@aks_options
 @click.pass_context
 def update_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str | None, dc: str | None,
                entry_script: str | None, source_dir: str | None, env: str | None, requirements: str | None,
-               port: int | None, auth: bool | None, timeout: float | None, workers: int | None) -> None:
+               port: int | None, auth: bool | None, timeout: float | None, workers: int | None, **k8s: Any) -> None:
     """Roll NAME to a new revision; the current one keeps serving unless the new one is Healthy."""
     ws = workspace_from(ctx)
     svc = Webservice(name, ws)
     config = _inference_config(ic, entry_script, source_dir, env, requirements, ws)
-    overrides = {"port": port, "auth_enabled": auth, "workers": workers}
+    overrides = {"port": port, "auth_enabled": auth, "workers": workers, **aks_overrides(k8s)}
     deployment = load_deployment_config(dc) if dc else None
     if deployment is None and any(v is not None for v in overrides.values()):
         deployment = svc.deployment_config

@@ -21,6 +21,15 @@ OPTION_FIELDS: dict[str, dict[str, str]] = {
     "cpu": {"local": "cpu_cores", "aci": "cpu_cores", "aks": "cpu_cores"},
     "memory_gb": {"local": "memory_gb", "aci": "memory_gb", "aks": "memory_gb"},
     "namespace": {"aks": "namespace"},
+    "kubeconfig": {"aks": "kubeconfig"},
+    "context": {"aks": "context"},
+    "autoscale_min": {"aks": "autoscale_min_replicas"},
+    "autoscale_max": {"aks": "autoscale_max_replicas"},
+    "autoscale_target": {"aks": "autoscale_target_utilization"},
+    "cpu_limit": {"aks": "cpu_cores_limit"},
+    "memory_gb_limit": {"aks": "memory_gb_limit"},
+    "gpu": {"aks": "gpu_cores"},
+    "service_type": {"aks": "service_type"},
 }
 
 
@@ -50,4 +59,6 @@ def deployment_config(target: str, args: argparse.Namespace) -> DeploymentConfig
         values[per_target[target]] = value
     if target == "aks" and "num_replicas" in values:
         values.setdefault("autoscale_enabled", False)
+    if target == "aks" and any(k.startswith("autoscale_") and k != "autoscale_enabled" for k in values):
+        values.setdefault("autoscale_enabled", True)
     return deployment_config_class(target)(**values)
