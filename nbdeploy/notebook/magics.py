@@ -156,7 +156,7 @@ class NbdeployMagics(Magics):
     @argument("--context", help="kubeconfig context (aks).")
     @argument("--autoscale-min", type=int, help="Autoscaling: fewest replicas (aks).")
     @argument("--autoscale-max", type=int, help="Autoscaling: most replicas (aks).")
-    @argument("--autoscale-target", type=int, help="Autoscaling: target CPU utilization in % (aks).")
+    @argument("--autoscale-target", type=int, help="Autoscaling: target CPU utilization, percent (aks).")
     @argument("--cpu-limit", type=float, help="CPU limit per replica (aks).")
     @argument("--memory-gb-limit", type=float, help="Memory limit per replica in GB (aks).")
     @argument("--gpu", type=int, help="GPUs per replica (aks).")
