@@ -507,7 +507,7 @@ def _wait(target: Target, handle: Handle, name: str, sink: ProgressSink, timeout
 
 def _probe_held(target: Target, handle: Handle, status: Status) -> Status:
     """A revision held back from the public port is Healthy when its private URL is ready."""
-    from nbdeploy.targets.process import probe
+    from nbdeploy.targets.net import probe
 
     base = target.smoke_uri(handle)
     if base is None:

@@ -133,9 +133,9 @@ class Target(ABC):
             return str(handle["scoring_uri"])
         if "port" not in handle:
             return None
-        host = handle.get("host") or "127.0.0.1"
-        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        return f"http://{host}:{handle['port']}/score"
+        from nbdeploy.targets.net import client_host
+
+        return f"http://{client_host(handle.get('host') or '')}:{handle['port']}/score"
 
     def smoke_uri(self, handle: Handle) -> str | None:
         """A base URL that reaches this revision alone (before promotion), for health and smoke checks."""

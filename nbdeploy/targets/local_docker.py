@@ -21,22 +21,40 @@ variables, restart policy, cpu and memory limits and nbdeploy's labels. Two netw
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
 import os
 import shutil
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 from nbdeploy.build.base_image import default_base_image
-from nbdeploy.build.docker_builder import BuildSettings, build_image, docker_client, import_docker
+from nbdeploy.build.docker_builder import (
+    BuildSettings,
+    build_image,
+    docker_client,
+    import_docker,
+)
 from nbdeploy.build.dockerfile import ImageSpec
-from nbdeploy.errors import BuildError, Conflict, DeploymentFailed, EngineUnavailable, InvalidSpec, UpdateFailed
+from nbdeploy.errors import (
+    BuildError,
+    Conflict,
+    DeploymentFailed,
+    EngineUnavailable,
+    InvalidSpec,
+    UpdateFailed,
+)
 from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target
+from nbdeploy.targets.net import (
+    PORT_IN_USE,
+    check_port_free,
+    client_host,
+    free_port,
+    probe,
+)
+from nbdeploy.targets.server_status import failure_reason, read_status_file
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +73,6 @@ LAUNCHER = (
     f"a = [x for x in a if x != '--hold-public'] if os.path.exists('{STATE_IN_CONTAINER}/promoted') else a; "
     "os.execvp(a[0], a)"
 )
-PORT_IN_USE = "Port {port} on {host} is in use; choose another port or leave it out to pick a free one."
 
 
 def image_spec_for(spec: RevisionSpec, base_image: str | None = None) -> ImageSpec:
@@ -138,8 +155,8 @@ class LocalDockerTarget(Target):
         if beside:
             port = 0  # a private ephemeral port until promote()
         else:
-            port = config.port or _free_port(host)
-            _check_port_free(host, port)
+            port = config.port or free_port(host)
+            check_port_free(host, port)
         handle: Handle = {
             "container": "", "image": built.tag, "image_id": built.image_id, "host": host, "port": port,
             "public_port": config.port or (previous or {}).get("public_port") or (previous or {}).get("port") or port,
@@ -163,12 +180,11 @@ class LocalDockerTarget(Target):
         st = container.attrs["State"]
         if st["Status"] in ("exited", "dead"):
             code = st.get("ExitCode")
-            error = _read_json(handle.get("status_file")).get("error")
+            error = read_status_file(handle.get("status_file")).get("error")
             if st.get("OOMKilled"):
                 reason = f"the container was killed for memory (OOM; memory limit {_mem_text(container)})"
             else:
-                reason = f"the container exited with code {code}" + (" (init() failed)" if code == 3 else "")
-                reason += f": {error}" if error else ""
+                reason = failure_reason({"error": error}, code)
             return Status(State.FAILED, reason, evidence=self.logs(handle, 60), scoring_uri=uri,
                           details={"exit_code": code, "oom_killed": bool(st.get("OOMKilled"))})
         if st["Status"] == "restarting":
@@ -178,7 +194,7 @@ class LocalDockerTarget(Target):
             return Status(State.TRANSITIONING, f"container {st['Status']}", scoring_uri=uri)
         if handle.get("network") == "host":
             return self._host_status(handle, container, uri)
-        ok, detail = _probe(f"http://{_client_host(handle['host'])}:{handle['port']}/health/ready")
+        ok, detail = probe(f"http://{client_host(handle['host'])}:{handle['port']}/health/ready")
         if ok:
             return Status(State.HEALTHY, scoring_uri=uri)
         kills = _oom_kills(container)
@@ -221,11 +237,11 @@ class LocalDockerTarget(Target):
     def smoke_uri(self, handle: Handle) -> str | None:
         if handle.get("admin_port"):
             return f"http://127.0.0.1:{handle['admin_port']}"  # the server binds its admin port on loopback
-        return f"http://{_client_host(handle['host'])}:{handle['port']}"
+        return f"http://{client_host(handle['host'])}:{handle['port']}"
 
     def scoring_uri(self, handle: Handle) -> str | None:
         port = handle.get("public_port") or handle.get("port")
-        return f"http://{_client_host(handle.get('host', '127.0.0.1'))}:{port}/score"
+        return f"http://{client_host(handle.get('host', '127.0.0.1'))}:{port}/score"
 
     def promote(self, new: Handle, old: Handle | None) -> Handle:
         """Move the public port to ``new``; ``old`` keeps serving when that fails.
@@ -300,10 +316,10 @@ class LocalDockerTarget(Target):
         config = spec.config
         beside = previous is not None and self._running(previous)
         previous_port = ((previous or {}).get("public_port") or (previous or {}).get("port")) if beside else None
-        port = config.port or previous_port or _free_port(host)
+        port = config.port or previous_port or free_port(host)
         if port != previous_port:
-            _check_port_free(host, port)
-        admin = _free_port("127.0.0.1")
+            check_port_free(host, port)
+        admin = free_port("127.0.0.1")
         image = self.client().images.get(built.tag).attrs["Config"]
         cmd = list(image.get("Cmd") or [])
         if not cmd:
@@ -335,14 +351,14 @@ class LocalDockerTarget(Target):
         return handle
 
     def _host_status(self, handle: Handle, container: Any, uri: str | None) -> Status:
-        info = _read_json(handle.get("status_file"))
+        info = read_status_file(handle.get("status_file"))
         server_state = info.get("state")
         if server_state == "failed":
-            return Status(State.FAILED, f"the scoring server failed: {info.get('error') or 'see the log'}",
+            return Status(State.FAILED, failure_reason(info, None),
                           evidence=self.logs(handle, 60), scoring_uri=uri, details=info)
         detail = "init() is running"
         if server_state in ("ready", "serving"):
-            ok, detail = _probe(f"{self.smoke_uri(handle)}/health/ready")
+            ok, detail = probe(f"{self.smoke_uri(handle)}/health/ready")
             if ok:
                 return Status(State.HEALTHY, scoring_uri=uri, details=info)
         kills = _oom_kills(container)
@@ -380,7 +396,7 @@ class LocalDockerTarget(Target):
         try:
             container.kill(signal="SIGUSR1")
             while True:
-                info = _read_json(new["status_file"])
+                info = read_status_file(new["status_file"])
                 if info.get("state") == "serving":
                     break
                 if info.get("state") == "failed" or not self._running(new) or time.monotonic() - t0 > HANDOVER_TIMEOUT_S:
@@ -516,7 +532,6 @@ def _mem_text(container: Any) -> str:
 
 def _write_keys(folder: Path, keys: tuple[str, str]) -> None:
     """The keys file, readable by the container's user (uid 1000) and nobody else."""
-    import json
 
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "keys.json.tmp"
@@ -539,16 +554,6 @@ def _state_folder(folder: Path) -> None:
         folder.chmod(0o777)  # holds only the server's state, no secrets
 
 
-def _read_json(path: str | None) -> dict[str, Any]:
-    if not path:
-        return {}
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _healthcheck_on(healthcheck: dict[str, Any] | None, port: int) -> dict[str, Any] | None:
     """The image's HEALTHCHECK pointed at the admin port (on the host network, 5001 may be anybody's)."""
     if not healthcheck or not healthcheck.get("Test"):
@@ -559,33 +564,3 @@ def _healthcheck_on(healthcheck: dict[str, Any] | None, port: int) -> dict[str, 
         return None  # not ours (a user's base image): keep it as it is
     return {"test": test, "interval": healthcheck.get("Interval") or 0, "timeout": healthcheck.get("Timeout") or 0,
             "retries": healthcheck.get("Retries") or 0, "start_period": healthcheck.get("StartPeriod") or 0}
-
-
-def _probe(url: str, timeout: float = 2.0) -> tuple[bool, str]:
-    from nbdeploy.targets.process import probe
-
-    return probe(url, timeout)
-
-
-def _client_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_client_host(host), 0))
-        return int(sock.getsockname()[1])
-
-
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are not "in use"
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise Conflict(PORT_IN_USE.format(port=port, host=host)) from exc
-            raise
-
-
-__all__ = ["LocalDockerTarget", "image_spec_for"]

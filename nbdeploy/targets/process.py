@@ -9,23 +9,21 @@ SIGUSR1 before the old one drains.
 
 from __future__ import annotations
 
-import errno
-import http.client
 import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from nbdeploy.errors import Conflict, InvalidSpec
 from nbdeploy.specs import ProcessDeploymentConfig
 from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target
+from nbdeploy.targets.net import check_port_free, client_host, free_port, probe
 from nbdeploy.targets.pyenv import isolated_python
+from nbdeploy.targets.server_status import failure_reason, read_status_file
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +43,9 @@ class ProcessTarget(Target):
         if not isinstance(config, ProcessDeploymentConfig):
             raise InvalidSpec("deployment_config", f"the process target needs a ProcessDeploymentConfig, got {type(config).__name__}")
         handover = previous is not None and _alive(previous)
-        port = config.port or (previous["port"] if handover and previous else None) or _free_port(config.host)
+        port = config.port or (previous["port"] if handover and previous else None) or free_port(config.host)
         if not (handover and previous and previous.get("port") == port):
-            _check_port_free(config.host, port)
+            check_port_free(config.host, port)
         folder = self.workspace.service_dir(spec.service)
         folder.mkdir(parents=True, exist_ok=True)
         log_path = folder / f"revision-{spec.revision}.log"
@@ -81,16 +79,16 @@ class ProcessTarget(Target):
         }
 
     def status(self, handle: Handle) -> Status:
-        info = _read_status_file(handle)
-        uri = f"http://{_client_host(handle['host'])}:{handle['port']}/score"
+        info = read_status_file(handle.get("status_file"))
+        uri = f"http://{client_host(handle['host'])}:{handle['port']}/score"
         if not _alive(handle):
             code = _exit_code(handle)
-            return Status(State.FAILED, _failure_reason(info, code), evidence=self.logs(handle, 60), details={"exit_code": code})
+            return Status(State.FAILED, failure_reason(info, code), evidence=self.logs(handle, 60), details={"exit_code": code})
         server_state = info.get("state", "loading")
         if server_state == "loading":
             return Status(State.TRANSITIONING, "init() is running", scoring_uri=uri)
         if server_state == "failed":
-            return Status(State.FAILED, _failure_reason(info, None), evidence=self.logs(handle, 60))
+            return Status(State.FAILED, failure_reason(info, None), evidence=self.logs(handle, 60))
         if server_state == "ready":
             return Status(State.TRANSITIONING, "ready on its admin port, waiting to take traffic", scoring_uri=uri, details=info)
         base = self.smoke_uri(handle) or ""
@@ -125,7 +123,7 @@ class ProcessTarget(Target):
         os.kill(new["pid"], signal.SIGUSR1)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            info = _read_status_file(new)
+            info = read_status_file(new.get("status_file"))
             if info.get("state") == "serving":
                 return {**new, "held": False}
             if not _alive(new):
@@ -140,22 +138,14 @@ class ProcessTarget(Target):
         write_keys_file(keys_file, keys)
 
     def smoke_uri(self, handle: Handle) -> str | None:
-        info = _read_status_file(handle)
+        info = read_status_file(handle.get("status_file"))
         port = info.get("admin_port") if handle.get("held") else handle["port"]
         if not port:
             return None
-        return f"http://{_client_host(handle['host'])}:{port}"
+        return f"http://{client_host(handle['host'])}:{port}"
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-
-def _failure_reason(info: dict[str, Any], exit_code: int | None) -> str:
-    """Why a server is gone or failed, from its status file and exit code."""
-    error = info.get("error") or ""
-    if exit_code == 3 or info.get("state") == "failed":
-        return "init() failed" + (f": {error}" if error else "") + " (exit code 3)"
-    return "the scoring server exited" + (f" with code {exit_code}" if exit_code is not None else "") + (f": {error}" if error else "")
-
 
 def _server_environment(spec: RevisionSpec, folder: Path, extra_path: str | None) -> dict[str, str]:
     env = dict(os.environ)
@@ -190,25 +180,6 @@ def write_keys_file(path: Path, keys: tuple[str, str]) -> None:
     os.replace(tmp, path)
 
 
-def probe(url: str, timeout: float = 2.0) -> tuple[bool, str]:
-    """GET ``url``; (True, "") on 200, else (False, what happened)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
-    try:
-        conn.request("GET", parts.path or "/")
-        response = conn.getresponse()
-        body = response.read(500)
-        if response.status == 200:
-            return True, ""
-        return False, f"{url} answered {response.status} {body.decode('utf-8', 'replace')}"
-    except OSError as exc:
-        return False, f"{url}: {exc}"
-    finally:
-        conn.close()
-
-
 def tail(path: Path, num_lines: int) -> str:
     """The last ``num_lines`` lines of a text file ('' when missing), read from the end."""
     try:
@@ -225,13 +196,6 @@ def tail(path: Path, num_lines: int) -> str:
         return ""
     lines = data.decode("utf-8", "replace").splitlines()
     return "\n".join(lines[-num_lines:]) if num_lines > 0 else ""
-
-
-def _read_status_file(handle: Handle) -> dict[str, Any]:
-    try:
-        return json.loads(Path(handle["status_file"]).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
 
 
 def _start_time(pid: int) -> int | None:
@@ -282,23 +246,3 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
     except PermissionError:  # pragma: no cover - not our group
         os.kill(pid, sig)
-
-
-def _client_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_client_host(host), 0))
-        return int(sock.getsockname()[1])
-
-
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise Conflict(f"Port {port} on {host} is in use; choose another port (--port) or leave it out to pick a free one.") from exc
-            raise

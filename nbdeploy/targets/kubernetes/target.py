@@ -135,7 +135,7 @@ class KubernetesTarget(Target):
         verdict, pods, events = observe(cluster, handle)
         uri = self.scoring_uri(handle) if verdict.state != State.FAILED or verdict.rollout_complete else None
         if verdict.rollout_complete:
-            from nbdeploy.targets.process import probe
+            from nbdeploy.targets.net import probe
 
             base = self.smoke_uri(handle)
             ok, detail = probe(base + "/health/ready", timeout=5) if base else (False, "no URL reaches the service")

@@ -117,7 +117,7 @@ def test_container_that_exits_at_once_is_failed_with_the_traceback(target, resou
     handle = target.start(revision(resources.service(), app))
     status = wait(target, handle)
     assert status.state == State.FAILED, status
-    assert "exit" in status.reason
+    assert "init() failed" in status.reason and "code 3" in status.reason
     assert "nbdeploy-test: model file is corrupt" in status.evidence
 
 
