@@ -4,7 +4,9 @@ Load generator: wrk (Debian package ``wrk``), one thread, loopback only, fixed d
 discarded before each measurement. Entry scripts: an echo script and a scikit-learn LogisticRegression
 trained here into a temp dir. Prints one table: anchor, ours, ratio, target.
 
-    .venv/bin/python benchmarks/server.py [--duration 3] [--reference-python PATH]
+    .venv/bin/python benchmarks/server.py [--duration 3] [--repeat 3] [--only echo,sk,batch]
+
+The reference python is NBDEPLOY_REFERENCE_PYTHON (default ~/.cache/nbdeploy/azmlinfsrv-venv/bin/python).
 """
 
 from __future__ import annotations
@@ -88,8 +90,9 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": out})
 
 import uvicorn
+# the same uvicorn settings as nbdeploy's workers (nbdeploy/server/worker.py)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools", log_level="warning",
-            access_log=False, lifespan="off")
+            access_log=False, lifespan="off", server_header=False, backlog=2048)
 '''
 
 
@@ -99,11 +102,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def post(port: int, body: bytes, timeout: float = 2.0) -> int:
+def post(port: int, body: bytes, timeout: float = 2.0) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("POST", "/score", body, {"Content-Type": "application/json"})
-        return conn.getresponse().status
+        resp = conn.getresponse()
+        return resp.status, resp.read()
     finally:
         conn.close()
 
@@ -128,7 +132,8 @@ class Proc:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if post(self.port, body) == 200:
+                status, self.answer = post(self.port, body)
+                if status == 200:
                     break
             except OSError:
                 pass
@@ -152,6 +157,22 @@ class Proc:
                     rss.append(int(line.split()[1]) / 1024)
         return sum(rss) / len(rss)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process and its live children (the workers)."""
+        pids = [self.proc.pid]
+        try:
+            pids += [int(k) for k in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()]
+        except OSError:
+            pass
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
         try:
@@ -165,31 +186,49 @@ def _ms(value: str) -> float:
     return float(num) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(port: int, lua: Path, conns: int, duration: float) -> dict[str, float]:
+def wrk(port: int, lua: Path, conns: int, duration: float, proc: "Proc | None" = None,
+        warmup: bool = True) -> dict[str, float]:
+    """One measured wrk run (after a discarded 1 s warm-up); with ``proc``, also its CPU time per request."""
     def once(d: float) -> str:
         return subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{max(1, int(d))}s", "--latency", "-s", str(lua),
                                f"http://127.0.0.1:{port}/score"], capture_output=True, text=True, check=True).stdout
-    once(1)  # warm-up, discarded
+    if warmup:
+        once(1)  # warm-up, discarded
+    cpu0 = proc.cpu_seconds() if proc else 0.0
     out = once(duration)
+    cpu = (proc.cpu_seconds() - cpu0) if proc else 0.0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"non-2xx responses during the run:\n{out}")
-    return {"rps": rps, "p50": p50, "p99": p99}
+    return {"rps": rps, "p50": p50, "p99": p99, "cpu_us": cpu * 1e6 / max(count, 1)}
+
+
+def median(values: list[float]) -> float:
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=3.0)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="measured runs per server; the anchor's and nbdeploy's runs alternate (median, min-max)")
+    ap.add_argument("--only", default="", help="comma-separated: echo, sk, batch (default: all)")
     args = ap.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the servers started so far are stopped (they run in their own sessions)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install -y wrk")
     import joblib
     from sklearn.datasets import make_classification
     from sklearn.linear_model import LogisticRegression
 
+    only = set(filter(None, args.only.split(","))) or {"echo", "sk", "batch"}
     tmp = Path(tempfile.mkdtemp(prefix="nbdeploy-bench-"))
     X, y = make_classification(2000, 20, random_state=0)
     joblib.dump(LogisticRegression(max_iter=500).fit(X, y), tmp / "model.joblib")
@@ -202,42 +241,81 @@ def main() -> None:
         luas[name] = tmp / f"{name}.lua"
         luas[name].write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
                               'wrk.headers["Content-Type"] = "application/json"\n')
-    rows: list[tuple[str, str, float, float, str]] = []
+    rows: list[tuple[str, str, list[float], list[float], str]] = []
+    cpu_rows: list[tuple[str, str, list[float], list[float]]] = []
 
-    def measure(kind: str, script: str, lua: str, workers: int, conns: int) -> tuple[dict[str, float], Proc]:
+    def compare(anchor: str, a_script: str, o_script: str, lua: str, workers: int, conns: int
+                ) -> tuple[list[dict[str, float]], list[dict[str, float]], Proc, Proc]:
+        """Start the anchor and nbdeploy (both stay up), then alternate measured runs between them."""
         body = (echo_body if lua == "echo" else sk_body).encode()
-        p = Proc(kind, tmp / script, tmp, workers, body)
+        pa = Proc(anchor, tmp / a_script, tmp, workers, body)
         try:
-            return wrk(p.port, luas[lua], conns, args.duration), p
+            po = Proc("ours", tmp / o_script, tmp, workers, body)
+        except BaseException:
+            pa.stop()
+            raise
+        try:
+            if anchor == "bare" and pa.answer != po.answer:  # the anchor must do the same work
+                raise RuntimeError(f"bare anchor answers {pa.answer!r}, nbdeploy {po.answer!r}")
+            ra: list[dict[str, float]] = []
+            ro: list[dict[str, float]] = []
+            for i in range(args.repeat):
+                order = [(pa, ra), (po, ro)] if i % 2 == 0 else [(po, ro), (pa, ra)]
+                for p, out in order:
+                    out.append(wrk(p.port, luas[lua], conns, args.duration, p))
+            return ra, ro, pa, po
         finally:
-            p.mem = p.worker_rss_mib()  # type: ignore[attr-defined]
-            p.stop()
+            for p in (pa, po):
+                p.mem = p.worker_rss_mib()  # type: ignore[attr-defined]
+                p.stop()
+
+    def col(runs: list[dict[str, float]], key: str) -> list[float]:
+        return [r[key] for r in runs]
 
     for script, lua in (("echo.py", "echo"), ("sk.py", "sk")):
+        if lua not in only:
+            continue
         for workers in (1, 2):
-            ref, pr = measure("reference", script, lua, workers, 16)
-            ours, po = measure("ours", script, lua, workers, 16)
-            rows.append((f"{lua}: req/s @16 conns, {workers} worker(s)", "azmlinfsrv", ref["rps"], ours["rps"], ">= 4x"))
+            ref, ours, pr, po = compare("reference", script, script, lua, workers, 16)
+            rows.append((f"{lua}: req/s @16 conns, {workers} worker(s)", "azmlinfsrv", col(ref, "rps"),
+                         col(ours, "rps"), ">= 4x"))
+            cpu_rows.append((f"{lua}: server CPU us/request @16, {workers} worker(s)", "azmlinfsrv",
+                             col(ref, "cpu_us"), col(ours, "cpu_us")))
             if workers == 1:
-                rows.append((f"{lua}: cold start to first 200 (s)", "azmlinfsrv", pr.cold_start, po.cold_start,
+                rows.append((f"{lua}: cold start to first 200 (s)", "azmlinfsrv", [pr.cold_start], [po.cold_start],
                              "<= 0.8x"))
-                rows.append((f"{lua}: RSS per worker (MiB)", "azmlinfsrv", pr.mem, po.mem, "report"))  # type: ignore[attr-defined]
-        ref, _ = measure("reference", script, lua, 1, 1)
-        ours, _ = measure("ours", script, lua, 1, 1)
-        rows.append((f"{lua}: p50 latency @1 conn (ms)", "azmlinfsrv", ref["p50"], ours["p50"], "<= 0.5x"))
-        rows.append((f"{lua}: p99 latency @1 conn (ms)", "azmlinfsrv", ref["p99"], ours["p99"], "<= 2 ms"))
-        bare, _ = measure("bare", script, lua, 1, 16)
-        ours16, _ = measure("ours", script, lua, 1, 16)
-        rows.append((f"{lua}: req/s @16 conns vs bare uvicorn", "bare uvicorn", bare["rps"], ours16["rps"],
+                rows.append((f"{lua}: RSS per worker (MiB)", "azmlinfsrv", [pr.mem], [po.mem], "report"))  # type: ignore[attr-defined]
+        ref, ours, _, _ = compare("reference", script, script, lua, 1, 1)
+        rows.append((f"{lua}: p50 latency @1 conn (ms)", "azmlinfsrv", col(ref, "p50"), col(ours, "p50"), "<= 0.5x"))
+        rows.append((f"{lua}: p99 latency @1 conn (ms)", "azmlinfsrv", col(ref, "p99"), col(ours, "p99"),
+                     "<= 2 ms"))
+        bare, ours, _, _ = compare("bare", script, script, lua, 1, 16)
+        rows.append((f"{lua}: req/s @16 conns vs bare uvicorn", "bare uvicorn", col(bare, "rps"), col(ours, "rps"),
                      ">= 0.8x (within 1.25x)"))
-    unb, _ = measure("ours", "sk.py", "sk", 1, 64)
-    bat, _ = measure("ours", "sk_batched.py", "sk", 1, 64)
-    rows.append(("sk: req/s @64 conns, batched vs unbatched", "nbdeploy unbatched", unb["rps"], bat["rps"], ">= 2x"))
-    print(f"\nwrk -t1, {args.duration}s per run after a 1s warm-up; {os.cpu_count()} CPUs; loopback\n")
-    print(f"| {'measure':<46} | {'anchor':<18} | {'anchor value':>12} | {'nbdeploy':>10} | {'ratio':>6} | target |")
-    print(f"|{'-' * 48}|{'-' * 20}|{'-' * 14}|{'-' * 12}|{'-' * 8}|--------|")
+        cpu_rows.append((f"{lua}: server CPU us/request @16 vs bare", "bare uvicorn", col(bare, "cpu_us"),
+                         col(ours, "cpu_us")))
+    if "batch" in only:
+        unb, bat, _, _ = compare("ours", "sk.py", "sk_batched.py", "sk", 1, 64)
+        rows.append(("sk: req/s @64 conns, batched vs unbatched", "nbdeploy unbatched", col(unb, "rps"),
+                     col(bat, "rps"), ">= 2x"))
+
+    def cell(values: list[float]) -> str:
+        m = median(values)
+        return f"{m:.3f}" if len(values) == 1 else f"{m:.3f} ({min(values):.3g}-{max(values):.3g})"
+
+    print(f"\nwrk -t1, {args.duration}s per run after a 1s warm-up, {args.repeat} alternating runs per server "
+          f"(median, min-max); {os.cpu_count()} CPUs; loopback\n")
+    print(f"| {'measure':<46} | {'anchor':<18} | {'anchor value':>26} | {'nbdeploy':>26} | {'ratio':>6} | target |")
+    print(f"|{'-' * 48}|{'-' * 20}|{'-' * 28}|{'-' * 28}|{'-' * 8}|--------|")
     for name, anchor, a, o, target in rows:
-        print(f"| {name:<46} | {anchor:<18} | {a:>12.3f} | {o:>10.3f} | {o / a:>6.2f} | {target} |")
+        ratio = median(o) / median(a)
+        print(f"| {name:<46} | {anchor:<18} | {cell(a):>26} | {cell(o):>26} | {ratio:>6.2f} | {target} |")
+    if cpu_rows:
+        print("\nServer CPU time per request (user + system of the server's processes; less sensitive to other load)\n")
+        print(f"| {'measure':<46} | {'anchor':<18} | {'anchor value':>26} | {'nbdeploy':>26} | {'ratio':>6} |")
+        print(f"|{'-' * 48}|{'-' * 20}|{'-' * 28}|{'-' * 28}|{'-' * 8}|")
+        for name, anchor, a, o in cpu_rows:
+            print(f"| {name:<46} | {anchor:<18} | {cell(a):>26} | {cell(o):>26} | {median(o) / median(a):>6.2f} |")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -8,14 +8,15 @@ started so that one stuck in C code past the timeout gets its worker replaced.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import signal
 import time
-import uuid
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
-from . import SERVER_VERSION, errors, jsonio, loader, logs
+from . import SERVER_VERSION, errors, fastsend, jsonio, loader, logs
 from .auth import KeyAuth
 from .batching import Batcher
 from .errors import HTTPError
@@ -37,7 +38,26 @@ _OK = (b"x-ms-run-function-failed", b"False")
 _CLOSE = (b"connection", b"close")
 _ROUTES = {"/": "/", "/score": "/score", "/swagger.json": "/swagger.json", "/health/live": "/health/live",
            "/health/ready": "/health/ready", "/metrics": "/metrics"}
+_PLAIN_TYPES = frozenset((str, list, dict, int, float, bool, type(None)))
 _FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
+
+
+def request_ids() -> Callable[[], bytes]:
+    """A generator of uuid4-shaped request ids: a random per-process prefix and a counter.
+
+    ``str(uuid.uuid4())`` costs a urandom call and a UUID object per request; this costs a counter step
+    and one format. Call it in the worker (after fork) so that every process gets its own prefix.
+    """
+    r = int.from_bytes(os.urandom(16), "big")
+    prefix = "%08x-%04x-4%03x-%04x-" % (r >> 96, (r >> 80) & 0xFFFF, (r >> 68) & 0xFFF,
+                                        0x8000 | ((r >> 54) & 0x3FFF))
+    counter = itertools.count(r & 0xFFFFFFFFFFFF)
+    template = prefix.encode() + b"%012x"
+
+    def next_id() -> bytes:
+        return template % (next(counter) & 0xFFFFFFFFFFFF)
+
+    return next_id
 
 
 class ScoringTimeout(BaseException):
@@ -60,6 +80,60 @@ def query_dict(query_string: bytes) -> dict[str, Any]:
     return {k: v[0] if len(v) == 1 else v for k, v in grouped.items()}
 
 
+_NO_HEADERS: list[tuple[bytes, bytes]] = []  # shared, never modified
+_REGEX_HINTS = frozenset("*\\]?$^[]()")
+
+
+class CorsPolicy:
+    """``AML_CORS_ORIGINS`` with the reference's rules (flask-cors' defaults, methods GET and POST).
+
+    An allowed ``Origin`` (compared case-insensitively; an entry with regex characters, like ``*``, is a
+    pattern) is echoed in ``Access-Control-Allow-Origin``; other origins get no CORS headers. Without an
+    ``Origin`` header the answer still carries one: ``*`` when ``*`` is configured, else the first
+    configured origin in sorted order. A preflight (``OPTIONS`` with ``Access-Control-Request-Method`` GET
+    or POST) also gets ``Access-Control-Allow-Methods: GET, POST`` and the requested headers, sorted, in
+    ``Access-Control-Allow-Headers``. ``Vary: Origin`` goes with an echoed origin when more than one origin
+    could match.
+    """
+
+    def __init__(self, origins: list[str]) -> None:
+        import re
+
+        plain = [o for o in origins if _REGEX_HINTS.isdisjoint(o)]
+        self.exact = {o.lower() for o in plain}
+        self.patterns = [re.compile(".*" if o == "*" else o, re.IGNORECASE) for o in origins
+                         if not _REGEX_HINTS.isdisjoint(o)]
+        self.wildcard = "*" in origins
+        self.default = b"*" if self.wildcard else sorted(plain)[0].encode("latin-1") if plain else None
+        self.vary = len(origins) > 1 or bool(self.patterns)
+
+    def allows(self, origin: str) -> bool:
+        return origin.lower() in self.exact or any(p.match(origin) for p in self.patterns)
+
+    def headers(self, method: str, get: Callable[[bytes], bytes | None]) -> list[tuple[bytes, bytes]]:
+        origin = get(b"origin")
+        if origin:
+            if not self.allows(origin.decode("latin-1")):
+                return _NO_HEADERS
+        else:
+            origin = self.default
+            if origin is None:
+                return _NO_HEADERS
+        out = [(b"access-control-allow-origin", origin)]
+        if method == "OPTIONS":
+            requested = (get(b"access-control-request-method") or b"").upper()
+            if requested and requested in b"GET, POST":  # flask-cors' test, on the joined string
+                names = get(b"access-control-request-headers")
+                if names:
+                    allow = b", ".join(sorted(h.strip() for h in names.split(b",")))
+                    if allow:
+                        out.append((b"access-control-allow-headers", allow))
+                out.append((b"access-control-allow-methods", b"GET, POST"))
+        if self.vary and origin != b"*":
+            out.append((b"vary", b"Origin"))
+        return out
+
+
 class State:
     """Worker state the app reports: ready once init() succeeded; draining after SIGTERM."""
 
@@ -72,7 +146,7 @@ class App:
     """ASGI entry point for one worker."""
 
     def __init__(self, settings: Any, script: loader.Script, swagger: dict[str, bytes | None],
-                 state: State, busy: Callable[[float], None] | None = None) -> None:
+                 state: State, busy: tuple[memoryview, int] | None = None, fast_send: bool = True) -> None:
         self.s = settings
         self.script = script
         self.run = script.run
@@ -80,16 +154,23 @@ class App:
         self.state = state
         self.metrics = Metrics()
         self.auth = KeyAuth(settings.auth_keys_file, settings.primary_key, settings.secondary_key)
-        self.busy = busy or (lambda t: None)
+        # the hang watchdog's slot: a float in shared memory, the monotonic time run() started (0: idle)
+        self._busy, self._busy_index = busy if busy is not None else ([0.0], 0)
         self.timeout_ms = int(settings.scoring_timeout_ms)
         self.timeout_s = self.timeout_ms / 1000.0
         self.limit = int(settings.body_limit)
+        self._access_log = bool(settings.access_log)
+        self._write = fastsend.make_writer() if fast_send else None
+        self._new_id = request_ids()
         self._in_run = False
+        self._deadline = 0.0  # monotonic time at which the current run() times out
+        self._alarm_at = 0.0  # monotonic time at which the pending SIGALRM fires (0: none pending)
         self._use_alarm = self.timeout_ms > 0
         if self._use_alarm:
             signal.signal(signal.SIGALRM, self._on_alarm)
         self._version = [(b"x-ms-server-version", SERVER_VERSION.encode())] if settings.version_header else []
-        self._cors = {o.encode() for o in settings.cors_origins}
+        self._ok_head = [_JSON, _OK]  # the constant head of a successful /score answer
+        self._cors = CorsPolicy(settings.cors_origins) if settings.cors_origins else None
         self.batcher: Batcher | None = None
         if script.batch:
             self.batcher = Batcher(self._timed_batch, int(script.batch["max_batch_size"]),
@@ -97,21 +178,21 @@ class App:
 
     # -- ASGI ---------------------------------------------------------------------------------------
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
+        if scope["type"] == "http":
             start = time.perf_counter()
-            self.metrics.in_flight += 1
+            metrics = self.metrics
+            metrics.in_flight += 1
             status = 500
             try:
                 status = await self.handle(scope, receive, send)
             finally:
-                self.metrics.in_flight -= 1
+                metrics.in_flight -= 1
                 path = scope["path"]
-                self.metrics.observe(_ROUTES.get(path, "other"), status, time.perf_counter() - start)
-                if self.s.access_log:
-                    access.info("%s %s %d %.3fms", scope["method"], path, status,
-                                (time.perf_counter() - start) * 1000)
-        elif kind == "lifespan":
+                elapsed = time.perf_counter() - start
+                metrics.observe(_ROUTES.get(path, "other"), status, elapsed)
+                if self._access_log:
+                    access.info("%s %s %d %.3fms", scope["method"], path, status, elapsed * 1000)
+        elif scope["type"] == "lifespan":
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
@@ -123,79 +204,73 @@ class App:
     async def handle(self, scope: dict, receive: Receive, send: Send) -> int:
         """Answer one request; returns the status (499 when the client left mid-body)."""
         path, method = scope["path"], scope["method"]
-        rid = cid = legacy = trace = authz = ctype = origin = None
-        clen = -1
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                rid = value
-            elif name == b"x-ms-client-request-id":
-                cid = value
-            elif name == b"x-ms-request-id":
-                legacy = value
-            elif name == b"traceid":
-                trace = value
-            elif name == b"authorization":
-                authz = value
-            elif name == b"content-type":
-                ctype = value
-            elif name == b"content-length":
-                clen = int(value) if value.isdigit() else -1
-            elif name == b"origin":
-                origin = value
+        # one C-level pass over the headers; like the loop it replaces, the last of repeated headers wins
+        hdrs = dict(scope["headers"])
+        get = hdrs.get
+        rid = get(b"x-request-id")
+        cid = get(b"x-ms-client-request-id")
+        legacy = get(b"x-ms-request-id")
+        trace = get(b"traceid")
+        value = get(b"content-length")
+        clen = int(value) if value is not None and value.isdigit() else -1
         ids: list[tuple[bytes, bytes]] = []
+        cors: list[tuple[bytes, bytes]] = _NO_HEADERS
         try:
             if path == "/score":
-                if method not in ("POST", "GET", "OPTIONS"):
-                    raise errors.method_not_allowed()
-            elif path == "/":
-                if method not in ("GET", "HEAD", "OPTIONS"):
+                if method not in ("POST", "GET", "OPTIONS", "HEAD"):
                     raise errors.method_not_allowed()
             elif path in _ROUTES:
                 if method not in ("GET", "HEAD", "OPTIONS"):
                     raise errors.method_not_allowed()
             else:
                 raise errors.not_found()
-            if self.auth.enabled and path != "/" and not path.startswith("/health/") and not self.auth.check(authz):
+            if self._cors is not None:  # like flask-cors on the reference's blueprint: every route it has
+                cors = self._cors.headers(method, get)
+            if self.auth.enabled and path != "/" and not path.startswith("/health/") \
+                    and not self.auth.check(get(b"authorization")):
                 raise errors.unauthorized()
             # request ids (the reference's blueprint hooks)
             if rid is None:
-                rid_b = str(uuid.uuid4()).encode()
+                rid = self._new_id()
             elif len(rid) > 100:
                 raise errors.request_id_too_long()
-            else:
-                rid_b = rid
-            ids.append((b"x-request-id", rid_b))
+            ids.append((b"x-request-id", rid))
             client = cid if cid is not None else legacy
             if client is not None and len(client) > 100 or (legacy is not None and len(legacy) > 100):
                 raise errors.client_id_too_long()
-            ids.append((b"x-ms-request-id", client if client is not None else rid_b))
+            ids.append((b"x-ms-request-id", client if client is not None else rid))
             if client is not None:
                 ids.append((b"x-ms-client-request-id", client))
             if trace is not None:
-                ids.append((b"TraceId", trace))
+                ids.append((b"traceid", trace))  # uvicorn lower-cases header names anyway
             if legacy is not None and cid is None:
                 log.warning("x-ms-request-id is deprecated; send x-ms-client-request-id")
             if path == "/score":
-                token = logs.request_id.set(rid_b.decode("latin-1"))
+                token = logs.request_id.set(rid.decode("latin-1"))
                 try:
-                    return await self.score(scope, receive, send, method, ids, ctype, clen, origin)
+                    return await self.score(scope, receive, send, method, ids, cors, get(b"content-type"), clen)
                 finally:
                     logs.request_id.reset(token)
-            return await self.other(scope, send, path, method, ids)
+            return await self.other(scope, send, path, method, ids + cors if cors else ids)
         except HTTPError as exc:
-            return await self.error(send, exc, ids)
+            return await self.error(send, exc, ids, cors)
         except ClientGone:
             return 499
 
-    async def respond(self, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
-        headers.append((b"content-length", str(len(body)).encode()))
+    async def respond(self, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
+                      ours: bool = True) -> int:
+        """Send a complete response; ``ours``: the headers are the server's (lower-case names, no framing)."""
+        headers.append((b"content-length", b"%d" % len(body)))
         if self.state.draining:
             headers.append(_CLOSE)
+        if ours and self._write is not None and self._write(send, status, headers, body):
+            return status
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return status
 
-    async def error(self, send: Send, exc: HTTPError, ids: list[tuple[bytes, bytes]]) -> int:
+    async def error(self, send: Send, exc: HTTPError, ids: list[tuple[bytes, bytes]],
+                    cors: list[tuple[bytes, bytes]] = _NO_HEADERS) -> int:
         headers = [_JSON, _FAILED if exc.run_failed else _OK]
         if exc.with_ids or exc.status == 431:
             headers += self._version
@@ -203,6 +278,8 @@ class App:
             headers += ids
         if exc.close:
             headers.append(_CLOSE)
+        if cors:
+            headers += cors
         return await self.respond(send, exc.status, headers, exc.body())
 
     # -- routes other than /score -------------------------------------------------------------------
@@ -228,11 +305,12 @@ class App:
             if key == "version":
                 version = value
         key = {"2": "2", "2.0": "2", "3": "3", "3.0": "3", "3.1": "3.1"}.get(version)
+        supported = ", ".join(sorted(k for k, v in self.swagger.items() if v is not None))
         if key is None:
-            raise errors.swagger_invalid(version)
+            raise errors.swagger_invalid(version, supported)
         doc = self.swagger.get(key)
         if doc is None:
-            raise errors.swagger_unsupported(version)
+            raise errors.swagger_unsupported(version, supported)
         return await self.respond(send, 200, [_JSON, _OK, *self._version, *ids], doc)
 
     # -- /score ---------------------------------------------------------------------------------------
@@ -260,15 +338,12 @@ class App:
             if not message.get("more_body"):
                 return b"".join(parts)
 
-    async def score(self, scope: dict, receive: Receive, send: Send, method: str, ids: list,
-                    ctype: bytes | None, clen: int, origin: bytes | None) -> int:
-        cors: list[tuple[bytes, bytes]] = []
-        if self._cors and origin in self._cors:
-            cors.append((b"access-control-allow-origin", origin))  # type: ignore[arg-type]
-            if method == "OPTIONS":
-                cors.append((b"access-control-allow-methods", b"GET, POST"))
+    async def score(self, scope: dict, receive: Receive, send: Send, method: str, ids: list, cors: list,
+                    ctype: bytes | None, clen: int) -> int:
         body = await self.read_body(receive, clen) if method == "POST" or clen > 0 else b""
         style = self.script.style
+        if method == "HEAD" and style != loader.RAWHTTP:  # Flask routed it (GET implies HEAD); run() is not called
+            raise errors.score_method_not_allowed()
         if method == "OPTIONS" and style != loader.RAWHTTP:
             return await self.respond(send, 200, [_HTML, _OK, *self._version, *ids, *cors], b"")
         if style == loader.PLAIN:
@@ -287,7 +362,7 @@ class App:
                     result = await self.batcher.submit(arg)
                     elapsed = time.perf_counter() - t0
                 except ScoringTimeout:
-                    raise errors.scoring_timeout(self.timeout_ms) from None
+                    raise self._run_error(ScoringTimeout()) from None
                 except Exception as exc:  # noqa: BLE001
                     raise self._run_error(exc) from None
                 return await self.result(send, result, elapsed, ids, cors)
@@ -329,9 +404,18 @@ class App:
         return kwargs
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
-        if self._in_run:
-            self._in_run = False
-            raise ScoringTimeout()
+        # The timer is armed lazily: one pending SIGALRM may belong to an earlier run() (see _timed), so
+        # check the current run()'s deadline and, when it is still ahead, re-arm for what is left.
+        self._alarm_at = 0.0
+        if not self._in_run:
+            return
+        left = self._deadline - time.monotonic()
+        if left > 0.0005:
+            self._alarm_at = self._deadline
+            signal.setitimer(signal.ITIMER_REAL, left)
+            return
+        self._in_run = False
+        raise ScoringTimeout()
 
     def call(self, args: tuple, kwargs: dict[str, Any]) -> tuple[Any, float]:
         """Call ``run()`` inline under the scoring timeout; HTTPError on failure."""
@@ -339,24 +423,33 @@ class App:
         try:
             return self._timed(self.run, args, kwargs), time.perf_counter() - t0
         except ScoringTimeout:
-            raise errors.scoring_timeout(self.timeout_ms) from None
+            raise self._run_error(ScoringTimeout()) from None
         except Exception as exc:  # noqa: BLE001 - user code
             raise self._run_error(exc) from None
         finally:
             self.metrics.run_time.observe(time.perf_counter() - t0)
 
     def _timed(self, func: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
-        self.busy(time.time())
+        """Call ``func`` with the scoring timeout armed and the hang-watchdog slot set.
+
+        No syscall per call: a SIGALRM already pending fires no later than this call's deadline (it was
+        armed for an earlier, earlier-ending call), so it is left alone and the handler re-arms it for
+        the rest; the timer is not disarmed after the call (the handler ignores it when idle).
+        """
+        now = time.monotonic()
+        self._busy[self._busy_index] = now
         if self._use_alarm:
-            signal.setitimer(signal.ITIMER_REAL, self.timeout_s)
+            self._deadline = now + self.timeout_s
+            # none pending, or it should have fired long ago (user code cancelled or replaced the timer)
+            if not self._alarm_at or now > self._alarm_at + 1.0:
+                self._alarm_at = self._deadline
+                signal.setitimer(signal.ITIMER_REAL, self.timeout_s)
         self._in_run = True
         try:
             return func(*args, **kwargs)
         finally:
             self._in_run = False
-            if self._use_alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-            self.busy(0.0)
+            self._busy[self._busy_index] = 0.0
 
     def _timed_batch(self, inputs: list[Any]) -> list[Any]:
         self.metrics.batch_sizes.observe(len(inputs))
@@ -376,18 +469,24 @@ class App:
 
     async def result(self, send: Send, value: Any, elapsed: float, ids: list, cors: list) -> int:
         """Serialize what ``run()`` returned (the reference's rules, section 1.4)."""
-        exec_ms = (b"x-ms-run-fn-exec-ms", f"{elapsed * 1000:.3f}".encode())
-        if is_response(value):
+        exec_ms = (b"x-ms-run-fn-exec-ms", b"%.3f" % (elapsed * 1000))
+        if type(value) not in _PLAIN_TYPES and is_response(value):
             try:
                 status, headers, body, failed = response_parts(value)
             except Exception as exc:  # noqa: BLE001
                 log.error("Could not read the response run() returned", exc_info=exc)
                 raise errors.internal() from None
             headers.insert(1, _FAILED if failed else _OK)
-            return await self.respond(send, status, [*headers, exec_ms, *self._version, *ids, *cors], body)
+            return await self.respond(send, status, [*headers, exec_ms, *self._version, *ids, *cors], body,
+                                      ours=False)
         try:
             body = jsonio.dumps({} if value is None else value)
         except (TypeError, ValueError) as exc:
             log.error("run() returned a value that is not JSON serializable", exc_info=exc)
             raise errors.internal(f"{type(exc).__name__}: {exc}" if self.s.detailed_errors else None) from None
-        return await self.respond(send, 200, [_JSON, _OK, exec_ms, *self._version, *ids, *cors], body)
+        headers = self._ok_head + [exec_ms]
+        headers += self._version
+        headers += ids
+        if cors:
+            headers += cors
+        return await self.respond(send, 200, headers, body)

@@ -88,13 +88,18 @@ def scoring_timeout(ms: int) -> HTTPError:
     return HTTPError(500, f"Scoring timeout after {ms} ms", run_failed=True)
 
 
-def swagger_invalid(version: str) -> HTTPError:
-    return HTTPError(404, f"Swagger version [{version}] is not valid. Supported versions: [2, 3, 3.1].")
+def swagger_invalid(version: str, supported: str = "2, 3, 3.1") -> HTTPError:
+    return HTTPError(404, f"Swagger version [{version}] is not valid. Supported versions: [{supported}].")
 
 
-def swagger_unsupported(version: str) -> HTTPError:
+def swagger_unsupported(version: str, supported: str) -> HTTPError:
     return HTTPError(404, f"Swagger version [{version}] is not supported for the scoring script. "
-                          "Some sample contains a list of mixed element types.")
+                          f"Supported swagger versions: [{supported}].")
+
+
+def score_method_not_allowed() -> HTTPError:
+    """HEAD on ``/score`` (Flask routes it with GET) for a script that is not ``@rawhttp``."""
+    return HTTPError(405, "Method not allowed")
 
 
 def not_ready() -> HTTPError:

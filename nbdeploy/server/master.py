@@ -121,12 +121,10 @@ class Master:
                 self._wait_children(10.0)
                 return code if code == 3 else 1
             log.error("Worker %d (pid %d) exited with code %s; starting a new one", index, pid, code)
-            self.spawn(index)
-            if self.released:
-                pass  # the new worker binds the public port itself
+            self.spawn(index)  # it binds the public port itself once released
 
     def _watchdog(self) -> None:
-        now = time.time()
+        now = time.monotonic()  # workers write time.monotonic() (one clock for every process)
         for pid, index in list(self.children.items()):
             started = struct.unpack_from("d", self.shm, index * 8)[0]
             if started and now - started > self.hang_after:
@@ -194,9 +192,10 @@ class Master:
                     self.status.set("stopping")
                     self.stop_children(signal.SIGTERM)
                     drain_deadline = time.monotonic() + self.s.graceful_timeout_s + 5
-                elif sig == signal.SIGUSR1 and not self.released:
+                elif sig == signal.SIGUSR1 and not self.released and not self.stopping:
                     log.info("SIGUSR1: binding the public port %d", self.s.port)
                     self.released = True
+                    self.s.hold_public = False  # workers started from now on (replacements) bind it at once
                     self.stop_children(signal.SIGUSR1)
             code = self._reap()
             if code is not None:

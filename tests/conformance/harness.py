@@ -86,9 +86,11 @@ class Server:
 
 
 def start(kind: str, script: Path, tmp: Path, model_dir: Path | None = None, env: dict[str, str] | None = None,
-          args: list[str] | None = None, wait: bool = True, cwd: Path | None = None, timeout: float = 60.0) -> Server:
-    """Start ``kind`` ('ours' or 'reference') for ``script``; wait for ``GET /`` unless ``wait`` is False."""
-    port = free_port()
+          args: list[str] | None = None, wait: bool = True, cwd: Path | None = None, timeout: float = 60.0,
+          port: int | None = None) -> Server:
+    """Start ``kind`` ('ours' or 'reference') for ``script`` on ``port`` (a free one by default); wait for
+    ``GET /`` unless ``wait`` is False."""
+    port = port or free_port()
     model_dir = model_dir or tmp
     cwd = cwd or script.parent
     full_env = {**os.environ, **(env or {})}

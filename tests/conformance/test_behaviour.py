@@ -59,8 +59,17 @@ def test_run_stuck_in_c_gets_its_worker_replaced(slow):
     with pytest.raises((OSError, Exception)):
         slow.request("POST", "/score", b"hang-c", TEXT, timeout=10)
     deadline = time.monotonic() + 20
+    resets = 0
     while time.monotonic() < deadline:  # the server keeps answering, with a fresh worker among them
-        r = slow.request("POST", "/score", b"pid", TEXT)
+        try:
+            r = slow.request("POST", "/score", b"pid", TEXT)
+        except ConnectionResetError:
+            # A connection the kernel queued on the killed worker's listening socket in the instant it
+            # died is reset (the server does not turn on net.ipv4.tcp_migrate_req); clients retry.
+            resets += 1
+            assert resets <= 3
+            time.sleep(0.05)
+            continue
         assert r.status == 200
         if r.json() not in before:
             break
@@ -172,11 +181,9 @@ def test_sigterm_drains_in_flight_requests(tmp_path):
 
 def test_hold_public_then_sigusr1_and_status_file(tmp_path):
     status = tmp_path / "status.json"
-    port = free_port()
     server = start("ours", SCRIPTS / "plain.py", tmp_path, wait=False,
                    args=["--hold-public", "--admin-port", "0", "--status-file", str(status), "--reuse-port",
                          "--workers", "2"])
-    server.port = port  # not yet bound by the harness' port: point it at an explicit one below
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -204,22 +211,102 @@ def test_hold_public_then_sigusr1_and_status_file(tmp_path):
 
 def test_two_servers_share_a_port_with_reuse_port(tmp_path):
     port = free_port()
-    a = start("ours", SCRIPTS / "slow.py", tmp_path, args=["--reuse-port"], wait=False)
-    # harness picked another port; restart both on one explicit port
-    a.stop()
-    cmd = [sys.executable, "-m", "nbdeploy.server", "--entry-script", str(SCRIPTS / "slow.py"), "--model-dir",
-           str(tmp_path), "--port", str(port), "--reuse-port"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
-    servers = [Server(p, port, tmp_path / "none.log", "ours") for p in procs]
+    servers = []
     try:
-        wait_ready(servers[0])
-        time.sleep(1.0)
-        pids = {servers[0].request("POST", "/score", b"pid", TEXT).json() for _ in range(40)}
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            servers.append(start("ours", SCRIPTS / "slow.py", tmp_path / name, args=["--reuse-port"], port=port,
+                                 wait=False))
+        for server in servers:  # both booted (each one's log says so), both still running
+            wait_for(lambda server=server: "ready for serving traffic" in server.log(), 30)
+        pids: set = set()
+        deadline = time.monotonic() + 20
+        while len(pids) < 2 and time.monotonic() < deadline:  # the kernel spreads new connections over both
+            pids.add(servers[0].request("POST", "/score", b"pid", TEXT).json())
         assert len(pids) == 2
+        assert all(s.proc.poll() is None for s in servers)
     finally:
         for s in servers:
             s.stop()
+
+
+def wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def read_status(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def test_replaced_worker_after_release_binds_the_public_port(tmp_path):
+    """After SIGUSR1, a worker that dies is replaced by one that serves the public port at once; the status
+    file keeps saying serving, for the same master."""
+    status = tmp_path / "status.json"
+    server = start("ours", SCRIPTS / "slow.py", tmp_path, wait=False,
+                   args=["--hold-public", "--admin-port", "0", "--status-file", str(status), "--reuse-port"])
+    try:
+        wait_for(lambda: read_status(status).get("state") == "ready", 30)
+        server.proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: read_status(status).get("state") == "serving", 10)
+        first = server.request("POST", "/score", b"pid", TEXT).json()
+        with pytest.raises(OSError):
+            server.request("POST", "/score", b"crash", TEXT)
+        deadline = time.monotonic() + 30
+        pid = first
+        while pid == first and time.monotonic() < deadline:
+            try:
+                pid = server.request("POST", "/score", b"pid", TEXT, timeout=5).json()
+            except OSError:
+                time.sleep(0.1)
+        assert pid != first, "the replacement worker never answered on the public port"
+        data = read_status(status)
+        assert data["state"] == "serving" and data["pid"] == server.proc.pid and data["error"] is None
+        assert server.request("POST", "/score", b"pid", TEXT, port=data["admin_port"]).json() == pid
+        assert "exited with code 17" in server.log()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(15) == 0
+    finally:
+        server.stop()
+
+
+def test_sigterm_while_holding_the_public_port(tmp_path):
+    status = tmp_path / "status.json"
+    server = start("ours", SCRIPTS / "plain.py", tmp_path, wait=False,
+                   args=["--hold-public", "--admin-port", "0", "--status-file", str(status), "--reuse-port",
+                         "--workers", "2"])
+    try:
+        wait_for(lambda: read_status(status).get("state") == "ready", 30)
+        admin = read_status(status)["admin_port"]
+        assert server.request("POST", "/score", b"a", TEXT, port=admin).status == 200
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(15) == 0
+        assert read_status(status)["state"] == "stopping"
+        for port in (admin, server.port):  # nothing listens any more, and the public port never did
+            with pytest.raises(OSError):
+                server.request("GET", "/", port=port, timeout=1)
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()
+
+
+def test_head_sends_no_body_on_a_kept_alive_connection(slow):
+    """HEAD answers carry the GET's content-length but no body: the next answer on the connection is intact."""
+    with socket.create_connection(("127.0.0.1", slow.port), timeout=5) as s:
+        s.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 2 or not data.endswith(b"Healthy"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    assert b"content-length: 7" in head.lower()
+    assert rest.startswith(b"HTTP/1.1 200")  # no "Healthy" between the two answers
+    assert rest.endswith(b"\r\n\r\nHealthy")
 
 
 def test_legacy_get_model_path_shim(tmp_path):

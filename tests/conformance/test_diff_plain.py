@@ -60,3 +60,11 @@ def test_swagger(pair, query):
 def test_json_body_is_not_parsed(pair):
     a, _ = same(pair, "POST", "/score", b'{"a": 1}', JSON)
     assert a.json() == {"got": '{"a": 1}'}
+
+
+@pytest.mark.parametrize("path", ["/", "/swagger.json", "/swagger.json?version=3", "/score"])
+def test_head(pair, path):
+    a, b = same(pair, "HEAD", path)
+    assert a.body == b.body == b""
+    if a.status == 200:  # the length of the GET answer, without its body
+        assert a.headers["content-length"] == pair[0].request("GET", path).headers["content-length"] != "0"

@@ -46,3 +46,9 @@ def test_get_args(pair):
 def test_options_reaches_run(pair):
     a, _ = same(pair, "OPTIONS", "/score")
     assert a.status == 500
+
+
+@pytest.mark.parametrize("query", ["?mode=json", "?mode=image", ""])
+def test_head_reaches_run_and_the_body_is_stripped(pair, query):
+    a, b = same(pair, "HEAD", "/score" + query)
+    assert a.status == b.status and a.body == b.body == b""
