@@ -22,13 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nbdeploy.errors import InvalidSpec
+from nbdeploy.server import (
+    REQUIREMENTS as SERVER_REQUIREMENTS,  # pinned by the server itself
+)
 
 APP_ROOT = "/var/azureml-app"
 SERVER_ROOT = "/opt/nbdeploy"
 SERVER_PACKAGE = "nbdeploy_server"
 SECRETS_IN_STAGE = "/tmp/nbdeploy-build"
-# the scoring server's only dependencies, pinned to the versions nbdeploy's own tests run
-SERVER_REQUIREMENTS = ("uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0")
 
 # paths inside the build context assembled by docker_builder
 CTX_SERVER = SERVER_PACKAGE

@@ -7,3 +7,5 @@ httptools, uvloop and the standard library (``orjson`` and ``inference-schema`` 
 
 __version__ = "0.1.0"
 SERVER_VERSION = f"nbdeploy/{__version__}"
+REQUIREMENTS = ("uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0")
+"""What an environment that runs this server alone (an image, an isolated venv) installs, pinned."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbdeploy.errors import BuildError
+from nbdeploy.server import REQUIREMENTS as SERVER_REQUIREMENTS
 
 if TYPE_CHECKING:
     from nbdeploy.specs import Environment
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SERVER_REQUIREMENTS = ("uvicorn>=0.30", "httptools>=0.6", "uvloop>=0.19")
 
 
 def server_package_dir() -> Path:
