@@ -8,19 +8,23 @@ refers to the blob, so gc never removes it in between.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from nbdeploy.errors import InvalidInput
 from nbdeploy.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 4 << 20
+COPY_CHUNK = 64 << 20
 WRITEBACK_BYTES = 16 << 20
 ALGORITHM = "sha256"
 
@@ -42,6 +46,69 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _copy_hashing(src: Path, fd: int, tmp_path: Path) -> tuple[str, int]:
+    """Copy ``src`` into ``fd`` and hash it; the kernel copies while this thread hashes, when it can."""
+    if hasattr(os, "copy_file_range"):
+        try:
+            return _kernel_copy_hashing(src, fd, tmp_path)
+        except _NoKernelCopy:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+    return _user_copy_hashing(src, fd, tmp_path)
+
+
+class _NoKernelCopy(Exception):
+    """copy_file_range is refused for this pair of files (old kernel, some filesystems)."""
+
+
+def _kernel_copy_hashing(src: Path, fd: int, tmp_path: Path) -> tuple[str, int]:
+    """``copy_file_range`` in a helper thread (no copy through user space) while this thread hashes ``src``.
+
+    Both read the source from the page cache, and sha256 and the copy run on two cores. The source's size
+    and modification time are compared before and after, so a file changed meanwhile is refused rather
+    than stored under a digest that does not match its content.
+    """
+    with open(src, "rb", buffering=0) as f:
+        before = os.fstat(f.fileno())
+        failure: list[BaseException] = []
+        advise = getattr(os, "posix_fadvise", None)
+
+        def copy() -> None:
+            offset = 0
+            try:
+                while offset < before.st_size:
+                    n = os.copy_file_range(f.fileno(), fd, min(COPY_CHUNK, before.st_size - offset), offset, offset)
+                    if n == 0:
+                        break
+                    if advise is not None:
+                        advise(fd, offset, n, os.POSIX_FADV_DONTNEED)  # starts writeback early: a short final fsync
+                    offset += n
+                    if _after_chunk is not None:
+                        _after_chunk(tmp_path, offset)
+                if offset != before.st_size:
+                    failure.append(InvalidInput(f"{src} shrank while it was being registered; register it again."))
+            except OSError as exc:
+                failure.append(_NoKernelCopy() if offset == 0 and exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP) else exc)
+
+        copier = threading.Thread(target=copy, name="nbdeploy-copy", daemon=True)
+        copier.start()
+        hasher = hashlib.sha256()
+        buf = bytearray(CHUNK_SIZE)
+        size = 0
+        with open(src, "rb", buffering=0) as reader:
+            while n := reader.readinto(buf):
+                hasher.update(memoryview(buf)[:n])
+                size += n
+        copier.join()
+        after = os.fstat(f.fileno())
+    if failure:
+        raise failure[0]
+    if size != before.st_size or (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise InvalidInput(f"{src} changed while it was being registered; register it again once it is complete.")
+    return hasher.hexdigest(), size
+
+
+def _user_copy_hashing(src: Path, fd: int, tmp_path: Path) -> tuple[str, int]:
+    """Read and write in chunks, hashing each chunk (what is hashed is exactly what is written)."""
     hasher = hashlib.sha256()
     buffers = [bytearray(CHUNK_SIZE), bytearray(CHUNK_SIZE)]
     pending: Future[None] | None = None
@@ -92,9 +159,9 @@ class BlobStore:
     def put_file(self, src: Path) -> tuple[str, int]:
         """Store the content of file ``src``; return ``(hex digest, size)``.
 
-        Streams in chunks (two buffers: memory stays flat), hashing each chunk in a helper thread while
-        the next is written, and asks the kernel to start writing back every few MiB so the final fsync
-        is short. What is hashed is exactly what is written, even if ``src`` changes meanwhile.
+        The kernel copies (``copy_file_range``) while this thread hashes, with a flat memory profile, and
+        writeback starts early so the final fsync is short; a source that changes meanwhile is refused.
+        Where the kernel copy is refused, chunks are read, hashed and written from user space instead.
         """
         self.tmp.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix="blob-", dir=self.tmp)

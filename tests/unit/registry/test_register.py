@@ -170,3 +170,31 @@ def test_errors_are_nbdeploy_errors(ws: Workspace) -> None:
 def test_workspace_argument_accepts_a_path(ws: Workspace, make_file) -> None:
     m = Model.register(make_file("m.bin"), "m", workspace=str(ws.path))
     assert Model.get("m", workspace=ws.path).id == m.id
+
+
+def test_a_source_changed_while_registering_is_refused(ws: Workspace, tmp_path: Path, monkeypatch) -> None:
+    from nbdeploy.registry import blobs
+
+    src = tmp_path / "growing.bin"
+    src.write_bytes(os.urandom(1 << 20))
+
+    def append_more(tmp: Path, written: int) -> None:
+        with open(src, "ab") as fh:  # another process still writing the file
+            fh.write(b"late bytes")
+
+    monkeypatch.setattr(blobs, "_after_chunk", append_more)
+    with pytest.raises(InvalidInput, match="changed while it was being registered"):
+        Model.register(src, "growing", workspace=ws)
+    assert Model.list(workspace=ws) == []
+
+
+def test_user_space_copy_is_the_fallback(ws: Workspace, make_file, monkeypatch) -> None:
+    from nbdeploy.registry import blobs
+
+    def refuse(*args: object, **kwargs: object) -> int:
+        raise OSError(18, "Invalid cross-device link")  # EXDEV, as on kernels that cannot copy across filesystems
+
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    path = make_file("m.bin", b"x" * (5 << 20))
+    model = Model.register(path, "fallback", workspace=ws)
+    assert model.digest.endswith(hashlib.sha256(b"x" * (5 << 20)).hexdigest())
