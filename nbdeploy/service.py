@@ -115,9 +115,9 @@ def deploy(
     revision = RevisionSpec(name, 1, bundle, config, inference_config.environment, keys)
     try:
         handle = target.start(revision)
-    except BaseException as exc:
+    except BaseException:
         store.delete(name)  # nothing half-done: no record without a running revision
-        raise exc
+        raise
     store.set_handle(name, 1, handle)
     return Webservice(name, ws)
 
@@ -362,21 +362,31 @@ class Webservice:
         sink.state(self.name, str(State.TRANSITIONING), f"revision {new_revision} starting beside revision {old_revision}")
         try:
             new_handle = target.start(RevisionSpec(self.name, new_revision, bundle, dc, ic.environment, keys), previous=old_handle)
-        except NbdeployError as exc:
-            self._store.finish_revision(self.name, new_revision, FAILED, str(State.FAILED), str(exc))
-            raise UpdateFailed(self.name, str(State.FAILED), f"revision {new_revision} could not start: {exc}") from exc
+        except Exception as exc:
+            self._store.finish_revision(self.name, new_revision, FAILED, str(State.FAILED), f"could not start: {exc}")
+            if isinstance(exc, NbdeployError):
+                raise UpdateFailed(self.name, str(State.FAILED), f"revision {new_revision} could not start: {exc}") from exc
+            raise
         self._store.set_handle(self.name, new_revision, new_handle)
-        status = _wait(target, new_handle, self.name, sink, timeout, smoke_only_uri=True)
-        problem = "" if status.state == State.HEALTHY else f"{status.state}: {status.reason}"
-        if not problem:
-            problem = _smoke(target, new_handle, dc, keys)
+        try:
+            status = _wait(target, new_handle, self.name, sink, timeout, smoke_only_uri=True)
+            problem = "" if status.state == State.HEALTHY else f"{status.state}: {status.reason}"
+            if not problem:
+                problem = _smoke(target, new_handle, dc, keys)
+            if not problem:
+                new_handle = target.promote(new_handle, old_handle)
+        except BaseException as exc:  # interrupted, or the promotion failed: the old revision keeps serving
+            target.abort(new_handle, old_handle)
+            self._store.finish_revision(self.name, new_revision, FAILED, str(State.FAILED), f"update stopped: {exc!r}")
+            if isinstance(exc, NbdeployError):
+                raise UpdateFailed(self.name, str(State.FAILED), f"revision {new_revision} was not promoted ({exc}); revision {old_revision} keeps serving") from exc
+            raise
         if problem:
             evidence = status.evidence or target.logs(new_handle, 60)
             target.abort(new_handle, old_handle)
             self._store.finish_revision(self.name, new_revision, FAILED, str(status.state if status.state != State.HEALTHY else State.UNHEALTHY), problem, evidence)
             sink.finish(self.name, "Failed", f"update rolled back, revision {old_revision} keeps serving: {problem}")
             raise UpdateFailed(self.name, str(status.state), f"revision {new_revision} did not become Healthy ({problem}); revision {old_revision} keeps serving", evidence)
-        new_handle = target.promote(new_handle, old_handle)
         self._store.set_handle(self.name, new_revision, new_handle)
         self._store.switch(self.name, new_revision, old_revision, [m.id for m in models])
         self._store.finish_revision(self.name, new_revision, SERVING, str(State.HEALTHY))

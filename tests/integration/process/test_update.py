@@ -145,3 +145,26 @@ def test_scoring_uri_reaches_only_the_serving_revision_after_update(workspace, m
     svc.update(inference_config=nbdeploy.InferenceConfig(str(v2)))
     answers = {httpx.post(svc.scoring_uri, content="{}", trust_env=False).text for _ in range(30)}
     assert answers == {'"v2"'}
+
+
+def test_interrupted_update_removes_the_new_revision_and_keeps_the_old(workspace, model, score_py, tmp_path):
+    from nbdeploy.progress import LoggingSink
+
+    class InterruptOnWait(LoggingSink):
+        """Acts like a user pressing Ctrl-C (interrupting the kernel) while the new revision starts."""
+
+        def state(self, service: str, state: str, reason: str = "") -> None:
+            if "init()" in reason:
+                raise KeyboardInterrupt
+
+    svc = nbdeploy.deploy("interrupted", [model], nbdeploy.InferenceConfig(str(score_py)), workspace=workspace)
+    svc.wait_for_deployment()
+    with pytest.raises(KeyboardInterrupt):
+        svc.update(sink=InterruptOnWait())
+    history = svc.revisions()
+    assert [(r["revision"], r["outcome"]) for r in history] == [(1, "serving"), (2, "failed")]
+    new_pid = svc._store.revision("interrupted", 2).handle["pid"]
+    from .test_lifecycle import _pid_alive
+
+    assert not _pid_alive(new_pid)
+    assert svc.revision == 1 and svc.state == "Healthy"
