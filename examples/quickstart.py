@@ -46,7 +46,8 @@ def main() -> None:
     print(f"registered {model.id} ({model.size} bytes)")
 
     (work / "score.py").write_text(SCORE_PY)
-    env = nbdeploy.Environment.from_current_kernel("diabetes-env", entry_script=work / "score.py")
+    # pins what score.py imports (joblib) plus scikit-learn, which unpickling the model needs
+    env = nbdeploy.Environment.from_current_kernel("diabetes-env", entry_script=work / "score.py", packages=["scikit-learn"])
     print(f"environment pins: {', '.join(env.pip_packages)}")
     inference_config = nbdeploy.InferenceConfig(entry_script=str(work / "score.py"), environment=env)
 

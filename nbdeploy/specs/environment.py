@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,11 +123,13 @@ class Environment:
         return env
 
     @classmethod
-    def from_current_kernel(cls, name: str, entry_script: str | os.PathLike[str] | None = None, source_directory: str | os.PathLike[str] | None = None) -> Environment:
+    def from_current_kernel(cls, name: str, entry_script: str | os.PathLike[str] | None = None,
+                            source_directory: str | os.PathLike[str] | None = None, packages: Sequence[str] = ()) -> Environment:
         """Pin the packages that the entry script (and its source folder) import, at the versions installed here.
 
         Without an entry script, pins every installed distribution that is importable at top level
-        and imported in this process (``sys.modules``).
+        and imported in this process (``sys.modules``). ``packages`` adds distributions the script needs
+        without importing them, e.g. ``["scikit-learn"]`` for a model that ``joblib.load`` unpickles.
         """
         from importlib import metadata
 
@@ -150,6 +153,11 @@ class Environment:
                     pins[dist] = metadata.version(dist)
                 except metadata.PackageNotFoundError:  # pragma: no cover - raced uninstall
                     continue
+        for dist in packages:
+            try:
+                pins[dist] = metadata.version(dist)
+            except metadata.PackageNotFoundError as exc:
+                raise InvalidInput(f"packages: {dist!r} is not installed in this kernel; install it or pin it with pip: [...]") from exc
         env = cls(name)
         env.python.conda_dependencies.set_python_version(f"{sys.version_info.major}.{sys.version_info.minor}")
         for dist, version in sorted(pins.items()):

@@ -90,6 +90,12 @@ def test_environment_from_current_kernel_pins_imported_packages(tmp_path):
     assert any(p.lower().startswith("pyyaml==") for p in env.pip_packages)
     assert not any(p.startswith(("os", "json", "not_installed")) for p in env.pip_packages)
     assert env.python_version == f"{sys.version_info.major}.{sys.version_info.minor}"
+    import sklearn
+
+    with_sklearn = Environment.from_current_kernel("k", entry_script=script, packages=["scikit-learn"])
+    assert f"scikit-learn=={sklearn.__version__}" in with_sklearn.pip_packages
+    with pytest.raises(InvalidInput, match="not installed"):
+        Environment.from_current_kernel("k", entry_script=script, packages=["nbdeploy-no-such-dist"])
 
 
 def test_environment_names_are_validated():
