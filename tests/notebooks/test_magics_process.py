@@ -70,3 +70,17 @@ def _deploy(ip, name: str, errors: list[BaseException]) -> None:
         ip.run_line_magic("deploy", f"{name} --model diabetes")
     except BaseException as exc:  # noqa: BLE001
         errors.append(exc)
+
+
+def test_environment_and_inference_config_cells_feed_a_deploy(ip, diabetes_model, capsys, tmp_path):
+    ip.run_cell_magic("score_script", "envscore.py", "import os\n\ndef init():\n    pass\n\ndef run(raw):\n    return os.environ['GREETING']\n")
+    ip.run_cell_magic("environment", "greeting-env", "variables: {GREETING: hello from the environment}\n")
+    svc = ip.run_line_magic("deploy", "svc-env --model diabetes --entry envscore.py --env greeting-env")
+    assert svc.run("{}") == "hello from the environment"
+    ip.run_cell_magic("inference_config", "", '{"entryScript": "envscore.py", "environment": {"name": "inline", "environmentVariables": {"GREETING": "hello from the inference config"}}}')
+    svc2 = ip.run_line_magic("deploy", "svc-ic --model diabetes")
+    assert svc2.run("{}") == "hello from the inference config"
+    with pytest.raises(UsageError, match="No environment named 'greting-env'. Did you mean 'greeting-env'"):
+        ip.run_line_magic("deploy", "svc-typo --model diabetes --entry envscore.py --env greting-env")
+    for name in ("svc-env", "svc-ic"):
+        ip.run_line_magic("undeploy", name)
