@@ -26,7 +26,7 @@ class FileEntry:
 
 @dataclass
 class ModelRecord:
-    """A model version as stored."""
+    """A model version as stored. Tags and properties may arrive as JSON text, decoded on first use."""
 
     name: str
     version: int
@@ -43,6 +43,13 @@ class ModelRecord:
     properties: dict[str, str] = field(default_factory=dict)
     rowid: int | None = None
 
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if name in ("tags", "properties") and isinstance(value, str):
+            value = json.loads(value)
+            object.__setattr__(self, name, value)
+        return value
+
 
 _COLUMNS = (
     "m.id, m.name, m.version, m.created_time, m.created_by, m.description, m.framework, "
@@ -52,12 +59,12 @@ _COLUMNS = (
 )
 
 
-def _record(row: sqlite3.Row) -> ModelRecord:
+def _record(row: Sequence[Any]) -> ModelRecord:
+    """A record from a row of ``_COLUMNS`` (a tuple or sqlite3.Row, by position); tags stay JSON until used."""
     return ModelRecord(
-        rowid=row["id"], name=row["name"], version=row["version"], created_time=row["created_time"],
-        created_by=row["created_by"], description=row["description"], framework=row["framework"],
-        framework_version=row["framework_version"], kind=row["kind"], root=row["root"], size=row["size"],
-        digest=row["digest"], tags=json.loads(row["tags"] or "{}"), properties=json.loads(row["properties"] or "{}"),
+        rowid=row[0], name=row[1], version=row[2], created_time=row[3], created_by=row[4], description=row[5],
+        framework=row[6], framework_version=row[7], kind=row[8], root=row[9], size=row[10], digest=row[11],
+        tags=row[12] or {}, properties=row[13] or {},  # type: ignore[arg-type] - JSON text, decoded lazily
     )
 
 
@@ -143,7 +150,9 @@ def query(
                f"(SELECT MAX(b.version) FROM matched b WHERE b.name = a.name)) ORDER BY m.name")
     else:
         sql = f"SELECT {_COLUMNS} FROM models m WHERE {cond} ORDER BY m.name, m.version"
-    return [_record(r) for r in conn.execute(sql, args)]
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples: thousands of rows build faster
+    return [_record(r) for r in cursor.execute(sql, args)]
 
 
 def files(conn: sqlite3.Connection, rowid: int) -> list[FileEntry]:
