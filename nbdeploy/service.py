@@ -132,6 +132,9 @@ class Webservice:
         self._client: httpx.Client | None = None
         self._deleted = False
         self._last_status: Status | None = None
+        self._target_obj: Target | None = None
+        self._run_uri: tuple[int, str] | None = None
+        """(revision, scoring URI) for run(): resolving it may cost I/O (a Kubernetes node list)."""
 
     # -- listing ---------------------------------------------------------------------------------
     @classmethod
@@ -155,8 +158,6 @@ class Webservice:
     @property
     def compute_type(self) -> str:
         return self._record.target
-
-    target_name = compute_type
 
     @property
     def tags(self) -> dict[str, str]:
@@ -251,7 +252,9 @@ class Webservice:
         return status
 
     def _target(self) -> Target:
-        return get_target(self._record.target, self.workspace)
+        if self._target_obj is None:
+            self._target_obj = get_target(self._record.target, self.workspace)
+        return self._target_obj
 
     def _check_not_deleted(self) -> None:
         if self._deleted:
@@ -285,7 +288,10 @@ class Webservice:
     def run(self, input_data: str | bytes | dict[str, Any] | list[Any], timeout: float = 60.0) -> Any:
         """POST ``input_data`` to /score as given (dicts and lists are JSON-encoded) and return the parsed answer."""
         self._check_not_deleted()
-        uri = self.scoring_uri
+        if self._run_uri is None or self._run_uri[0] != self.revision:
+            found = self.scoring_uri
+            self._run_uri = (self.revision, found) if found else None
+        uri = self._run_uri[1] if self._run_uri else None
         if uri is None:
             raise DeployError(self.name, self.state, "the service has not started yet")
         body = input_data if isinstance(input_data, (str, bytes)) else json.dumps(input_data)
@@ -300,6 +306,7 @@ class Webservice:
                 # a keep-alive connection closed by a draining revision during an update: the request was not read
                 response = client.post(uri, content=body, headers=headers, timeout=timeout)
         except httpx.TransportError as exc:
+            self._run_uri = None
             status = self.status()
             raise DeployError(self.name, str(status.state), f"cannot score: {exc}. {status.reason}".strip(), self.get_logs(20)) from exc
         if response.status_code == 401 and self._record.keys:
@@ -400,14 +407,19 @@ class Webservice:
         sink.finish(self.name, str(final.state), final.reason, final.scoring_uri)
         return self
 
-    def delete(self) -> None:
-        """Stop every revision and remove the service's records and files. Deleting twice raises ServiceNotFound."""
+    def delete(self, delete_image: bool = False) -> None:
+        """Stop every revision and remove the service's records and files (and its images when asked).
+
+        Deleting twice raises ServiceNotFound.
+        """
         self._check_not_deleted()
         self._record = self._store.get(self.name)  # raises if deleted elsewhere
         target = self._target()
         for rev in self._store.revisions(self.name):
             if rev.handle:
                 target.stop(rev.handle)  # idempotent: replaced and failed revisions are stopped already
+                if delete_image:
+                    target.delete_image(rev.handle)
         self._store.delete(self.name)
         _remove_tree(self.workspace.service_dir(self.name))
         if self._client is not None:

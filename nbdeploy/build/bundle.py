@@ -71,11 +71,6 @@ class Bundle:
             env["AZUREML_SOURCE_DIRECTORY"] = self.source_dir
         return env
 
-    @property
-    def code_paths(self) -> list[str]:
-        """Top-level entries of the app root other than the models folder."""
-        return sorted(p.name for p in self.path.iterdir() if p.name not in (MODELS_DIR, COMPLETE_MARKER))
-
 
 def create_bundle(workspace: Workspace, models: Sequence[Model], inference_config: InferenceConfig) -> Bundle:
     """Lay out (or reuse) the app root for these models and this entry script."""

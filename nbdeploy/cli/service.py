@@ -215,10 +215,11 @@ def run_cmd(ctx: click.Context, name: str, data: str) -> None:
 
 @service.command("delete")
 @click.argument("name")
+@click.option("--delete-image", is_flag=True, help="Also remove the images built for it (image targets).")
 @click.pass_context
-def delete_cmd(ctx: click.Context, name: str) -> None:
+def delete_cmd(ctx: click.Context, name: str, delete_image: bool) -> None:
     """Stop NAME and remove its records."""
-    Webservice(name, workspace_from(ctx)).delete()
+    Webservice(name, workspace_from(ctx)).delete(delete_image=delete_image)
     click.echo(f"Deleted {name}")
 
 

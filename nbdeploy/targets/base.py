@@ -79,9 +79,6 @@ class Target(ABC):
     """Runs revisions of services somewhere. Subclasses implement the abstract verbs."""
 
     name: ClassVar[str]
-    aliases: ClassVar[tuple[str, ...]] = ()
-    supports_handover: ClassVar[bool] = False
-    """True when :meth:`start` can run beside the current revision and :meth:`promote` moves traffic."""
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
@@ -107,6 +104,9 @@ class Target(ABC):
     @abstractmethod
     def stop(self, handle: Handle) -> None:
         """Stop and remove the revision. Idempotent: stopping a stopped revision is fine."""
+
+    def delete_image(self, handle: Handle) -> None:
+        """Remove what the revision was built into (an image), when the target builds one; default: nothing."""
 
     def promote(self, new: Handle, old: Handle | None) -> Handle:
         """Move traffic from ``old`` to ``new`` (both running) and return ``new``'s handle, updated.

@@ -113,8 +113,6 @@ class LocalDockerTarget(Target):
     """Runs revisions as containers on the Docker engine of ``DOCKER_HOST`` (default: the local socket)."""
 
     name = "local"
-    aliases = ("docker",)
-    supports_handover = True
 
     def __init__(self, workspace: Any) -> None:
         super().__init__(workspace)

@@ -35,8 +35,6 @@ class ProcessTarget(Target):
     """Runs each revision as ``python -m nbdeploy.server`` on 127.0.0.1."""
 
     name = "process"
-    aliases = ("subprocess",)
-    supports_handover = True
 
     def start(self, spec: RevisionSpec, previous: Handle | None = None) -> Handle:
         config = spec.config

@@ -189,7 +189,7 @@ class LocalWebservice(Webservice):
         return LocalDeploymentConfig(port=port)
 
     def delete(self, delete_cache: bool = True, delete_image: bool = False, delete_volume: bool = True) -> None:  # type: ignore[override]
-        super().delete()
+        super().delete(delete_image=delete_image)
 
 
 class AciWebservice(Webservice):

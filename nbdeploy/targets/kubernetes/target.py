@@ -62,8 +62,6 @@ class KubernetesTarget(Target):
     """Runs services as Deployments on the cluster of a kubeconfig context."""
 
     name = "aks"
-    aliases = ("kubernetes",)
-    supports_handover = True
 
     def __init__(self, workspace: Any) -> None:
         super().__init__(workspace)

@@ -44,5 +44,8 @@ def test_deploy_update_delete_on_local(workspace, resources, tmp_path):
     assert str(svc.wait_for_deployment().state) == "Healthy"
     assert svc.run(json.dumps({"data": [1]})) == [5]
 
-    svc.delete()
+    images = {svc.image, *(r.handle["image"] for r in svc._store.revisions(name) if r.handle)}
+    svc.delete(delete_image=True)
     assert not resources.client.containers.list(all=True, filters={"label": f"nbdeploy.service={name}"})
+    assert not [t for image in resources.client.images.list(name=f"nbdeploy/{name}") for t in image.tags]
+    assert len(images) == 2  # one image per revision, both removed
