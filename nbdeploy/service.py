@@ -376,7 +376,7 @@ class Webservice:
             raise
         self._store.set_handle(self.name, new_revision, new_handle)
         try:
-            status = _wait(target, new_handle, self.name, sink, timeout, smoke_only_uri=True)
+            status = _wait(target, new_handle, self.name, sink, timeout)
             problem = "" if status.state == State.HEALTHY else f"{status.state}: {status.reason}"
             if not problem:
                 problem = _smoke(target, new_handle, dc, keys)
@@ -509,33 +509,20 @@ def _inference_config_from_doc(doc: dict[str, Any]) -> InferenceConfig:
     return InferenceConfig(doc["entry_script"], source_directory=doc.get("source_directory"), environment=env)
 
 
-def _wait(target: Target, handle: Handle, name: str, sink: ProgressSink, timeout: float, smoke_only_uri: bool = False) -> Status:
+def _wait(target: Target, handle: Handle, name: str, sink: ProgressSink, timeout: float) -> Status:
     """Poll the revision until Healthy or a final state; Transitioning past ``timeout`` is returned as it is."""
     deadline = time.monotonic() + timeout
     delay = 0.02
     while True:
         status = target.status(handle)
-        if smoke_only_uri and status.state == State.TRANSITIONING and status.details.get("state") == "ready":
-            status = _probe_held(target, handle, status)
         sink.state(name, str(status.state), status.reason)
-        if status.state.is_final or status.state == State.UNHEALTHY and time.monotonic() > deadline:
+        if status.state.is_final:
             return status
         if time.monotonic() > deadline:
             status.reason = f"still {status.state} after {timeout:.0f}s: {status.reason}"
             return status
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
-
-
-def _probe_held(target: Target, handle: Handle, status: Status) -> Status:
-    """A revision held back from the public port is Healthy when its private URL is ready."""
-    from nbdeploy.targets.net import probe
-
-    base = target.smoke_uri(handle)
-    if base is None:
-        return status
-    ok, detail = probe(base + "/health/ready")
-    return Status(State.HEALTHY, scoring_uri=status.scoring_uri, details=status.details) if ok else Status(State.TRANSITIONING, detail, details=status.details)
 
 
 def _smoke(target: Target, handle: Handle, config: DeploymentConfig, keys: tuple[str, str] | None) -> str:

@@ -87,8 +87,8 @@ class ProcessTarget(Target):
             return Status(State.TRANSITIONING, "init() is running", scoring_uri=uri)
         if server_state == "failed":
             return Status(State.FAILED, failure_reason(info, None), evidence=self.logs(handle, 60))
-        if server_state == "ready":
-            return Status(State.TRANSITIONING, "ready on its admin port, waiting to take traffic", scoring_uri=uri, details=info)
+        # "ready": held back from the public port (an update's new revision) and answering on its admin
+        # port, where the probe goes; Healthy there means ready to be promoted.
         base = self.smoke_uri(handle) or ""
         ok, detail = probe(base + "/health/ready")
         if ok:
