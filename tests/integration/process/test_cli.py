@@ -36,7 +36,7 @@ def test_service_commands(workspace, model, score_py, tmp_path, diabetes):
     v2.write_text("def init():\n    pass\ndef run(raw):\n    return 'v2'\n")
     nbdeploy(ws, "service", "update", "cli-svc", "--entry-script", str(v2))
     assert json.loads(nbdeploy(ws, "service", "run", "cli-svc", "--data", "{}").stdout) == "v2"
-    assert "POST /score" in nbdeploy(ws, "service", "logs", "cli-svc", "-n", "50").stdout or True
+    assert "ready for serving traffic" in nbdeploy(ws, "service", "logs", "cli-svc", "-n", "50").stdout
     nbdeploy(ws, "service", "delete", "cli-svc")
     gone = nbdeploy(ws, "service", "delete", "cli-svc", check=False)
     assert gone.returncode != 0 and "No service named 'cli-svc'" in gone.stderr

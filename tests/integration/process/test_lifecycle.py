@@ -40,7 +40,7 @@ def test_deploy_score_and_delete(workspace, model, score_py, diabetes):
     assert svc.run({"data": X[:1]})  # dicts are JSON-encoded
     record = svc.serialize()
     assert record["state"] == "Healthy" and record["models"] == ["diabetes:1"] and record["computeType"] == "process"
-    assert "POST /score" in svc.get_logs() or svc.get_logs()  # the server logs to the revision log
+    assert "ready for serving traffic" in svc.get_logs()  # the server logs to the revision log
     assert model.used_by() == ["diabetes-svc"]
     pid = svc._current()[0]["pid"]
     svc.delete()
