@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import time
 import uuid
 from pathlib import Path
 
@@ -57,14 +56,12 @@ def test_model_only_change_rebuilds_only_the_model_layer(engine, resources, tmp_
     build_image(engine, spec_for(), app, repo)
     make_app(app, weight=3.0)
     lines: list[str] = []
-    t0 = time.monotonic()
     second = build_image(engine, spec_for(), app, repo, progress=lines.append)
-    elapsed = time.monotonic() - t0
     steps = "\n".join(lines).split("Step ")[1:]
     metadata = ("FROM", "LABEL", "CMD", "ENV AZUREML_MODEL_DIR")
     rebuilt = [s.splitlines()[0] for s in steps if "Using cache" not in s and not s.split(" : ")[1].startswith(metadata)]
     assert rebuilt and all("COPY models/" in s for s in rebuilt), rebuilt
-    assert not second.cached and elapsed < 10
+    assert not second.cached  # speed is measured in benchmarks/build.py, not asserted here
 
 
 def test_missing_pip_package_names_it(engine, resources, tmp_path):
@@ -81,11 +78,9 @@ def test_missing_pip_package_names_it(engine, resources, tmp_path):
 def test_absent_base_image_points_to_base_image_build(engine, resources, tmp_path):
     app = make_app(tmp_path / "app")
     absent = f"nbdeploy-test/absent-{RUN_ID}:1"
-    t0 = time.monotonic()
     with pytest.raises(BuildError) as info:
         build_image(engine, spec_for(base_image=absent), app, resources.repository())
     assert f"nbdeploy base-image build --tag {absent}" in str(info.value)
-    assert time.monotonic() - t0 < 60
 
 
 def test_build_secrets_do_not_reach_the_final_image(engine, resources, tmp_path):

@@ -131,12 +131,10 @@ def test_engine_not_running_says_how_to_start_it(tmp_path, monkeypatch):
         (tmp_path / "model.json").write_text(json.dumps({"w": 3}))
         model = nbdeploy.Model.register(tmp_path / "model.json", "m", workspace=ws)
         (tmp_path / "score.py").write_text(SCORE_PY.format(init_extra="pass"))
-        t0 = time.monotonic()
         with pytest.raises(EngineUnavailable) as info:
             nbdeploy.deploy("no-engine", [model], nbdeploy.InferenceConfig(str(tmp_path / "score.py")),
                             LocalDeploymentConfig(), workspace=ws)
     message = str(info.value)
     assert str(path) in message
     assert "docker.sh up" in message and "dockerd" in message and "--target process" in message
-    assert time.monotonic() - t0 < 30
-    assert Webservice.list(ws) == [] or all(s.state != "Healthy" for s in Webservice.list(ws))
+    assert Webservice.list(ws) == []  # nothing half-done
