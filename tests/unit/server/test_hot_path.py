@@ -83,7 +83,7 @@ def test_scoring_timer_is_armed_once_and_still_stops_a_late_run(restore_alarm):
         with pytest.raises(ScoringTimeout):
             app._timed(time.sleep, (2,), {})
         took = time.monotonic() - start
-        assert 0.19 <= took < 0.6, took  # the full timeout of this call, not what was left of the earlier one
+        assert 0.19 <= took < 1.9, took  # the full timeout (0.2 s) of this call, not what was left of the earlier one; well before sleep(2) ends
         assert app._timed(lambda x: x, (2,), {}) == 2  # and the worker goes on
     finally:
         signal.setitimer = real  # type: ignore[assignment]
