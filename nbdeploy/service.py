@@ -39,7 +39,7 @@ from nbdeploy.errors import (
 )
 from nbdeploy.progress import ProgressSink, make_sink
 from nbdeploy.registry import Model
-from nbdeploy.service_records import FAILED, SERVING, STARTING, ServiceRecord, ServiceStore
+from nbdeploy.service_records import DELETING, FAILED, SERVING, STARTING, ServiceRecord, ServiceStore
 from nbdeploy.specs import DeploymentConfig, Environment, InferenceConfig, ProcessDeploymentConfig, deployment_config_from_dict
 from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target, get_target
 from nbdeploy.workspace import Workspace, as_workspace
@@ -243,8 +243,11 @@ class Webservice:
     def status(self) -> Status:
         """Observe the serving revision now."""
         self._check_not_deleted()
-        handle, _ = self._current()
-        if handle is None:
+        record = self._store.revision(self.name, self.revision)
+        handle = record.handle
+        if record.outcome == DELETING:
+            status = Status(State.DELETING, "delete() is stopping the service")
+        elif handle is None:
             status = Status(State.TRANSITIONING, "starting")
         else:
             status = self._target().status(handle)
@@ -415,6 +418,7 @@ class Webservice:
         self._check_not_deleted()
         self._record = self._store.get(self.name)  # raises if deleted elsewhere
         target = self._target()
+        self._store.finish_revision(self.name, self.revision, DELETING, str(State.DELETING))  # observers see Deleting
         for rev in self._store.revisions(self.name):
             if rev.handle:
                 target.stop(rev.handle)  # idempotent: replaced and failed revisions are stopped already

@@ -16,7 +16,7 @@ from nbdeploy.registry.store import add_usage, remove_usage
 from nbdeploy.workspace import Workspace
 
 # Revision outcomes
-STARTING, SERVING, REPLACED, FAILED = "starting", "serving", "replaced", "failed"
+STARTING, SERVING, REPLACED, FAILED, DELETING = "starting", "serving", "replaced", "failed", "deleting"
 
 
 def now() -> str:

@@ -255,3 +255,20 @@ def test_scoring_error_carries_status_and_body(workspace, model, score_py):
     with pytest.raises(ScoringError) as info:
         svc.run("not json")
     assert info.value.status == 500 and "get_logs" in str(info.value)
+
+
+def test_other_observers_see_deleting_while_delete_runs(workspace, model, score_py, monkeypatch):
+    svc = nbdeploy.deploy("going-away", [model], nbdeploy.InferenceConfig(str(score_py)), workspace=workspace)
+    svc.wait_for_deployment()
+    observer = Webservice("going-away", workspace)
+    seen: list[str] = []
+    target = svc._target()
+    real_stop = target.stop
+
+    def stop_and_look(handle):
+        seen.append(observer.state)  # another notebook or the services board, mid-delete
+        real_stop(handle)
+
+    monkeypatch.setattr(target, "stop", stop_and_look)
+    svc.delete()
+    assert seen == ["Deleting"]
