@@ -219,8 +219,7 @@ class Webservice:
 
     @property
     def swagger_uri(self) -> str | None:
-        uri = self.scoring_uri
-        return uri.rsplit("/", 1)[0] + "/swagger.json" if uri else None
+        return _swagger_uri(self.scoring_uri)
 
     @property
     def image(self) -> str | None:
@@ -456,10 +455,11 @@ class Webservice:
         """The service record (v1 keys plus nbdeploy's)."""
         status = self.status()
         handle, spec = self._current()
+        scoring = status.scoring_uri or (self._target().scoring_uri(handle) if handle else None)
         return {
             "name": self.name, "computeType": self.compute_type, "state": str(status.state),
-            "error": self.error, "scoringUri": status.scoring_uri or self.scoring_uri, "swaggerUri": self.swagger_uri,
-            "port": self.port, "models": spec.get("models"), "revision": self.revision,
+            "error": self.error, "scoringUri": scoring, "swaggerUri": _swagger_uri(scoring),
+            "port": (handle or {}).get("port"), "models": spec.get("models"), "revision": self.revision,
             "tags": self.tags, "properties": self.properties, "description": self.description,
             "createdTime": self.created_time, "updatedTime": self.updated_time, "authEnabled": self.auth_enabled,
             "image": (handle or {}).get("image"), "imageId": (handle or {}).get("image"),
@@ -488,6 +488,11 @@ class Webservice:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+def _swagger_uri(scoring_uri: str | None) -> str | None:
+    """v1's rule: the scoring URI with its last path segment replaced by swagger.json."""
+    return scoring_uri.rsplit("/", 1)[0] + "/swagger.json" if scoring_uri else None
+
 
 def _keys_for(config: DeploymentConfig) -> tuple[str, str] | None:
     if not config.auth_enabled:
