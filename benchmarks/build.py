@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nbdeploy.build.bundle import Bundle
-from nbdeploy.build.docker_builder import docker_client, server_package_files
-from nbdeploy.build.dockerfile import SERVER_REQUIREMENTS
+from nbdeploy.builders.bundle import Bundle
+from nbdeploy.builders.docker_builder import docker_client, server_package_files
+from nbdeploy.builders.dockerfile import SERVER_REQUIREMENTS
 from nbdeploy.specs import Environment, LocalDeploymentConfig
 from nbdeploy.targets.base import RevisionSpec, State
 from nbdeploy.targets.local_docker import LocalDockerTarget

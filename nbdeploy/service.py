@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import httpx
 
-from nbdeploy.build.bundle import Bundle, create_bundle
+from nbdeploy.builders.bundle import Bundle, create_bundle
 from nbdeploy.errors import (
     AlreadyExists,
     DeployError,

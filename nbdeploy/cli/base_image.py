@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nbdeploy.build import base_image as base
+from nbdeploy.builders import base_image as base
 
 
 @click.group("base-image")

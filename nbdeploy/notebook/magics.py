@@ -60,7 +60,7 @@ class NbdeployMagics(Magics):
         The script becomes the current entry script: ``%deploy`` uses it when no ``--entry`` is given.
         """
         args = parse_argstring(self.score_script, line)
-        from nbdeploy.build.entry_script import check_entry_script
+        from nbdeploy.builders.entry_script import check_entry_script
 
         path = Path(args.file)
         with reported():

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from nbdeploy.errors import TargetNotAvailable
 
 if TYPE_CHECKING:
-    from nbdeploy.build.bundle import Bundle
+    from nbdeploy.builders.bundle import Bundle
     from nbdeploy.specs import DeploymentConfig, Environment
     from nbdeploy.workspace import Workspace
 

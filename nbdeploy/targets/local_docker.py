@@ -30,14 +30,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nbdeploy.build.base_image import default_base_image
-from nbdeploy.build.docker_builder import (
+from nbdeploy.builders.base_image import default_base_image
+from nbdeploy.builders.docker_builder import (
     BuildSettings,
     build_image,
     docker_client,
     import_docker,
 )
-from nbdeploy.build.dockerfile import ImageSpec
+from nbdeploy.builders.dockerfile import ImageSpec
 from nbdeploy.errors import (
     BuildError,
     Conflict,

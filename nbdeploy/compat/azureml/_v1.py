@@ -139,7 +139,7 @@ def _local_target() -> str:
     if choice in ("process", "local"):
         return choice
     try:
-        from nbdeploy.build.docker_builder import docker_client
+        from nbdeploy.builders.docker_builder import docker_client
 
         docker_client(timeout=5).close()
     except NbdeployError as exc:

@@ -118,7 +118,7 @@ class KubernetesTarget(Target):
         }
 
     def _image(self, spec: RevisionSpec, config: AksDeploymentConfig) -> str:
-        from nbdeploy.build.docker_builder import build_image, docker_client
+        from nbdeploy.builders.docker_builder import build_image, docker_client
         from nbdeploy.targets.local_docker import image_spec_for
 
         client = docker_client()

@@ -24,7 +24,7 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Any]:
-    from nbdeploy.build.docker_builder import docker_client
+    from nbdeploy.builders.docker_builder import docker_client
     from nbdeploy.errors import EngineUnavailable
 
     try:

@@ -36,7 +36,7 @@ def make_app(root: Path, weight: float = 2.0, init_extra: str = "pass", score: s
 
 
 def make_bundle(root: Path, entry_script: str = "score.py", source_dir: str | None = None) -> Any:
-    from nbdeploy.build.bundle import Bundle
+    from nbdeploy.builders.bundle import Bundle
 
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())).hexdigest()
     return Bundle(path=root, digest=digest, code_digest=digest, models_digest=digest, entry_script=entry_script,

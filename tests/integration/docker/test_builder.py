@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nbdeploy.build.docker_builder import BuildSettings, build_image
-from nbdeploy.build.dockerfile import ImageSpec
+from nbdeploy.builders.docker_builder import BuildSettings, build_image
+from nbdeploy.builders.dockerfile import ImageSpec
 from nbdeploy.errors import BuildError
 
 from .docker_testapp import BASE_IMAGE, RUN_ID, TEST_LABEL, make_app

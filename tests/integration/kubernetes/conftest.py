@@ -64,7 +64,7 @@ def cluster() -> Iterator[Any]:
     if not path:
         _unavailable("no test cluster: bash tests/engines/kubernetes.sh up")
     try:
-        from nbdeploy.build.docker_builder import docker_client
+        from nbdeploy.builders.docker_builder import docker_client
 
         docker_client().images.get(BASE_IMAGE)
     except Exception as exc:  # noqa: BLE001 - EngineUnavailable, ImageNotFound

@@ -89,7 +89,7 @@ def test_source_directory_and_multiple_models(workspace, model, tmp_path):
 
 
 def test_bundle_is_reused_when_nothing_changed(workspace, model, score_py):
-    from nbdeploy.build.bundle import create_bundle
+    from nbdeploy.builders.bundle import create_bundle
 
     ic = nbdeploy.InferenceConfig(str(score_py))
     first = create_bundle(workspace, [model], ic)

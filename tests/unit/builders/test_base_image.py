@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbdeploy.build import base_image as bi
+from nbdeploy.builders import base_image as bi
 
 A = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----"
 B = "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----"

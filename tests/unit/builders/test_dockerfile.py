@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from nbdeploy.build.dockerfile import (
+from nbdeploy.builders.dockerfile import (
     CA_FILE,
     PIP_CONF,
     SERVER_REQUIREMENTS,

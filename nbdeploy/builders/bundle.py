@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nbdeploy.build.entry_script import check_entry_script_file
+from nbdeploy.builders.entry_script import check_entry_script_file
 from nbdeploy.errors import InvalidInput
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nbdeploy.build import docker_builder as db
-from nbdeploy.build.dockerfile import ImageSpec
+from nbdeploy.builders import docker_builder as db
+from nbdeploy.builders.dockerfile import ImageSpec
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from nbdeploy.build.dockerfile import (
+from nbdeploy.builders.dockerfile import (
     CTX_APP,
     CTX_MODELS,
     CTX_SECRETS,

@@ -183,7 +183,7 @@ def build_rootfs_tarball(spec: BaseImageSpec, cache_dir: Path | None = None, pro
 def build_base_image(spec: BaseImageSpec, client: object | None = None, cache_dir: Path | None = None,
                      progress: Progress | None = None, force: bool = False) -> BaseImageResult:
     """Build (or reuse) the root filesystem tarball and import it into the engine as ``spec.tag``."""
-    from nbdeploy.build.docker_builder import docker_client
+    from nbdeploy.builders.docker_builder import docker_client
 
     progress = progress or log.info
     for ca in spec.extra_ca:
