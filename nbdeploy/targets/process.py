@@ -22,7 +22,7 @@ from nbdeploy.errors import Conflict, InvalidSpec
 from nbdeploy.specs import ProcessDeploymentConfig
 from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target
 from nbdeploy.targets.net import check_port_free, client_host, free_port, probe
-from nbdeploy.targets.pyenv import isolated_python
+from nbdeploy.builders.venv import isolated_python
 from nbdeploy.targets.server_status import failure_reason, read_status_file
 
 log = logging.getLogger(__name__)
