@@ -16,7 +16,6 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from nbdeploy.notebook._deploy_options import TARGETS
 from nbdeploy.notebook._errors import reported
 from nbdeploy.notebook._session import Session
 
@@ -139,51 +138,32 @@ class NbdeployMagics(Magics):
             return models_table(Model.list(name=args.name, tags=args.tag, latest=args.latest, workspace=self.session.workspace()))
 
     # -- services --------------------------------------------------------------------------------
-    @magic_arguments()
-    @argument("name", help="Service name (3-32 lower-case letters, digits, '-').")
-    @argument("--model", action="append", required=True, metavar="M[:V]", help="Registered model, latest or :version (repeatable).")
-    @argument("--entry", help="Entry script (default: the last %%score_script or %%inference_config).")
-    @argument("--env", help="Environment defined with %%environment (or a YAML file).")
-    @argument("--target", default="process", choices=TARGETS, help="Where it runs (default process).")
-    @argument("--port", type=int, help="Port (process, local, aci).")
-    @argument("--workers", type=int, help="Worker processes (process).")
-    @argument("--auth", action="store_true", help="Key authentication.")
-    @argument("--replicas", type=int, help="Replicas (aks).")
-    @argument("--cpu", type=float, help="CPU cores (local, aci, aks).")
-    @argument("--memory-gb", type=float, help="Memory in GB (local, aci, aks).")
-    @argument("--namespace", help="Kubernetes namespace (aks).")
-    @argument("--kubeconfig", help="kubeconfig file (aks).")
-    @argument("--context", help="kubeconfig context (aks).")
-    @argument("--autoscale-min", type=int, help="Autoscaling: fewest replicas (aks).")
-    @argument("--autoscale-max", type=int, help="Autoscaling: most replicas (aks).")
-    @argument("--autoscale-target", type=int, help="Autoscaling: target CPU utilization, percent (aks).")
-    @argument("--cpu-limit", type=float, help="CPU limit per replica (aks).")
-    @argument("--memory-gb-limit", type=float, help="Memory limit per replica in GB (aks).")
-    @argument("--gpu", type=int, help="GPUs per replica (aks).")
-    @argument("--service-type", choices=["ClusterIP", "NodePort", "LoadBalancer"], help="How the service is exposed (aks).")
-    @argument("--overwrite", action="store_true", help="Replace a service of the same name.")
-    @argument("--timeout", type=float, default=600.0, help="Seconds to wait for Healthy (default 600).")
     @line_magic
     def deploy(self, line: str) -> Any:
         """Deploy registered models as a scoring service and wait until it is Healthy.
 
-        With a widget frontend a live DeploymentPanel shows the progress; elsewhere (papermill, terminals) plain
-        lines. A deployment that ends anything but Healthy raises DeploymentFailed with state, reason and log tail.
+        ``%deploy NAME --model M[:V] [--entry score.py] [--env ENV] [--target T] [target options]``;
+        ``%deploy --help`` lists every option, ``%deploy --target aks --help`` the aks ones. With a widget
+        frontend a live DeploymentPanel shows the progress; elsewhere (papermill, terminals) plain lines. A
+        deployment that ends anything but Healthy raises DeploymentFailed with state, reason and log tail.
         """
-        args = parse_argstring(self.deploy, line)
-        from nbdeploy.notebook._deploy_options import check_target, deployment_config
+        from nbdeploy.notebook._deploy_options import deployment_config, parse_deploy_line
         from nbdeploy.notebook._frontend import sink_factory
         from nbdeploy.service import deploy, resolve_models
         from nbdeploy.specs import InferenceConfig
         from nbdeploy.specs.environment_store import load_environment
 
-        check_target(args.target)
+        parsed = parse_deploy_line(line)
+        if parsed is None:
+            return None  # --help was printed
+        args, target = parsed
         ws = self.session.workspace()
         with reported():
+            config = deployment_config(target, args)
             models = resolve_models(args.model, ws)
             env = load_environment(ws, args.env) if args.env else None
-            config = self._inference_config(args.entry, env, InferenceConfig)
-            svc = deploy(args.name, models, config, deployment_config(args.target, args), overwrite=args.overwrite, workspace=ws)
+            inference = self._inference_config(args.entry, env, InferenceConfig)
+            svc = deploy(args.name, models, inference, config, overwrite=args.overwrite, workspace=ws)
         with reported():
             svc.wait_for_deployment(timeout_sec=args.timeout, sink=sink_factory(True, ws))
         return svc

@@ -231,7 +231,7 @@ class DeploymentPanel(w.VBox):
     def _render_header(self, _: Any = None) -> None:
         target = ""
         if self._service is not None:
-            target = f" on <code>{escape(self._service.compute_type)}</code>"
+            target = f" on <code>{escape(self._service.target)}</code>"
         self.header.value = f"<b style='font-size:1.2em'>{escape(self.service_name)}</b>{target} &nbsp; {badge(self.state)}"
         self.reason_html.value = f"<small>{escape(self.reason)}</small>" if self.reason else ""
 

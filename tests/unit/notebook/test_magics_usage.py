@@ -13,7 +13,7 @@ def test_unknown_option_is_a_usage_error(ip, model_file):
         ip.run_line_magic("register_model", f"{model_file} --name m --colour red")
     with pytest.raises(UsageError, match="unrecognized arguments"):
         ip.run_line_magic("deploy", "svc-x --model m --bogus 1")
-    with pytest.raises(UsageError, match="invalid choice"):
+    with pytest.raises(UsageError, match="No target named 'moon'. Available: aks, local, process"):
         ip.run_line_magic("deploy", "svc-x --model m --target moon")
     with pytest.raises(UsageError):
         ip.run_line_magic("logs", "")
@@ -62,16 +62,30 @@ def test_deploy_without_entry_script(ip, model_file):
 
 
 @pytest.mark.parametrize("target", ["edge", "fpga"])
-def test_targets_not_built_yet_say_so(ip, target):
-    with pytest.raises(UsageError, match=f"The '{target}' target is not available yet"):
+def test_targets_not_built_are_never_offered(ip, target):
+    with pytest.raises(UsageError, match=f"No target named '{target}'"):
         ip.run_line_magic("deploy", f"svc-x --model m --target {target}")
 
 
 def test_option_that_does_not_apply_to_the_target(ip, model_file):
     ip.run_line_magic("register_model", f"{model_file} --name diabetes")
     ip.run_cell_magic("score_script", "", GOOD_SCRIPT)
-    with pytest.raises(UsageError, match="--namespace does not apply to --target process"):
+    with pytest.raises(UsageError, match=r"--namespace is not an option of target 'process' \(it is one of aks\); "
+                                         r"process's own options: --port, --host, --workers, --isolated"):
         ip.run_line_magic("deploy", "svc-x --model diabetes --namespace prod")
+    with pytest.raises(UsageError, match=r"unrecognized arguments: --replicas 2: not options of --target local; "
+                                         r"its own options: --port, --host, --cpu"):
+        ip.run_line_magic("deploy", "svc-x --model diabetes --target local --replicas 2")
+    assert len(ip.run_line_magic("services", "")) == 0
+
+
+def test_deploy_help_is_generated_from_the_targets(ip, capsys):
+    assert ip.run_line_magic("deploy", "--help") is None
+    everything = capsys.readouterr().out
+    assert "--replicas" in everything and "(aks)" in everything and "--workers" in everything
+    ip.run_line_magic("deploy", "--target aks --help")
+    aks = capsys.readouterr().out
+    assert "options of --target aks" in aks and "--replicas" in aks and "--workers" not in aks
 
 
 def test_bad_tag_environment_and_inference_config(ip, model_file):
