@@ -84,3 +84,13 @@ def test_environment_and_inference_config_cells_feed_a_deploy(ip, diabetes_model
         ip.run_line_magic("deploy", "svc-typo --model diabetes --entry envscore.py --env greting-env")
     for name in ("svc-env", "svc-ic"):
         ip.run_line_magic("undeploy", name)
+
+
+def test_running_the_notebook_again_updates_its_service(ip, diabetes_model, capsys):
+    ip.run_cell_magic("score_script", "score.py", SCORE)
+    first = ip.run_line_magic("deploy", "svc-rerun --model diabetes:1")
+    assert first.revision == 1
+    again = ip.run_line_magic("deploy", "svc-rerun --model diabetes:1")  # the same cell, run again
+    assert "updating it" in capsys.readouterr().out
+    assert again.revision == 2 and again.refresh().state == "Healthy"
+    assert len(Webservice.list()) == 1
