@@ -337,7 +337,7 @@ class NbdeployMagics(Magics):
         if str(status.state) != "Healthy":
             raise UsageError(f"Service {name!r} is {status.state}" + (f": {status.reason}" if status.reason else "")
                              + f". Wait for it (nbdeploy.Webservice({name!r}).wait_for_deployment()) or see %logs {name}.")
-        with reported():
+        with reported(svc):
             return svc.run(body)
 
     @_with_help

@@ -94,3 +94,15 @@ def test_running_the_notebook_again_updates_its_service(ip, diabetes_model, caps
     assert "updating it" in capsys.readouterr().out
     assert again.revision == 2 and again.refresh().state == "Healthy"
     assert len(Webservice.list()) == 1
+
+
+def test_scoring_error_shows_what_run_raised(ip, diabetes_model):
+    from nbdeploy.errors import ScoringError
+
+    ip.run_cell_magic("score_script", "raising.py", "def init():\n    pass\n\ndef run(raw):\n    raise ValueError('expected 10 features, got 3')\n")
+    ip.run_line_magic("deploy", "svc-raise --model diabetes")
+    with pytest.raises(ScoringError) as info:
+        ip.run_line_magic("score", """svc-raise '{"data": [[1, 2, 3]]}'""")
+    shown = "\n".join(info.value._render_traceback_())
+    assert "answered 500" in shown and "ValueError: expected 10 features, got 3" in shown
+    assert "%logs svc-raise" in shown and "nbdeploy service logs" not in shown
