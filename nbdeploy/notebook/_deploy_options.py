@@ -47,6 +47,8 @@ def deploy_parser(target: type[Target] | None) -> argparse.ArgumentParser:
     parser.add_argument("--target", default=DEFAULT_TARGET,
                         help=f"Where it runs: {', '.join(target_names())} (default {DEFAULT_TARGET}).")
     parser.add_argument("--overwrite", action="store_true", help="Replace a service of the same name.")
+    parser.add_argument("--temporary", action="store_true",
+                        help="Delete the service when this kernel exits, even after a failing cell (examples, CI runs).")
     parser.add_argument("--timeout", type=float, default=600.0, help="Seconds to wait for Healthy (default 600).")
     common = parser.add_argument_group("options of every target")
     for option in COMMON_OPTIONS:

@@ -260,6 +260,8 @@ class NbdeployMagics(Magics):
                                 timeout_sec=args.timeout, sink=sink_factory(True, ws))
                 return existing
             svc = deploy(args.name, models, inference, config, overwrite=args.overwrite, workspace=ws)
+        if args.temporary:
+            self.session.delete_on_exit(args.name, ws)
         with reported(), _explain_interrupt(svc):
             svc.wait_for_deployment(timeout_sec=args.timeout, sink=sink_factory(True, ws))
         return svc
