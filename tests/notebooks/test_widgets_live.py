@@ -147,3 +147,30 @@ def test_actions_are_disabled_on_a_failed_service(ip, diabetes_model, tmp_path):
         assert "http://" not in panel.endpoints_html.value  # no dead scoring URL
     finally:
         panel.close()
+
+
+def test_model_browser_refreshes_itself_and_deploys_without_blocking(ip, diabetes_model, tmp_path):
+    browser = ModelBrowser(poll_interval=0.1)
+    try:
+        assert "nbdeploy models" in browser.children[0].value and browser.versions.options[0][1] == "diabetes:1"
+        ip.run_line_magic("register_model", f"{tmp_path / 'model.joblib'} --name fresh --description 'from a cell'")
+        assert _wait_for(lambda: "fresh:1" in browser.results, 10)  # no Search click needed
+        browser.select("fresh:1")
+        assert "from a cell" in browser.details.value
+        browser.select("diabetes:1")
+        (tmp_path / "score.py").write_text(SCORE)
+        browser.service_box.value, browser.entry_box.value = "svc-bg", str(tmp_path / "score.py")
+        browser.deploy_button.click()
+        assert browser._deploying is not None and browser._deploying.is_alive()  # the click returned, the deploy runs on
+        browser._deploying.join(120)
+        assert browser.message == "deployed svc-bg" and browser.panel_box.children[0].state == "Healthy"
+    finally:
+        browser.close()
+
+
+def test_services_board_chooser_shows_a_service(healthy):
+    board = ServicesBoard(poll=False)
+    try:
+        assert board.chooser.value == "svc-w" and "padding" in board.table.value
+    finally:
+        board.close()
