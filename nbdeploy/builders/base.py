@@ -9,7 +9,6 @@ is decided from digests already known (bundle, environment, scoring server), nev
 
 from __future__ import annotations
 
-import importlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nbdeploy.errors import TargetNotAvailable
+from nbdeploy.plugins import PluginRegistry
 
 if TYPE_CHECKING:
     from nbdeploy.builders.bundle import Bundle
@@ -79,42 +79,23 @@ class Builder(ABC):
         """Delete a built artifact when asked (``delete(delete_image=True)``); default: nothing."""
 
 
-_BUILDERS: dict[str, str | type[Builder]] = {
+_BUILDERS: PluginRegistry[type[Builder]] = PluginRegistry("nbdeploy.builders", {
     "venv": "nbdeploy.builders.isolated:VenvBuilder",
     "docker-image": "nbdeploy.builders.image:ImageBuilder",
-}
-_entry_points_loaded = False
+})
 
 
 def register_builder(kind: str, builder: str | type[Builder]) -> None:
     """Register a builder class (or ``"module:Class"``) for an artifact kind."""
-    _BUILDERS[kind] = builder
+    _BUILDERS.register(kind, builder)
 
 
 def builder_kinds() -> list[str]:
-    _load_entry_points()
-    return sorted(_BUILDERS)
+    return _BUILDERS.names()
 
 
 def get_builder(kind: str, workspace: Workspace, progress: Progress | None = None) -> Builder:
     """An instance of the builder of ``kind``."""
-    _load_entry_points()
-    entry = _BUILDERS.get(kind)
-    if entry is None:
-        raise TargetNotAvailable(f"No builder makes artifacts of kind {kind!r} (known: {', '.join(sorted(_BUILDERS))})")
-    if isinstance(entry, str):
-        module_name, _, attr = entry.partition(":")
-        entry = getattr(importlib.import_module(module_name), attr)
-        _BUILDERS[kind] = entry
-    return entry(workspace, progress)
-
-
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="nbdeploy.builders"):
-        _BUILDERS.setdefault(ep.name, ep.value)
+    if kind not in _BUILDERS:
+        raise TargetNotAvailable(f"No builder makes artifacts of kind {kind!r} (known: {', '.join(_BUILDERS.names())})")
+    return _BUILDERS.load(kind)(workspace, progress)

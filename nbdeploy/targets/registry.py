@@ -7,12 +7,12 @@ outside ``targets/`` lists targets by name.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from nbdeploy.errors import TargetNotAvailable
+from nbdeploy.plugins import PluginRegistry
 
 if TYPE_CHECKING:
     from nbdeploy.specs import DeploymentConfig
@@ -22,52 +22,35 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_TARGET = "process"
-_TARGETS: dict[str, str | type[Target]] = {
+_TARGETS: PluginRegistry[type[Target]] = PluginRegistry("nbdeploy.targets", {
     "process": "nbdeploy.targets.process:ProcessTarget",
     "local": "nbdeploy.targets.local_docker:LocalDockerTarget",
     "aks": "nbdeploy.targets.kubernetes.target:KubernetesTarget",
-}
-_entry_points_loaded = False
+})
 
 
 def register_target(name: str, target: str | type[Target]) -> None:
     """Register a target class (or ``"module:Class"`` import string) under ``name``."""
-    _TARGETS[name] = target
-
-
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="nbdeploy.targets"):
-        _TARGETS.setdefault(ep.name, ep.value)
+    _TARGETS.register(name, target)
 
 
 def target_names() -> list[str]:
     """Names of all registered targets (aliases not included)."""
-    _load_entry_points()
-    return sorted(_TARGETS)
+    return _TARGETS.names()
 
 
 def _load(name: str) -> type[Target]:
-    entry = _TARGETS[name]
-    if isinstance(entry, str):
-        module_name, _, attr = entry.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                raise TargetNotAvailable(f"The {name!r} target's module {module_name!r} is not installed.") from exc
-            raise TargetNotAvailable(
-                f"The {name!r} target needs the Python package {exc.name!r}: pip install {exc.name}") from exc
-        entry = getattr(module, attr)
-        if entry.name != name:
-            raise TargetNotAvailable(f"{module_name}:{attr} is registered as {name!r} but calls itself {entry.name!r}")
-        _TARGETS[name] = entry
-    return entry
+    entry = _TARGETS.entries[name]
+    try:
+        cls = _TARGETS.load(name)
+    except ModuleNotFoundError as exc:
+        module_name = str(entry).partition(":")[0]
+        if exc.name and module_name.startswith(exc.name):
+            raise TargetNotAvailable(f"The {name!r} target's module {module_name!r} is not installed.") from exc
+        raise TargetNotAvailable(f"The {name!r} target needs the Python package {exc.name!r}: pip install {exc.name}") from exc
+    if cls.name != name:
+        raise TargetNotAvailable(f"{entry} is registered as {name!r} but calls itself {cls.name!r}")
+    return cls
 
 
 def target_classes() -> Iterator[type[Target]]:
@@ -81,7 +64,6 @@ def target_classes() -> Iterator[type[Target]]:
 
 def get_target_class(name: str) -> type[Target]:
     """The target class registered under ``name`` or one of its aliases."""
-    _load_entry_points()
     if name in _TARGETS:
         return _load(name)
     for cls in target_classes():
@@ -98,7 +80,6 @@ def get_target(name: str, workspace: Workspace) -> Target:
 def config_class_for(target_or_compute_type: str) -> type[DeploymentConfig]:
     """The deployment config class of a target name, alias or v1 ``computeType`` (case-insensitive)."""
     wanted = target_or_compute_type.lower()
-    _load_entry_points()
     if target_or_compute_type in _TARGETS:
         return _load(target_or_compute_type).config_class
     for cls in target_classes():

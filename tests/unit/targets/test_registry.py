@@ -54,8 +54,11 @@ class DummyTarget(Target):
 
 @pytest.fixture
 def clean_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_TARGETS", dict(registry._TARGETS))
-    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    from nbdeploy.plugins import PluginRegistry
+
+    fresh = PluginRegistry("nbdeploy.targets", {
+        name: entry for name, entry in registry._TARGETS.entries.items() if name in ("process", "local", "aks")})
+    monkeypatch.setattr(registry, "_TARGETS", fresh)
 
 
 def test_builtin_names_and_aliases(clean_registry):
