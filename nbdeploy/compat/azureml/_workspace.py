@@ -142,7 +142,7 @@ class Workspace(_Workspace):
         target: Path | None = None
         if folder is not None:
             target = Path(folder).expanduser()
-            target = target if target.is_absolute() else (config.parent / target).absolute()
+            target = target if target.is_absolute() else Path(os.path.normpath(config.parent.absolute() / target))
         elif not any(k in data for k in ("subscription_id", "resource_group", "workspace_name")):
             raise WorkspaceError(f'{config} names no workspace: add "workspace_name" (v1) or "nbdeploy_workspace": "<folder>".')
         ws = cls(data.get("subscription_id"), data.get("resource_group") or "", data.get("workspace_name"),
