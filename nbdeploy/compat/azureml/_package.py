@@ -53,15 +53,17 @@ def _build(workspace: Workspace, name: str, models: Sequence[_Model], inference_
 
 
 def _docker() -> Any:
+    """A connected Docker client, or EngineUnavailable saying that building an image needs one."""
     from nbdeploy.builders.docker_builder import docker_client
 
     try:
         return docker_client(timeout=30)
     except (EngineUnavailable, TargetNotAvailable) as exc:
         raise EngineUnavailable(
-            "Docker", f"building an image needs a Docker engine and none answers ({getattr(exc, 'reason', exc)})",
-            "Start one (bash tests/engines/docker.sh up in a clone of nbdeploy), or deploy without an image: "
-            "Model.deploy(...) with LocalWebservice runs on the process target.") from exc
+            "Docker", str(getattr(exc, "reason", exc)).rstrip("."),
+            "Building an image needs a Docker engine: start one (bash tests/engines/docker.sh up in a clone of "
+            "nbdeploy), or deploy without an image: Model.deploy(...) with LocalWebservice runs on the process target.",
+        ) from exc
 
 
 def _context_to_folder(workspace: Workspace, models: Sequence[_Model], inference_config: InferenceConfig, name: str,
@@ -279,8 +281,8 @@ class Image:
             _docker()
         except EngineUnavailable as exc:
             if not _said_no_docker:
-                log.warning("No Docker engine answers, so images are not built (%s); Webservice.deploy_from_image deploys "
-                            "the image's models and script on the process target.", exc.reason)
+                log.warning("No Docker engine answers (%s), so images are not built; Webservice.deploy_from_image deploys "
+                            "the image's models and script as they are (a LocalWebservice on the process target).", exc.reason)
                 _said_no_docker = True
             self._update(creation_state="NotBuilt")
             sink.finish(self.name, "NotBuilt", "no Docker engine answers; deploy_from_image runs it on the process target")

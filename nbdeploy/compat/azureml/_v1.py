@@ -235,7 +235,8 @@ def _local_target() -> str:
         docker_client(timeout=5).close()
     except NbdeployError as exc:
         _say_once("local-process", "LocalWebservice runs on the process target (no container) because no Docker engine "
-                  "answers: %s. Set NBDEPLOY_V1_LOCAL_TARGET=local or process to choose.", exc)
+                  "answers (%s). Set NBDEPLOY_V1_LOCAL_TARGET=local or process to choose.",
+                  str(getattr(exc, "reason", exc)).rstrip("."))
         return "process"
     return "local"
 
