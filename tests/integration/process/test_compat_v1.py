@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+import warnings
 from pathlib import Path
 
 import joblib
@@ -87,6 +88,11 @@ def test_v1_local_deploy_notebook(v1_project):
     assert "sklearn_regression_model.pkl" in Webservice(ws, "test").serialize()["models"][0]
     assert [s.name for s in Webservice.list(ws)] == ["test"]
     assert service.get_logs()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        service.reload()  # v1's LocalWebservice.reload(): no spurious "update ignores show_output"
+    assert [str(w.message) for w in caught] == []
+    assert [r["outcome"] for r in service.revisions()][-1] == "serving"
     service.delete()
     assert Webservice.list(ws) == []
 
@@ -107,3 +113,35 @@ def test_get_model_path_outside_a_deployment(v1_project):
     Model.register(ws, "sklearn_regression_model.pkl", "regressor")
     path = Model.get_model_path("regressor", _workspace=ws)
     assert Path(path).name == "sklearn_regression_model.pkl" and Path(path).is_file()
+
+
+def test_aci_deployments_say_not_available_yet(v1_project):
+    from nbdeploy.errors import TargetNotAvailable
+    from nbdeploy.targets.base import get_target_class
+
+    try:
+        get_target_class("aci")
+    except TargetNotAvailable:
+        pass
+    else:
+        pytest.skip("the aci target exists in this build; its own tests cover it")
+    ws = Workspace.from_config()
+    model = Model.register(ws, "sklearn_regression_model.pkl", "regressor")
+    config = InferenceConfig(entry_script="score.py", source_directory="./source_directory")
+    with pytest.raises(TargetNotAvailable, match="AciWebservice deployments are not available yet") as info:
+        Model.deploy(ws, "aci-svc", [model], config, AciWebservice.deploy_configuration(cpu_cores=1, memory_gb=1))
+    assert "LocalWebservice" in str(info.value)
+    assert Webservice.list(ws) == []
+
+
+def test_v1_exception_types_are_nbdeploy_errors_too(v1_project):
+    from nbdeploy.compat.azureml.exceptions import WebserviceException
+    from nbdeploy.errors import ModelNotFound, ServiceNotFound
+
+    ws = Workspace.from_config()
+    with pytest.raises(WebserviceException) as info:
+        Webservice(ws, "no-such-service")
+    assert isinstance(info.value, ServiceNotFound)
+    with pytest.raises(WebserviceException) as info:
+        Model(ws, name="no-such-model")
+    assert isinstance(info.value, ModelNotFound)
