@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nbdeploy.compat.azureml.exceptions import WebserviceException, as_v1, raises_v1
-from nbdeploy.errors import EngineUnavailable, InvalidInput, NotFound, TargetNotAvailable
+from nbdeploy.errors import EngineUnavailable, InvalidInput, InvalidName, NotFound, TargetNotAvailable
 from nbdeploy.progress import make_sink
 from nbdeploy.registry import Model as _Model
 from nbdeploy.specs import Environment, InferenceConfig, LocalDeploymentConfig
@@ -99,6 +100,7 @@ class ModelPackage:
         self.models = list(models)
         self.inference_config = inference_config
         self.image_name = image_name or "package"
+        _check_image_name(self.image_name)
         self.image_label = image_label
         self.generate_dockerfile = generate_dockerfile
         self._lines: list[str] = []
@@ -178,20 +180,41 @@ class ContainerImageConfig:
         self.base_image = base_image
         self.schema_file = schema_file
 
-    def inference_config(self) -> InferenceConfig:
-        """The equivalent InferenceConfig: the script (in its folder when it has dependencies) and an Environment."""
+    def inference_config(self, workspace: Workspace | None = None) -> InferenceConfig:
+        """The equivalent InferenceConfig: the script (with its dependencies, copied into a folder of their own) and an Environment."""
         env = Environment.from_conda_specification("image-environment", self.conda_file) if self.conda_file else Environment("image-environment")
         env.docker.base_image = self.base_image
         env.docker.gpu_support = bool(self.enable_gpu)
         script = Path(self.execution_script)
-        if not self.dependencies and not self.schema_file:
+        extra = [*self.dependencies, *([self.schema_file] if self.schema_file else [])]
+        if not extra:
             return InferenceConfig(str(script), environment=env, description=self.description)
-        folder = script.parent.resolve()
-        for dep in [*self.dependencies, *([self.schema_file] if self.schema_file else [])]:
-            if not Path(dep).resolve().is_relative_to(folder):
-                raise InvalidInput(f"image_configuration: dependency {dep} is not inside the script's folder {folder}; "
-                                   "nbdeploy ships the script's folder, so move it there.")
-        return InferenceConfig(script.name, source_directory=str(folder), environment=env, description=self.description)
+        return InferenceConfig(script.name if script.parent == Path(".") else str(script),
+                               source_directory=str(_stage_sources(as_workspace(workspace), [str(script), *extra])),
+                               environment=env, description=self.description)
+
+
+def _stage_sources(workspace: Workspace, files: Sequence[str]) -> Path:
+    """Copy the script and its dependencies (relative paths kept) into a folder named by their content digest."""
+    import hashlib
+
+    sha = hashlib.sha256()
+    for rel in files:
+        path = Path(rel)
+        if path.is_absolute() or ".." in path.parts:
+            raise InvalidInput(f"image_configuration: {rel} must be a relative path below the current folder (v1's rule).")
+        if not path.is_file():
+            raise InvalidInput(f"image_configuration: {rel} does not exist.")
+        sha.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    folder = workspace.cache_dir / "compat-sources" / sha.hexdigest()[:24] / "app"
+    if not folder.is_dir():
+        staging = folder.parent / ".staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        for rel in files:
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(rel, staging / rel)
+        staging.rename(folder)
+    return folder
 
 
 def _images_folder(workspace: Workspace) -> Path:
@@ -238,7 +261,8 @@ class Image:
             raise InvalidInput("Image.create: image_config must come from ContainerImage.image_configuration(...)")
         ws = as_workspace(workspace)
         ws.ensure()
-        ic = image_config.inference_config()
+        _check_image_name(name)
+        ic = image_config.inference_config(ws)
         folder = _images_folder(ws) / name
         folder.mkdir(parents=True, exist_ok=True)
         version = 1 + max((int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()), default=0)
@@ -329,6 +353,14 @@ class ContainerImage(Image):
                             cuda_version: str | None = None) -> ContainerImageConfig:
         return ContainerImageConfig(execution_script, runtime, conda_file, docker_file, schema_file, dependencies, enable_gpu,
                                     tags, properties, description, base_image, base_image_registry, cuda_version)
+
+
+IMAGE_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62})$")
+
+
+def _check_image_name(name: str) -> None:
+    if not isinstance(name, str) or not IMAGE_NAME_RE.match(name):
+        raise InvalidName("image", str(name), "use up to 63 lower-case letters, digits, '.', '_' and '-', starting with a letter or digit")
 
 
 def _load_image(workspace: Workspace, name: str, version: int | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Differences from v1 are listed in docs/compat-azureml.md.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import warnings
@@ -291,11 +292,17 @@ class Webservice(_Webservice):
     def update(self, models: Iterable[Any] | None = None, image_config: Any = None, deployment_config: DeploymentConfig | None = None,  # type: ignore[override]
                wait: bool = True, inference_config: InferenceConfig | None = None, show_output: bool = False, **kwargs: Any) -> Webservice:
         """v1's ``update``: a new revision beside the serving one, switched only when Healthy."""
-        ignored = sorted(k for k, v in kwargs.items() if v is not None)
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        current = self.deployment_config if given else None
+        settable = {f.name for f in dataclasses.fields(current)} if current is not None else set()
+        changes = {k: v for k, v in given.items() if k in settable}  # e.g. AksWebservice.update(num_replicas=3)
+        ignored = sorted(set(given) - set(changes))
         if ignored:
-            warnings.warn(f"Webservice.update ignores {', '.join(ignored)} (not supported by nbdeploy)", stacklevel=2)
+            warnings.warn(f"Webservice.update ignores {', '.join(ignored)} (not supported by nbdeploy)", stacklevel=3)
         if deployment_config is not None:
             deployment_config = resolve_deployment_config(self.workspace, deployment_config)
+        if changes:
+            deployment_config = (deployment_config or current).merged(**changes)
         if inference_config is not None:
             inference_config = deployable_inference_config(inference_config)
         _Webservice.update(self, models=models, inference_config=inference_config, deployment_config=deployment_config,
@@ -332,7 +339,8 @@ class Webservice(_Webservice):
                           deployment_config: DeploymentConfig | None = None, deployment_target: Any = None,
                           overwrite: bool = False) -> Webservice:
         """Pre-1.0: deploy models with a ``ContainerImage.image_configuration``."""
-        return Model.deploy(workspace, name, models, image_config.inference_config(), deployment_config, deployment_target, overwrite)
+        return Model.deploy(workspace, name, models, image_config.inference_config(as_workspace(workspace)), deployment_config,
+                            deployment_target, overwrite)
 
 
 class LocalWebservice(Webservice):

@@ -93,6 +93,10 @@ def test_v1_local_deploy_notebook(v1_project):
         service.reload()  # v1's LocalWebservice.reload(): no spurious "update ignores show_output"
     assert [str(w.message) for w in caught] == []
     assert [r["outcome"] for r in service.revisions()][-1] == "serving"
+    service.update(workers=2)  # v1's update(**deploy_configuration options): merged into the serving config
+    assert service.deployment_config.workers == 2
+    with pytest.warns(UserWarning, match="ignores enable_app_insights"):
+        service.update(enable_app_insights=True)
     service.delete()
     assert Webservice.list(ws) == []
 
