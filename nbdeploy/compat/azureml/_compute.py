@@ -49,6 +49,13 @@ class AksAttachConfiguration:
     resource_group: str | None = None
     cluster_purpose: str | None = None
 
+    def enable_ssl(self, *args: Any, **kwargs: Any) -> None:
+        """Refused: TLS is the cluster's ingress business, not something nbdeploy switches on."""
+        raise _refuse_ssl()
+
+    def validate_configuration(self) -> None:
+        """Checked when it was made (the kubeconfig and its context exist)."""
+
 
 @dataclass
 class _Record:
@@ -203,6 +210,10 @@ class AksCompute(ComputeTarget):
         return {"kubeconfig": self.kubeconfig, "context": self.context, "compute_target_name": self.name,
                 "namespace": self.namespace}
 
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Refused: nbdeploy does not change clusters (v1 uses it to turn on SSL)."""
+        raise _refuse_ssl()
+
     @staticmethod
     def provisioning_configuration(*args: Any, **kwargs: Any) -> Any:
         """Refused: nbdeploy attaches existing clusters (see :meth:`attach_configuration`)."""
@@ -285,6 +296,13 @@ def _refuse_provisioning(what: str) -> NbdeployError:
     return as_v1(NotSupportedInNbdeploy(
         f"{what}: nbdeploy does not provision clusters; it attaches existing ones. Use "
         "ComputeTarget.attach(ws, name, AksCompute.attach_configuration(cluster_name=<kube context>, kubeconfig=<path>))."
+    ), ComputeTargetException)
+
+
+def _refuse_ssl() -> NbdeployError:
+    return as_v1(NotSupportedInNbdeploy(
+        "Enabling SSL on an AKS compute target is refused: nbdeploy does not change clusters. Serve TLS with the "
+        "cluster's own ingress controller and AksDeploymentConfig(ingress_host=...), or terminate TLS in front of it."
     ), ComputeTargetException)
 
 

@@ -109,3 +109,12 @@ def test_deployment_target_chooses_the_cluster(ws: Workspace, kubeconfig: Path) 
         resolve_deployment_config(ws, LocalWebservice.deploy_configuration(), target)
     with pytest.raises(ComputeTargetException):
         resolve_deployment_config(ws, AksWebservice.deploy_configuration(compute_target_name="unknown"))
+
+
+def test_ssl_on_the_cluster_is_refused_not_ignored(ws: Workspace, kubeconfig: Path) -> None:
+    config = AksCompute.attach_configuration(kubeconfig=str(kubeconfig))
+    with pytest.raises(ComputeTargetException, match="SSL"):
+        config.enable_ssl(leaf_domain_label="contoso")
+    target = ComputeTarget.attach(ws, "my-aks", config)
+    with pytest.raises(ComputeTargetException, match="ingress"):
+        target.update(object())
