@@ -161,7 +161,7 @@ def _say_once(key: str, message: str, *args: Any) -> None:
 
 def deployable_inference_config(config: InferenceConfig) -> InferenceConfig:
     """``config`` without v1's server packages in its environment (nbdeploy's server replaces them)."""
-    env = config.environment
+    env = getattr(config, "environment", None)
     if env is None:
         return config
     from nbdeploy.specs.conda import _requirement_name
