@@ -113,3 +113,37 @@ def test_model_browser_search_select_download_deploy_delete(ip, diabetes_model, 
         assert browser.results == ["diabetes:1"]
     finally:
         browser.close()
+
+
+def test_a_refused_update_stays_visible_and_the_badge_never_flips(healthy, tmp_path):
+    panel = DeploymentPanel(healthy, poll_interval=0.05)
+    seen: list[str] = []
+    panel.observe(lambda change: seen.append(change["new"]), "state")
+    try:
+        assert _wait_for(lambda: panel.state == "Healthy")
+        seen.clear()
+        (tmp_path / "broken.py").write_text("def init():\n    raise RuntimeError('bad weights')\n\ndef run(d):\n    return d\n")
+        panel.update(inference_config=InferenceConfig(str(tmp_path / "broken.py")))
+        assert set(seen) <= {"Healthy"}, seen  # the new revision's Transitioning/Failed never reached the badge
+        assert panel.state == "Healthy" and panel.operation_failed
+        assert "bad weights" in panel.operation and "keeps serving" in panel.operation
+        time.sleep(0.3)  # polls later, the failed update is still shown
+        assert panel.operation_failed and not panel.test_button.disabled
+    finally:
+        panel.close()
+
+
+def test_actions_are_disabled_on_a_failed_service(ip, diabetes_model, tmp_path):
+    from nbdeploy.errors import DeploymentFailed
+
+    (tmp_path / "bad.py").write_text("def init():\n    raise ValueError('no')\n\ndef run(d):\n    return d\n")
+    svc = deploy("svc-dead", ["diabetes"], InferenceConfig(str(tmp_path / "bad.py")))
+    with pytest.raises(DeploymentFailed):
+        svc.wait_for_deployment(timeout_sec=60)
+    panel = DeploymentPanel(svc, poll_interval=0.05)
+    try:
+        assert _wait_for(lambda: panel.state == "Failed")
+        assert panel.test_button.disabled and panel.update_button.disabled and not panel.delete_button.disabled
+        assert "http://" not in panel.endpoints_html.value  # no dead scoring URL
+    finally:
+        panel.close()

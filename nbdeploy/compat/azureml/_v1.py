@@ -22,15 +22,10 @@ from nbdeploy.compat.azureml.exceptions import WebserviceException, raises_v1
 from nbdeploy.errors import InvalidInput, NbdeployError, TargetNotAvailable
 from nbdeploy.registry import Model as _Model
 from nbdeploy.service import Webservice as _Webservice
-from nbdeploy.specs import (
-    AciDeploymentConfig,
-    AksDeploymentConfig,
-    CondaDependencies,
-    DeploymentConfig,
-    InferenceConfig,
-    LocalDeploymentConfig,
-    ProcessDeploymentConfig,
-)
+from nbdeploy.specs import CondaDependencies, DeploymentConfig, InferenceConfig, deployment_config_class
+from nbdeploy.targets.kubernetes.config import AksDeploymentConfig
+from nbdeploy.targets.local_docker import LocalDeploymentConfig
+from nbdeploy.targets.process import ProcessDeploymentConfig
 from nbdeploy.specs import Environment as _Environment
 from nbdeploy.specs.environment_store import load_environment, save_environment
 from nbdeploy.workspace import Workspace as _Workspace
@@ -365,11 +360,11 @@ class AciWebservice(Webservice):
                              ssl_cert_pem_file: str | None = None, ssl_key_pem_file: str | None = None, ssl_cname: str | None = None,
                              dns_name_label: str | None = None, primary_key: str | None = None, secondary_key: str | None = None,
                              collect_model_data: bool | None = None, cmk_vault_base_url: str | None = None, cmk_key_name: str | None = None,
-                             cmk_key_version: str | None = None, vnet_name: str | None = None, subnet_name: str | None = None) -> AciDeploymentConfig:
+                             cmk_key_version: str | None = None, vnet_name: str | None = None, subnet_name: str | None = None) -> DeploymentConfig:
         values = {"cpu_cores": cpu_cores, "memory_gb": memory_gb, "tags": tags, "properties": properties, "description": description,
                   "location": location, "auth_enabled": auth_enabled, "ssl_enabled": ssl_enabled, "dns_name_label": dns_name_label,
                   "primary_key": primary_key, "secondary_key": secondary_key}
-        return AciDeploymentConfig(**{k: v for k, v in values.items() if v is not None})
+        return deployment_config_class("aci")(**{k: v for k, v in values.items() if v is not None})
 
 
 class AksWebservice(Webservice):

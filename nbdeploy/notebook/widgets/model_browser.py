@@ -3,6 +3,8 @@ properties; download, deploy through a small form, delete with confirmation."""
 
 from __future__ import annotations
 
+from nbdeploy.targets.registry import DEFAULT_TARGET, target_names
+
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +37,7 @@ class ModelBrowser(w.VBox):
         self.service_box = w.Text(description="Service", placeholder="my-service")
         self.entry_box = w.Text(description="Entry", value="score.py")
         self.env_box = w.Text(description="Env", placeholder="(optional) environment name")
-        self.target_box = w.Dropdown(description="Target", options=["process", "local", "aci", "aks", "edge", "fpga"], value="process")
+        self.target_box = w.Dropdown(description="Target", options=target_names(), value=DEFAULT_TARGET)
         self.deploy_button = w.Button(description="Deploy", icon="rocket", button_style="primary")
         self.delete_button = w.Button(description="Delete version", icon="trash", button_style="danger")
         self.confirm_box = w.HBox([w.HTML("Delete this model version?"), w.Button(description="Yes, delete", button_style="danger"),
@@ -110,7 +112,7 @@ class ModelBrowser(w.VBox):
         return path
 
     def deploy(self, service: str, entry_script: str = "score.py", environment: str | None = None,
-               target: str = "process", wait: bool = True) -> DeploymentPanel:
+               target: str = DEFAULT_TARGET, wait: bool = True) -> DeploymentPanel:
         """Deploy the selected version as ``service``; the DeploymentPanel shows the progress."""
         from nbdeploy.errors import NbdeployError
         from nbdeploy.notebook.widgets.deployment_panel import DeploymentPanel

@@ -56,7 +56,7 @@ class ServicesBoard(w.VBox):
             except NbdeployError as exc:  # deleted meanwhile
                 state, reason, uri = "Deleting", str(exc), None
             states[svc.name] = state
-            rows.append(f"<tr><td><b>{escape(svc.name)}</b></td><td>{escape(svc.compute_type)}</td><td>{badge(state)}</td>"
+            rows.append(f"<tr><td><b>{escape(svc.name)}</b></td><td>{escape(svc.target)}</td><td>{badge(state)}</td>"
                         f"<td>{svc.revision}</td><td>{escape(', '.join(svc.models))}</td><td>{link(uri)}</td>"
                         f"<td><small>{escape(reason)}</small></td></tr>")
         self.states = states
