@@ -23,7 +23,7 @@ from nbdeploy.compat.azureml.exceptions import WebserviceException, as_v1, raise
 from nbdeploy.errors import EngineUnavailable, InvalidInput, InvalidName, NotFound, TargetNotAvailable
 from nbdeploy.progress import make_sink
 from nbdeploy.registry import Model as _Model
-from nbdeploy.specs import Environment, InferenceConfig, LocalDeploymentConfig
+from nbdeploy.specs import Environment, InferenceConfig, deployment_config_class
 from nbdeploy.workspace import Workspace, as_workspace
 
 log = logging.getLogger(__name__)
@@ -34,23 +34,27 @@ class ImageNotFound(NotFound):
     kind = "image"
 
 
+def _request(workspace: Workspace, name: str, models: Sequence[_Model], inference_config: InferenceConfig) -> Any:
+    """The build request of the ``local`` target for these models and this inference config."""
+    from nbdeploy.builders.base import BuildRequest
+    from nbdeploy.builders.bundle import create_bundle
+
+    bundle = create_bundle(workspace, list(models), inference_config)
+    return BuildRequest(name, 1, bundle, deployment_config_class("local")(), inference_config.environment)
+
+
 def _build(workspace: Workspace, name: str, models: Sequence[_Model], inference_config: InferenceConfig,
            label: str | None, lines: list[str]) -> str:
-    """Build the image for these models and this inference config; returns its tag (``nbdeploy/<name>:<label>``)."""
-    from nbdeploy.builders.bundle import create_bundle
-    from nbdeploy.builders.docker_builder import build_image, docker_client
-    from nbdeploy.targets.base import RevisionSpec
-    from nbdeploy.targets.local_docker import image_spec_for
+    """Build the image with the image builder the container targets use; returns its tag (``nbdeploy/<name>:<label>``)."""
+    from nbdeploy.builders.base import get_builder
+    from nbdeploy.builders.image import repository
 
     client = _docker()
-    bundle = create_bundle(workspace, list(models), inference_config)
-    spec = RevisionSpec(name, 1, bundle, LocalDeploymentConfig(), inference_config.environment)
-    repository = f"nbdeploy/{name.lower()}"
-    built = build_image(client, image_spec_for(spec), bundle.path, repository, bundle.source_dir, progress=lines.append)
+    artifact = get_builder("docker-image", workspace, progress=lines.append).build(_request(workspace, name, models, inference_config))
     if label:
-        client.images.get(built.tag).tag(repository, label)
-        return f"{repository}:{label}"
-    return built.tag
+        client.images.get(artifact.reference).tag(repository(name), label)
+        return f"{repository(name)}:{label}"
+    return artifact.reference
 
 
 def _docker() -> Any:
@@ -70,16 +74,14 @@ def _docker() -> Any:
 def _context_to_folder(workspace: Workspace, models: Sequence[_Model], inference_config: InferenceConfig, name: str,
                        output_directory: str | Path) -> Path:
     """Write the Docker build context (Dockerfile and files) into ``output_directory``."""
-    from nbdeploy.builders.bundle import create_bundle
     from nbdeploy.builders.docker_builder import context_files
-    from nbdeploy.targets.base import RevisionSpec
-    from nbdeploy.targets.local_docker import image_spec_for
+    from nbdeploy.builders.image import image_spec_for
 
-    bundle = create_bundle(workspace, list(models), inference_config)
-    spec = RevisionSpec(name, 1, bundle, LocalDeploymentConfig(), inference_config.environment)
+    request = _request(workspace, name, models, inference_config)
+    files = context_files(image_spec_for(request), request.bundle.path, request.bundle.source_dir)
     out = Path(output_directory)
     out.mkdir(parents=True, exist_ok=True)
-    for rel, content in context_files(image_spec_for(spec), bundle.path, bundle.source_dir).items():
+    for rel, content in files.items():
         dest = out / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, Path):

@@ -23,7 +23,7 @@ import httpx
 
 from nbdeploy.errors import InvalidInput
 from nbdeploy.progress import make_sink
-from nbdeploy.specs import InferenceConfig, ProcessDeploymentConfig
+from nbdeploy.specs import InferenceConfig, deployment_config_class
 from nbdeploy.workspace import Workspace, as_workspace
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def profile(workspace: Workspace | None, profile_name: str, models: Sequence[Any
     if not name[0].isalpha():
         name = "p" + name
     count = max(num_requests or DEFAULT_REQUESTS, len(samples))
-    svc = _service.deploy(name, list(models), inference_config, ProcessDeploymentConfig(), workspace=ws)
+    svc = _service.deploy(name, list(models), inference_config, deployment_config_class("process")(), workspace=ws)
     latencies: list[float] = []
     ok = 0
     try:

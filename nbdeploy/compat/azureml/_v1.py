@@ -205,18 +205,17 @@ def resolve_deployment_config(workspace: _Workspace, config: DeploymentConfig | 
     if isinstance(config, LocalDeploymentConfig) and _local_target() == "process":
         return ProcessDeploymentConfig(port=config.port, tags=config.tags, properties=config.properties,
                                        description=config.description, auth_enabled=config.auth_enabled)
-    if config is not None and config.target == "aci":
-        _require_target("aci", "AciWebservice")
     return config or ProcessDeploymentConfig()
 
 
 def _require_target(target: str, v1_name: str) -> None:
-    from nbdeploy.targets.base import get_target_class
+    """TargetNotAvailable saying the v1 deployment kind is not available yet, when its target is not installed."""
+    from nbdeploy.targets.registry import get_target_class
 
     try:
         get_target_class(target)
     except TargetNotAvailable as exc:
-        raise TargetNotAvailable(f"{v1_name} deployments are not available yet: {exc} Deploy with LocalWebservice "
+        raise TargetNotAvailable(f"{v1_name} deployments are not available yet: {exc}. Deploy with LocalWebservice "
                                  "(a local container, or the process target) or AksWebservice meanwhile.") from exc
 
 
@@ -364,6 +363,7 @@ class AciWebservice(Webservice):
         values = {"cpu_cores": cpu_cores, "memory_gb": memory_gb, "tags": tags, "properties": properties, "description": description,
                   "location": location, "auth_enabled": auth_enabled, "ssl_enabled": ssl_enabled, "dns_name_label": dns_name_label,
                   "primary_key": primary_key, "secondary_key": secondary_key}
+        _require_target("aci", "AciWebservice")
         return deployment_config_class("aci")(**{k: v for k, v in values.items() if v is not None})
 
 

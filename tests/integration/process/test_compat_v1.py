@@ -129,7 +129,7 @@ def test_get_model_path_outside_a_deployment(v1_project):
 
 def test_aci_deployments_say_not_available_yet(v1_project):
     from nbdeploy.errors import TargetNotAvailable
-    from nbdeploy.targets.base import get_target_class
+    from nbdeploy.targets.registry import get_target_class
 
     try:
         get_target_class("aci")
