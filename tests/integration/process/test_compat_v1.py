@@ -157,3 +157,31 @@ def test_v1_exception_types_are_nbdeploy_errors_too(v1_project):
     with pytest.raises(WebserviceException) as info:
         Model(ws, name="no-such-model")
     assert isinstance(info.value, ModelNotFound)
+
+
+@pytest.mark.slow
+def test_local_webservice_without_docker_installs_the_environment(v1_project, monkeypatch):
+    """No Docker engine: LocalWebservice runs on the process target, in an environment with the Environment's packages."""
+    monkeypatch.delenv("NBDEPLOY_V1_LOCAL_TARGET", raising=False)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{v1_project}/no-docker.sock")
+    (v1_project / "six_score.py").write_text(textwrap.dedent("""
+        import sys
+        import six
+        def init():
+            pass
+        def run(raw):
+            return {"six": six.__version__, "prefix": sys.prefix}
+    """))
+    ws = Workspace.from_config()
+    model = Model.register(ws, "sklearn_regression_model.pkl", "regressor")
+    env = Environment("needs-six")
+    env.python.conda_dependencies = CondaDependencies.create(pip_packages=["azureml-defaults", "six==1.16.0"])
+    service = Model.deploy(ws, "six-local", [model], InferenceConfig(entry_script="six_score.py", environment=env),
+                           LocalWebservice.deploy_configuration())
+    try:
+        service.wait_for_deployment(timeout_sec=300)
+        answer = service.run("{}")
+        assert answer["six"] == "1.16.0" and str(ws.cache_dir) in answer["prefix"]
+        assert service.compute_type == "process"
+    finally:
+        service.delete()
