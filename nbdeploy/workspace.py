@@ -10,7 +10,8 @@ Layout of a workspace folder::
     gc.lock            registrations hold it shared, gc holds it exclusive
 
 Which workspace is used when none is given, in order: ``NBDEPLOY_WORKSPACE``; a ``.nbdeploy/`` folder
-found upward from the current directory; ``~/.nbdeploy``.
+found upward from the current directory (the workspace itself, or a ``.nbdeploy/config.json`` pointing at one:
+``{"workspace": "<folder>"}``); ``~/.nbdeploy``.
 
 Creating is explicit (:meth:`Workspace.create`), with one exception: the per-user default
 ``~/.nbdeploy`` is created on the first *write* (a registration, a deployment record). Reading a default
@@ -196,7 +197,8 @@ class Workspace:
         else:
             resolved, source = Path(path).expanduser().absolute(), "explicit path"
         self.path: Path = resolved
-        #: how the workspace was found: "explicit path", "NBDEPLOY_WORKSPACE", ".nbdeploy upward", "home default"
+        #: how it was found: "explicit path", "NBDEPLOY_WORKSPACE", ".nbdeploy upward", ".nbdeploy/config.json upward",
+        #: "home default"
         self.source: str = source
         self._lazy = source == "home default"
         self._local = threading.local()
@@ -463,6 +465,13 @@ def _read_config(config: Path, strict: bool) -> Path | None:
     return target if target.is_absolute() else (config.parent / target).absolute()
 
 
+def _pointer(folder: Path) -> Path | None:
+    """The workspace a ``.nbdeploy/config.json`` points at (``nbdeploy workspace create PATH --default``), if any."""
+    if (folder / DB_NAME).is_file() or not (folder / CONFIG_NAME).is_file():
+        return None
+    return _read_config(folder / CONFIG_NAME, strict=False)
+
+
 def _resolve_default() -> tuple[Path, str]:
     env = os.environ.get(ENV_VAR)
     if env:
@@ -471,6 +480,9 @@ def _resolve_default() -> tuple[Path, str]:
     for folder in (here, *here.parents):
         candidate = folder / DIR_NAME
         if candidate.is_dir() and candidate != Path.home() / DIR_NAME:
+            pointed = _pointer(candidate)
+            if pointed is not None:
+                return pointed, ".nbdeploy/config.json upward"
             return candidate, ".nbdeploy upward"
     return Path.home() / DIR_NAME, "home default"
 
