@@ -1,0 +1,19 @@
+"""Remote Docker engines: how to reach one (:class:`EngineConnection`), named ones saved in the workspace
+(:class:`EngineStore`: container hosts and edge devices), and shipping a local image to one without a
+registry (:func:`ship_image`: only the layers it lacks).
+
+Modules: ``connection`` (URL + TLS -> docker SDK client), ``diagnose`` (failures -> one-line errors),
+``store`` (saved hosts/devices), ``savetar`` (docker save archives as streams), ``ship`` (image shipping).
+"""
+
+from __future__ import annotations
+
+from nbdeploy.remote.connection import EngineConnection, EngineInfo
+from nbdeploy.remote.ship import ImageNotFound, PlatformMismatch, ShipFailed, ShipResult, progress_lines, ship_image
+from nbdeploy.remote.store import DeviceNotFound, EngineStore, HostNotFound, SavedEngine, parse_selector
+
+__all__ = [
+    "EngineConnection", "EngineInfo", "EngineStore", "SavedEngine", "HostNotFound", "DeviceNotFound",
+    "parse_selector", "ship_image", "ShipResult", "ImageNotFound", "PlatformMismatch", "ShipFailed",
+    "progress_lines",
+]

@@ -1,0 +1,83 @@
+"""Shipping images from the local engine to the real TLS engine (aci.sh), sending only missing layers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbdeploy.remote import ImageNotFound, ship_image
+
+from .conftest import BASE_IMAGE
+
+pytestmark = pytest.mark.remote
+
+MB = 1_000_000
+
+
+def _layers(client: Any, image: str) -> list[str]:
+    return client.api.inspect_image(image)["RootFS"]["Layers"]
+
+
+def test_only_the_new_top_layer_is_shipped(local_client: Any, remote_client: Any, images: Any,
+                                           tmp_path: Path) -> None:
+    # two layers of fresh random bytes: the remote cannot have them
+    first = images.build("FROM scratch\nCOPY a /a\nCOPY b /b\n",
+                         {"a": os.urandom(2 * MB), "b": os.urandom(1 * MB)}, tmp_path)
+    reports: list[tuple[int, int]] = []
+    shipped = ship_image(local_client, remote_client, first, progress=lambda s, t: reports.append((s, t)))
+    assert (shipped.layers, shipped.layers_sent, shipped.already_present) == (2, 2, False)
+    assert 3 * MB <= shipped.bytes_sent < 3 * MB + 100_000
+    assert reports and reports[-1] == (shipped.bytes_sent, shipped.bytes_sent)
+    assert _layers(remote_client, first) == _layers(local_client, first)
+    assert remote_client.images.get(first).id == local_client.images.get(first).id
+
+    model_size = 3 * MB
+    second = images.build(f"FROM {first}\nCOPY model /model\n", {"model": os.urandom(model_size)}, tmp_path)
+    update = ship_image(local_client, remote_client, second)
+    assert (update.layers, update.layers_sent) == (3, 1)
+    assert model_size <= update.bytes_sent < model_size + MB
+    assert update.layer_bytes_skipped >= 3 * MB
+    assert _layers(remote_client, second) == _layers(local_client, second)
+
+
+def test_shipping_an_image_already_there_sends_nothing_and_tags_it(local_client: Any, remote_client: Any,
+                                                                   images: Any, tmp_path: Path) -> None:
+    tag = images.build("FROM scratch\nCOPY a /a\n", {"a": os.urandom(100_000)}, tmp_path)
+    ship_image(local_client, remote_client, tag)
+    remote_client.images.remove(tag)  # untag: the image stays only if another tag holds it; here it goes
+    again = ship_image(local_client, remote_client, tag)
+    assert again.layers_sent == 1  # it was really gone
+    alias = tag + "-alias"
+    local_client.images.get(tag).tag(alias)
+    third = ship_image(local_client, remote_client, alias)
+    assert third.already_present and third.bytes_sent == 0
+    assert remote_client.images.get(alias).id == local_client.images.get(tag).id
+
+
+def test_model_only_update_of_a_runnable_python_image(local_client: Any, remote_client: Any, images: Any,
+                                                      tmp_path: Path) -> None:
+    """Base image shipped once (if the remote lacks it), then a model-only update ships only the model layer,
+    and the remote engine runs the result."""
+    base = ship_image(local_client, remote_client, BASE_IMAGE)
+    assert base.already_present or base.layers_sent >= 1
+    dockerfile = f"FROM {BASE_IMAGE}\nCOPY score.py /app/score.py\nCOPY model.bin /app/model.bin\n"
+    score = b"import os\nprint(os.path.getsize('/app/model.bin'))\n"
+    v1 = images.build(dockerfile, {"score.py": score, "model.bin": os.urandom(2 * MB)}, tmp_path)
+    first = ship_image(local_client, remote_client, v1)
+    assert first.layers_sent == 2  # score.py and model layers; the base travelled at most once
+
+    model_size = 4 * MB
+    v2 = images.build(dockerfile, {"score.py": score, "model.bin": os.urandom(model_size)}, tmp_path)
+    update = ship_image(local_client, remote_client, v2)
+    assert update.layers_sent == 1
+    assert update.bytes_sent < model_size + MB
+    out = remote_client.containers.run(v2, ["python3", "/app/score.py"], remove=True)
+    assert out.decode().strip() == str(model_size)
+
+
+def test_missing_local_image(local_client: Any, remote_client: Any) -> None:
+    with pytest.raises(ImageNotFound, match="No local image named 'nbdeploy-remote-test/none:0'"):
+        ship_image(local_client, remote_client, "nbdeploy-remote-test/none:0")
