@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from nbdeploy.cli._common import echo_json, pairs, table, workspace_from
@@ -18,7 +20,7 @@ def engine_group(kind: str, help_text: str) -> click.Group:
     def group() -> None:
         pass
 
-    def store(ctx: click.Context):  # noqa: ANN202 - EngineStore, imported lazily
+    def store(ctx: click.Context) -> Any:  # an EngineStore, imported lazily
         from nbdeploy.remote.store import EngineStore
 
         return EngineStore(kind, workspace_from(ctx))  # type: ignore[arg-type]
@@ -27,7 +29,8 @@ def engine_group(kind: str, help_text: str) -> click.Group:
     @click.argument("name")
     @click.option("--url", required=True, help="tcp://HOST:PORT (TLS with the --tls-* options), ssh://USER@HOST "
                                                "or unix:///PATH.")
-    @click.option("--tls-ca", type=click.Path(dir_okay=False), help="CA certificate that signed the engine's certificate.")
+    @click.option("--tls-ca", type=click.Path(dir_okay=False),
+                  help="CA certificate that signed the engine's certificate.")
     @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Client certificate.")
     @click.option("--tls-key", type=click.Path(dir_okay=False), help="Client certificate's key.")
     @click.option("--cert-path", type=click.Path(file_okay=False),

@@ -13,7 +13,17 @@ from nbdeploy.remote.ship import ImageNotFound, PlatformMismatch, ShipFailed, Sh
 from nbdeploy.remote.store import DeviceNotFound, EngineStore, HostNotFound, SavedEngine, parse_selector
 
 __all__ = [
-    "EngineConnection", "EngineInfo", "EngineStore", "SavedEngine", "HostNotFound", "DeviceNotFound",
-    "parse_selector", "ship_image", "ShipResult", "ImageNotFound", "PlatformMismatch", "ShipFailed",
+    "DeviceNotFound",
+    "EngineConnection",
+    "EngineInfo",
+    "EngineStore",
+    "HostNotFound",
+    "ImageNotFound",
+    "PlatformMismatch",
+    "SavedEngine",
+    "ShipFailed",
+    "ShipResult",
+    "parse_selector",
     "progress_lines",
+    "ship_image",
 ]

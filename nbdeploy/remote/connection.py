@@ -131,7 +131,7 @@ class EngineConnection:
             client = self._make_client(docker, timeout)
             engine_api = client.api.version(api_version=False).get("ApiVersion", _FLOOR_API)
             client.api._version = min(engine_api, docker.constants.DEFAULT_DOCKER_API_VERSION, key=_version_key)
-        except Exception as exc:  # noqa: BLE001 - every failure is named by diagnose()
+        except Exception as exc:  # every failure is named by diagnose()
             raise diagnose(self, exc) from exc
         return client
 
@@ -142,7 +142,7 @@ class EngineConnection:
         client = self.client(timeout=timeout)
         try:
             version = client.version()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # named by diagnose()
             raise diagnose(self, exc) from exc
         finally:
             client.close()

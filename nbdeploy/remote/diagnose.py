@@ -34,29 +34,29 @@ def _classify(conn: EngineConnection, text: str, exc: BaseException) -> tuple[st
     ca = conn.tls_ca or "the CA file"
     if "client sent an http request to an https server" in text:
         return ("it speaks TLS but this connection has no TLS configured",
-                "Give its CA and a client certificate: --tls-ca/--tls-cert/--tls-key "
-                "(or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH).")
+                ("Give its CA and a client certificate: --tls-ca/--tls-cert/--tls-key "
+                 "(or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)."))
     if "certificate_verify_failed" in text or "certificate verify failed" in text:
         detail = _verify_detail(text)
         if "mismatch" in detail:
             return (f"its TLS certificate is not valid for {_host(conn)} ({detail})",
-                    "Connect with a name or IP listed in the certificate's subjectAltName, "
-                    "or reissue the engine's certificate for this address.")
+                    ("Connect with a name or IP listed in the certificate's subjectAltName, "
+                     "or reissue the engine's certificate for this address."))
         if "expired" in detail:
             return (f"its TLS certificate has expired ({detail})", "Renew the engine's server certificate.")
         return (f"its TLS certificate is not signed by the CA in {ca} ({detail})",
                 "Give the CA that signed the engine's certificate: --tls-ca (or ca.pem in DOCKER_CERT_PATH).")
     if conn.uses_tls and any(marker in text for marker in _PLAIN_HTTP):
         return ("it answered in plain HTTP, not TLS",
-                "Use the engine's TLS port (dockerd --tlsverify, usually 2376), or drop the --tls-* options "
-                "if this engine is meant to be reached without TLS.")
+                ("Use the engine's TLS port (dockerd --tlsverify, usually 2376), or drop the --tls-* options "
+                 "if this engine is meant to be reached without TLS."))
     if conn.uses_tls and any(marker in text for marker in _CLIENT_CERT_REJECTED):
         if not conn.tls_cert:
             return ("the engine requires a client certificate and none was given",
                     "Give a client certificate signed by the engine's CA: --tls-cert and --tls-key.")
         return (f"the engine rejected the client certificate {conn.tls_cert}",
-                "Use a client certificate signed by the CA the engine trusts (its --tlscacert), "
-                "with extendedKeyUsage clientAuth.")
+                ("Use a client certificate signed by the CA the engine trusts (its --tlscacert), "
+                 "with extendedKeyUsage clientAuth."))
     if "connection refused" in text:
         return (f"connection refused at {conn.address}",
                 "Check the address and port, and that dockerd listens there (--host tcp://0.0.0.0:2376).")

@@ -17,13 +17,13 @@ import json
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 BLOCK = tarfile.BLOCKSIZE
 _CHUNK = 1 << 20
 _LAYER_FILE = "layer.tar"
 
-Source = Union[bytes, Path, None]  # file data in memory, a spooled file, or nothing (folders)
+Source = bytes | Path | None  # file data in memory, a spooled file, or nothing (folders)
 
 
 @dataclasses.dataclass
@@ -99,9 +99,10 @@ def spool(chunks: Iterable[bytes], folder: Path, keep_layer: Callable[[str], boo
                         dropped.add(top)
                         dropped_bytes += info.size
                 else:
-                    source = handle.read()
+                    data = handle.read()
+                    source = data
                     if info.name == "manifest.json":
-                        manifest = json.loads(source)
+                        manifest = json.loads(data)
             elif not info.isdir():
                 raise ValueError(f"unexpected member {info.name!r} in a docker save archive")
             members.append((info, source))
@@ -160,5 +161,4 @@ def _header(info: tarfile.TarInfo) -> bytes:
 
 
 def _clean(name: str) -> str:
-    name = name[2:] if name.startswith("./") else name
-    return name.rstrip("/")
+    return name.removeprefix("./").rstrip("/")

@@ -39,6 +39,8 @@ class PlatformMismatch(InvalidInput):
 class ShipFailed(NbdeployError):
     """The remote engine refused the image archive."""
 
+    bytes_sent: int = 0  # what went out before the refusal
+
 
 @dataclasses.dataclass(frozen=True)
 class ShipResult:
@@ -90,6 +92,7 @@ def ship_image(local_client: Any, remote_client: Any, image: str, progress: Prog
         log.warning("ship %s: the remote lost a layer while loading (%s); sending all layers", image, exc)
         present = 0
         sent, layer_bytes_skipped = _send(local_client, remote_client, image, diff_ids, 0, progress)
+        sent += exc.bytes_sent
     if not _remote_has(remote_client, image_id):
         raise ShipFailed(f"The remote engine loaded the archive of {image} but has no image {image_id[:19]}.")
     for tag in tags:
@@ -158,8 +161,13 @@ def _send(local_client: Any, remote_client: Any, image: str, diff_ids: Sequence[
                 if isinstance(message, dict) and (message.get("error") or message.get("errorDetail")):
                     detail = message.get("error") or message["errorDetail"].get("message", "")
                     raise ShipFailed(f"The remote engine refused the image {image}: {_first_line(detail)}")
+        except ShipFailed as exc:
+            exc.bytes_sent = counter.sent
+            raise
         except docker.errors.APIError as exc:
-            raise ShipFailed(f"The remote engine refused the image {image}: {_first_line(exc)}") from exc
+            failed = ShipFailed(f"The remote engine refused the image {image}: {_first_line(exc)}")
+            failed.bytes_sent = counter.sent
+            raise failed from exc
         except docker.errors.DockerException as exc:
             raise EngineUnavailable("the remote Docker engine", _first_line(exc)) from exc
     if counter.sent != total:

@@ -143,16 +143,16 @@ class EngineStore:
             raise self._not_found(name, conn)
         return self._from_row(row)
 
+    def names(self) -> list[str]:
+        return [r[0] for r in self.workspace.db(create=False).execute(
+            "SELECT name FROM remote_engines WHERE kind = ? ORDER BY name", (self.kind,))]
+
     def list(self, selector: Mapping[str, str] | None = None) -> list[SavedEngine]:
         """Saved engines of this kind, by name; only those whose tags match every ``selector`` pair."""
         rows = self.workspace.db(create=False).execute(
             "SELECT * FROM remote_engines WHERE kind = ? ORDER BY name", (self.kind,)).fetchall()
         engines = [self._from_row(r) for r in rows]
         return [e for e in engines if e.matches(selector)] if selector else engines
-
-    def names(self) -> list[str]:
-        return [r[0] for r in self.workspace.db(create=False).execute(
-            "SELECT name FROM remote_engines WHERE kind = ? ORDER BY name", (self.kind,))]
 
     # ----- helpers --------------------------------------------------------------------------------
 

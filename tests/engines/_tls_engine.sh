@@ -146,6 +146,19 @@ tls_up() {
   ) 9>"$(tls_dir "$1")/.lock"
 }
 
+# tls_seed NAME INDEX IMAGE: load IMAGE from the local engine into NAME's engine (whole image, through the
+# harness's unix socket) unless it is there already. For benchmarks that start from "base image present";
+# nbdeploy itself ships images with nbdeploy.remote.ship_image (only missing layers, over TLS).
+tls_seed() {
+  local sock; sock=unix://$(tls_dir "$1")/docker.sock
+  docker image inspect "$3" >/dev/null 2>&1 || { tls_say "$1: no local image $3 (tests/engines/docker.sh up)"; return 1; }
+  if [ "$(docker -H "$sock" image inspect -f '{{.Id}}' "$3" 2>/dev/null)" = "$(docker image inspect -f '{{.Id}}' "$3")" ]; then
+    tls_say "$1: $3 present"; return 0
+  fi
+  tls_say "$1: loading $3"
+  docker save "$3" | docker -H "$sock" load -q >&2
+}
+
 # tls_down NAME [purge]: stop the daemon, remove the namespace; purge also removes certificates and data-root
 tls_down() {
   local name=$1 ns veth

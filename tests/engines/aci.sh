@@ -5,6 +5,7 @@
 #   up     certificates, namespace and daemon (seconds when already set up); prints on stdout
 #            export DOCKER_HOST=tcp://IP:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=DIR
 #          so `eval "$(tests/engines/aci.sh up)"` points the docker CLI/SDK at it
+#   seed [IMAGE]  load IMAGE (default: the test base image) from the local engine unless present
 #   env    print that line when the engine answers (exit 1 otherwise); starts nothing
 #   down   stop the daemon and remove the namespace (certificates and data-root are kept)
 #   purge  down, then remove certificates and data-root (shipped images)
@@ -23,8 +24,10 @@ env_line() {
 
 case "${1:-up}" in
   up) tls_up $name $index; env_line ;;
+  seed) tls_answers $name $index || { tls_say "the aci engine does not answer: tests/engines/aci.sh up"; exit 1; }
+    tls_seed $name $index "${2:-${NBDEPLOY_TEST_BASE_IMAGE:-nbdeploy/python-base:3.11-bookworm}}" ;;
   env) tls_answers $name $index || { tls_say "the aci engine does not answer: tests/engines/aci.sh up"; exit 1; }; env_line ;;
   down) tls_down $name ;;
   purge) tls_down $name purge ;;
-  *) echo "usage: $0 up|env|down|purge" >&2; exit 2 ;;
+  *) echo "usage: $0 up|env|seed [IMAGE]|down|purge" >&2; exit 2 ;;
 esac

@@ -6,6 +6,8 @@
 #                 are); prints one line per device on stdout:
 #                   nbdeploy device add edgeI --url tcp://IP:2376 --tls-ca ... --tls-cert ... --tls-key ...
 #   list          print those lines for the devices that answer now or are offline; starts nothing
+#   seed [IMAGE]  load IMAGE (default: the test base image) from the local engine into every running device
+#                 that lacks it (for "base image already there" benchmarks)
 #   offline NAME  cut NAME's network (all packets on its link dropped: connections time out, as with a device
 #                 that lost its network); the engine and its containers keep running
 #   online NAME   restore it
@@ -50,9 +52,14 @@ case "${1:-up}" in
       i=$(index_of "$d")
       if tls_answers "$d" "$i" || tls_is_offline "$d"; then add_line "$d" "$i"; fi
     done ;;
+  seed)
+    for d in $(devices); do
+      i=$(index_of "$d")
+      tls_answers "$d" "$i" && tls_seed "$d" "$i" "${2:-${NBDEPLOY_TEST_BASE_IMAGE:-nbdeploy/python-base:3.11-bookworm}}"
+    done ;;
   offline) i=$(index_of "${2:-}"); tls_offline "$2" ;;
   online) i=$(index_of "${2:-}"); tls_online "$2" ;;
   down|purge) for d in $(devices); do tls_down "$d" "$([ "$1" = purge ] && echo purge)"; done
     if [ "$1" = purge ]; then for d in "$tls_state"/edge* "$tls_data"/edge*; do [ -e "$d" ] && rm -rf "$d"; done; fi ;;
-  *) echo "usage: $0 up [N]|list|offline NAME|online NAME|down|purge" >&2; exit 2 ;;
+  *) echo "usage: $0 up [N]|list|seed [IMAGE]|offline NAME|online NAME|down|purge" >&2; exit 2 ;;
 esac

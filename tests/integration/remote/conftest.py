@@ -113,6 +113,8 @@ def images(local_client: Any) -> Iterator[Any]:
 class ImageBuilder:
     """``build(dockerfile, files) -> tag`` on the local engine, tags ``nbdeploy-remote-test/<run>:<n>``."""
 
+    repository = REPOSITORY
+
     def __init__(self, client: Any) -> None:
         self.client = client
         self.count = 0

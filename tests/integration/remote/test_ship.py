@@ -81,3 +81,63 @@ def test_model_only_update_of_a_runnable_python_image(local_client: Any, remote_
 def test_missing_local_image(local_client: Any, remote_client: Any) -> None:
     with pytest.raises(ImageNotFound, match="No local image named 'nbdeploy-remote-test/none:0'"):
         ship_image(local_client, remote_client, "nbdeploy-remote-test/none:0")
+
+
+def _load_foreign_image(client: Any, tag: str, arch: str) -> str:
+    """Load (on the local engine) a one-layer image whose config says ``arch``: a real image for another platform."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+
+    def tar_of(files: dict[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    layer = tar_of({"hello": os.urandom(1000)})
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": arch, "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag], "Layers": ["l1/layer.tar"]}]).encode()
+    client.images.load(tar_of({config_name: config, "l1/layer.tar": layer, "manifest.json": manifest}))
+    return tag
+
+
+def test_an_image_for_another_architecture_is_refused_before_sending(local_client: Any, remote_client: Any,
+                                                                     images: Any) -> None:
+    from nbdeploy.remote import PlatformMismatch
+
+    remote_arch = remote_client.version()["Arch"]
+    other = "arm64" if remote_arch != "arm64" else "amd64"
+    tag = _load_foreign_image(local_client, f"{images.repository}:foreign", other)
+    assert local_client.api.inspect_image(tag)["Architecture"] == other
+    expected = f"built for linux/{other} but the remote engine runs linux/{remote_arch}"
+    with pytest.raises(PlatformMismatch, match=expected):
+        ship_image(local_client, remote_client, tag)
+    assert not remote_client.images.list(name=tag)
+
+
+def test_a_layer_gone_from_the_remote_meanwhile_means_one_full_resend(
+        local_client: Any, remote_client: Any, images: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The remote's layers are read before sending; if one is removed before the load, the load fails on the
+    real engine (its file is not in the archive) and ship_image sends every layer once."""
+    from nbdeploy.remote import ship as ship_module
+
+    tag = images.build("FROM scratch\nCOPY a /a\nCOPY b /b\n", {"a": os.urandom(300_000), "b": os.urandom(200_000)},
+                       tmp_path)
+    local_layers = _layers(local_client, tag)
+    stale = set(ship_module.chain_ids(local_layers[:1]))  # "the remote has layer a" - it does not (any more)
+    monkeypatch.setattr(ship_module, "remote_chain_ids", lambda client: stale)
+    with caplog.at_level("WARNING", logger="nbdeploy.remote.ship"):
+        result = ship_image(local_client, remote_client, tag)
+    assert "sending all layers" in caplog.text
+    # both attempts count: the refused one (layer b) and the full one (a and b)
+    assert result.layers_sent == 2 and result.bytes_sent >= 700_000
+    assert _layers(remote_client, tag) == local_layers
