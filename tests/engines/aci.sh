@@ -7,6 +7,7 @@
 #          so `eval "$(tests/engines/aci.sh up)"` points the docker CLI/SDK at it
 #   seed [IMAGE]  load IMAGE (default: the test base image) from the local engine unless present
 #   env    print that line when the engine answers (exit 1 otherwise); starts nothing
+#   restart  stop the daemon and start it again (containers with a restart policy come back)
 #   down   stop the daemon and remove the namespace (certificates and data-root are kept)
 #   purge  down, then remove certificates and data-root (shipped images)
 # The engine has none of the local engine's images: ship them (nbdeploy.remote.ship_image).
@@ -27,7 +28,8 @@ case "${1:-up}" in
   seed) tls_answers $name $index || { tls_say "the aci engine does not answer: tests/engines/aci.sh up"; exit 1; }
     tls_seed $name $index "${2:-${NBDEPLOY_TEST_BASE_IMAGE:-nbdeploy/python-base:3.11-bookworm}}" ;;
   env) tls_answers $name $index || { tls_say "the aci engine does not answer: tests/engines/aci.sh up"; exit 1; }; env_line ;;
+  restart) tls_stop_daemon $name; tls_up $name $index; env_line ;;
   down) tls_down $name ;;
   purge) tls_down $name purge ;;
-  *) echo "usage: $0 up|env|seed [IMAGE]|down|purge" >&2; exit 2 ;;
+  *) echo "usage: $0 up|env|seed [IMAGE]|restart|down|purge" >&2; exit 2 ;;
 esac

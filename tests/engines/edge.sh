@@ -11,6 +11,7 @@
 #   offline NAME  cut NAME's network (all packets on its link dropped: connections time out, as with a device
 #                 that lost its network); the engine and its containers keep running
 #   online NAME   restore it
+#   restart NAME  stop NAME's daemon and start it again (a device rebooting its engine)
 #   down          stop every device and remove the namespaces (certificates and data-roots are kept)
 #   purge         down, then remove certificates and data-roots
 set -euo pipefail
@@ -59,7 +60,8 @@ case "${1:-up}" in
     done ;;
   offline) i=$(index_of "${2:-}"); tls_offline "$2" ;;
   online) i=$(index_of "${2:-}"); tls_online "$2" ;;
+  restart) i=$(index_of "${2:-}"); tls_stop_daemon "$2"; tls_up "$2" "$i"; add_line "$2" "$i" ;;
   down|purge) for d in $(devices); do tls_down "$d" "$([ "$1" = purge ] && echo purge)"; done
     if [ "$1" = purge ]; then for d in "$tls_state"/edge* "$tls_data"/edge*; do [ -e "$d" ] && rm -rf "$d"; done; fi ;;
-  *) echo "usage: $0 up [N]|list|seed [IMAGE]|offline NAME|online NAME|down|purge" >&2; exit 2 ;;
+  *) echo "usage: $0 up [N]|list|seed [IMAGE]|offline NAME|online NAME|restart NAME|down|purge" >&2; exit 2 ;;
 esac
