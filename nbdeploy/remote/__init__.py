@@ -1,6 +1,6 @@
 """Remote Docker engines: how to reach one (:class:`EngineConnection`), named ones saved in the workspace
 (:class:`EngineStore`: container hosts and edge devices), and shipping a local image to one without a
-registry (:func:`ship_image`: only the layers it lacks).
+registry (:func:`ship_image`, :func:`ship_image_to_many`: only the layers each engine lacks).
 
 Modules: ``connection`` (URL + TLS -> docker SDK client), ``diagnose`` (failures -> one-line errors),
 ``store`` (saved hosts/devices), ``savetar`` (docker save archives as streams), ``ship`` (image shipping).
@@ -9,7 +9,15 @@ Modules: ``connection`` (URL + TLS -> docker SDK client), ``diagnose`` (failures
 from __future__ import annotations
 
 from nbdeploy.remote.connection import EngineConnection, EngineInfo
-from nbdeploy.remote.ship import ImageNotFound, PlatformMismatch, ShipFailed, ShipResult, progress_lines, ship_image
+from nbdeploy.remote.ship import (
+    ImageNotFound,
+    PlatformMismatch,
+    ShipFailed,
+    ShipResult,
+    progress_lines,
+    ship_image,
+    ship_image_to_many,
+)
 from nbdeploy.remote.store import DeviceNotFound, EngineStore, HostNotFound, SavedEngine, parse_selector
 
 __all__ = [
@@ -26,4 +34,5 @@ __all__ = [
     "parse_selector",
     "progress_lines",
     "ship_image",
+    "ship_image_to_many",
 ]

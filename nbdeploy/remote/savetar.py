@@ -36,8 +36,16 @@ class SpooledArchive:
     layer_digests: dict[str, str]
     #: layer folders whose layer.tar was dropped (so the whole folder is left out)
     dropped_folders: set[str]
-    #: bytes of the dropped layer files
-    dropped_bytes: int
+    #: layer folder -> size of its layer.tar, for every layer read (kept or not)
+    layer_sizes: dict[str, int]
+
+    @property
+    def dropped_bytes(self) -> int:
+        return self.layer_bytes(self.dropped_folders)
+
+    def layer_bytes(self, folders: set[str]) -> int:
+        """Total size of the layer files of ``folders``."""
+        return sum(self.layer_sizes.get(f, 0) for f in folders)
 
     @property
     def layer_paths(self) -> list[str]:
@@ -46,14 +54,15 @@ class SpooledArchive:
             raise ValueError(f"expected one image in the save archive, found {len(self.manifest)}")
         return list(self.manifest[0]["Layers"])
 
-    def size(self) -> int:
-        """Exact byte size of :meth:`stream`'s output."""
-        return sum(len(_header(info)) + _padded(info.size if info.isfile() else 0) for info, _ in self.members) \
-            + 2 * BLOCK
+    def size(self, skip: set[str] | frozenset[str] = frozenset()) -> int:
+        """Exact byte size of :meth:`stream`'s output for the same ``skip``."""
+        return sum(len(_header(info)) + _padded(info.size if info.isfile() else 0)
+                   for info, _ in self._members(skip)) + 2 * BLOCK
 
-    def stream(self) -> Iterator[bytes]:
-        """The archive of the kept members (tar, uncompressed), in chunks of at most 1 MiB."""
-        for info, source in self.members:
+    def stream(self, skip: set[str] | frozenset[str] = frozenset()) -> Iterator[bytes]:
+        """The archive of the kept members minus the layer folders in ``skip`` (tar, uncompressed), in chunks
+        of at most 1 MiB. Safe to call several times, also from several threads."""
+        for info, source in self._members(skip):
             yield _header(info)
             if not info.isfile() or not info.size:
                 continue
@@ -68,6 +77,9 @@ class SpooledArchive:
                 yield b"\0" * pad
         yield b"\0" * (2 * BLOCK)
 
+    def _members(self, skip: set[str] | frozenset[str]) -> Iterator[tuple[tarfile.TarInfo, Source]]:
+        return ((i, s) for i, s in self.members if i.name.partition("/")[0] not in skip)
+
 
 def spool(chunks: Iterable[bytes], folder: Path, keep_layer: Callable[[str], bool]) -> SpooledArchive:
     """Read the save archive in ``chunks`` once; keep each layer whose diff_id ``keep_layer`` accepts.
@@ -79,7 +91,7 @@ def spool(chunks: Iterable[bytes], folder: Path, keep_layer: Callable[[str], boo
     members: list[tuple[tarfile.TarInfo, Source]] = []
     digests: dict[str, str] = {}
     dropped: set[str] = set()
-    dropped_bytes = 0
+    sizes: dict[str, int] = {}
     with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as tf:  # type: ignore[call-overload]
         for number, info in enumerate(tf):
             info.name = _clean(info.name)
@@ -92,12 +104,12 @@ def spool(chunks: Iterable[bytes], folder: Path, keep_layer: Callable[[str], boo
                     path = folder / f"{number}.tar"
                     digest = _copy_hashing(handle, info.size, path)
                     digests[top] = digest
+                    sizes[top] = info.size
                     if keep_layer(digest):
                         source = path
                     else:
                         path.unlink()
                         dropped.add(top)
-                        dropped_bytes += info.size
                 else:
                     data = handle.read()
                     source = data
@@ -110,7 +122,7 @@ def spool(chunks: Iterable[bytes], folder: Path, keep_layer: Callable[[str], boo
         raise ValueError("not a docker save archive: no manifest.json")
     kept = [(i, s) for i, s in members if i.name.partition("/")[0] not in dropped]
     return SpooledArchive(manifest=manifest, members=kept, layer_digests=digests, dropped_folders=dropped,
-                          dropped_bytes=dropped_bytes)
+                          layer_sizes=sizes)
 
 
 class _ChunkReader:

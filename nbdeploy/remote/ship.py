@@ -15,7 +15,8 @@ import hashlib
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,47 +63,122 @@ def ship_image(local_client: Any, remote_client: Any, image: str, progress: Prog
     Sends only the layers the remote engine lacks; ``progress(sent, total)`` reports bytes as they go.
     Raises ImageNotFound, PlatformMismatch (before sending anything), EngineUnavailable or ShipFailed.
     """
+    many_progress = (lambda _name, sent, total: progress(sent, total)) if progress else None
+    outcome = ship_image_to_many(local_client, {"remote": remote_client}, image, progress=many_progress)["remote"]
+    if isinstance(outcome, NbdeployError):
+        raise outcome
+    return outcome
+
+
+def ship_image_to_many(local_client: Any, remotes: Mapping[str, Any], image: str,
+                       progress: ManyProgress | None = None, parallel: int = 4) -> dict[str, ShipResult | NbdeployError]:
+    """:func:`ship_image` to several engines (``{name: client}``), reading the local image once.
+
+    Each engine gets only the layers it lacks, ``parallel`` engines at a time. One engine's failure does not
+    stop the others: its entry in the result is the error (EngineUnavailable, PlatformMismatch, ShipFailed).
+    ``progress(name, sent, total)`` reports each engine's bytes. Raises ImageNotFound when the local engine
+    has no ``image``.
+    """
     started = time.monotonic()
     docker = _docker()
     try:
         attrs = local_client.api.inspect_image(image)
     except docker.errors.ImageNotFound as exc:
         raise ImageNotFound(image, hint="Build it first, or check `docker images` on the local engine.") from exc
-    image_id: str = attrs["Id"]
-    diff_ids: list[str] = list(attrs.get("RootFS", {}).get("Layers") or [])
-    tags = _tags_for(image, attrs)
-    _check_platform(attrs, remote_client, image)
+    plan = _Plan(image=image, image_id=attrs["Id"], diff_ids=list(attrs.get("RootFS", {}).get("Layers") or []),
+                 tags=_tags_for(image, attrs), attrs=attrs, started=started)
+    results: dict[str, ShipResult | NbdeployError] = {}
+    present: dict[str, int] = {}
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        for name, outcome in zip(remotes, pool.map(lambda n: _guard(n, lambda: plan.prepare(remotes[n])), remotes)):
+            if isinstance(outcome, int):
+                present[name] = outcome
+            else:
+                results[name] = outcome
+                if progress and isinstance(outcome, ShipResult):
+                    progress(name, 0, 0)
+        if present:
+            needed = set(plan.diff_ids[min(present.values()):])
+            with tempfile.TemporaryDirectory(prefix="nbdeploy-ship-") as folder:
+                archive = savetar.spool(local_client.api.get_image(image), Path(folder), lambda d: d in needed)
 
-    if _remote_has(remote_client, image_id):
-        for tag in tags:
-            _tag_remote(remote_client, image_id, tag)
-        result = ShipResult(image, image_id, len(diff_ids), 0, 0, 0, time.monotonic() - started, True)
-        if progress:
-            progress(0, 0)
-        log.info("ship %s: already on the remote engine", image)
+                def send(name: str) -> ShipResult | NbdeployError:
+                    report = (lambda sent, total: progress(name, sent, total)) if progress else None
+                    return _guard(name, lambda: plan.send(local_client, remotes[name], archive, present[name], report))
+
+                results.update(zip(present, pool.map(send, present)))
+    return {name: results[name] for name in remotes}
+
+
+ManyProgress = Callable[[str, int, int], None]
+
+
+@dataclasses.dataclass
+class _Plan:
+    """One image being shipped: what it is, and the steps for each remote engine."""
+
+    image: str
+    image_id: str
+    diff_ids: list[str]
+    tags: list[str]
+    attrs: dict[str, Any]
+    started: float
+
+    def prepare(self, remote: Any) -> ShipResult | int:
+        """Check the platform; the result when the remote has the image, else how many bottom layers it has."""
+        _check_platform(self.attrs, remote, self.image)
+        if _remote_has(remote, self.image_id):
+            self._tag(remote)
+            log.info("ship %s: already on the remote engine", self.image)
+            return ShipResult(self.image, self.image_id, len(self.diff_ids), 0, 0, 0,
+                              time.monotonic() - self.started, True)
+        return present_prefix(self.diff_ids, remote_chain_ids(remote))
+
+    def send(self, local_client: Any, remote: Any, archive: savetar.SpooledArchive, present: int,
+             progress: Progress | None) -> ShipResult:
+        try:
+            sent, skipped = _load(remote, self.image, archive, _skip_folders(archive, present), progress)
+        except ShipFailed as exc:
+            if present == 0 or "no such file" not in str(exc).lower():
+                raise
+            # a layer the remote had was removed meanwhile: send everything once
+            log.warning("ship %s: the remote lost a layer while loading (%s); sending all layers", self.image, exc)
+            present = 0
+            with tempfile.TemporaryDirectory(prefix="nbdeploy-ship-") as folder:
+                full = savetar.spool(local_client.api.get_image(self.image), Path(folder), lambda d: True)
+                sent, skipped = _load(remote, self.image, full, set(), progress)
+            sent += exc.bytes_sent
+        if not _remote_has(remote, self.image_id):
+            raise ShipFailed(f"The remote engine loaded the archive of {self.image} but has no image "
+                             f"{self.image_id[:19]}.")
+        self._tag(remote)
+        result = ShipResult(image=self.image, image_id=self.image_id, layers=len(self.diff_ids),
+                            layers_sent=len(self.diff_ids) - present, bytes_sent=sent, layer_bytes_skipped=skipped,
+                            seconds=time.monotonic() - self.started, already_present=False)
+        log.info("ship %s: %d of %d layers, %d bytes in %.1f s", self.image, result.layers_sent, result.layers,
+                 result.bytes_sent, result.seconds)
         return result
 
-    present = present_prefix(diff_ids, remote_chain_ids(remote_client))
+    def _tag(self, remote: Any) -> None:
+        for tag in self.tags:
+            _tag_remote(remote, self.image_id, tag)
+
+
+def _guard(name: str, step: Callable[[], Any]) -> Any:
+    """Run one remote's step; its NbdeployError (or an unexpected engine error) becomes its outcome."""
     try:
-        sent, layer_bytes_skipped = _send(local_client, remote_client, image, diff_ids, present, progress)
-    except ShipFailed as exc:
-        if present == 0 or "no such file" not in str(exc).lower():
-            raise
-        # a layer the remote had was removed meanwhile: send everything once
-        log.warning("ship %s: the remote lost a layer while loading (%s); sending all layers", image, exc)
-        present = 0
-        sent, layer_bytes_skipped = _send(local_client, remote_client, image, diff_ids, 0, progress)
-        sent += exc.bytes_sent
-    if not _remote_has(remote_client, image_id):
-        raise ShipFailed(f"The remote engine loaded the archive of {image} but has no image {image_id[:19]}.")
-    for tag in tags:
-        _tag_remote(remote_client, image_id, tag)
-    result = ShipResult(image=image, image_id=image_id, layers=len(diff_ids), layers_sent=len(diff_ids) - present,
-                        bytes_sent=sent, layer_bytes_skipped=layer_bytes_skipped,
-                        seconds=time.monotonic() - started, already_present=False)
-    log.info("ship %s: %d of %d layers, %d bytes in %.1f s", image, result.layers_sent, result.layers,
-             result.bytes_sent, result.seconds)
-    return result
+        return step()
+    except NbdeployError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - one engine's failure must not stop the others
+        return EngineUnavailable(f"Docker engine {name!r}", _first_line(exc))
+
+
+def _skip_folders(archive: savetar.SpooledArchive, present: int) -> set[str]:
+    """Layer folders the remote has (its bottom ``present`` layers) and no layer it lacks needs."""
+    paths = archive.layer_paths
+    have = {p.partition("/")[0] for p in paths[:present]}
+    return have - {p.partition("/")[0] for p in paths[present:]}
 
 
 # ----- which layers the remote holds -----------------------------------------------------------------
@@ -145,35 +221,35 @@ def present_prefix(diff_ids: Sequence[str], held_chains: set[str]) -> int:
 
 # ----- sending ------------------------------------------------------------------------------------
 
-def _send(local_client: Any, remote_client: Any, image: str, diff_ids: Sequence[str], present: int,
+def _load(remote: Any, image: str, archive: savetar.SpooledArchive, skip: set[str],
           progress: Progress | None) -> tuple[int, int]:
-    needed = set(diff_ids[present:])
-    with tempfile.TemporaryDirectory(prefix="nbdeploy-ship-") as folder:
-        archive = savetar.spool(local_client.api.get_image(image), Path(folder), lambda d: d in needed)
-        missing = [p for p in archive.layer_paths[present:] if p.partition("/")[0] in archive.dropped_folders]
-        if missing:
-            raise ShipFailed(f"The save archive of {image} lacks layers it needs: {', '.join(missing)}")
-        total = archive.size()
-        counter = _Counter(total, progress)
-        docker = _docker()
-        try:
-            for message in remote_client.api.load_image(counter.wrap(archive.stream()), quiet=True):
-                if isinstance(message, dict) and (message.get("error") or message.get("errorDetail")):
-                    detail = message.get("error") or message["errorDetail"].get("message", "")
-                    raise ShipFailed(f"The remote engine refused the image {image}: {_first_line(detail)}")
-        except ShipFailed as exc:
-            exc.bytes_sent = counter.sent
-            raise
-        except docker.errors.APIError as exc:
-            failed = ShipFailed(f"The remote engine refused the image {image}: {_first_line(exc)}")
-            failed.bytes_sent = counter.sent
-            raise failed from exc
-        except docker.errors.DockerException as exc:
-            raise EngineUnavailable("the remote Docker engine", _first_line(exc)) from exc
+    """Stream ``archive`` without the ``skip`` folders to the remote's ``/images/load``; (bytes sent,
+    layer bytes left out)."""
+    missing = [p for p in archive.layer_paths
+               if p.partition("/")[0] in archive.dropped_folders and p.partition("/")[0] not in skip]
+    if missing:
+        raise ShipFailed(f"The spooled archive of {image} lacks layers this engine needs: {', '.join(missing)}")
+    total = archive.size(skip)
+    counter = _Counter(total, progress)
+    docker = _docker()
+    try:
+        for message in remote.api.load_image(counter.wrap(archive.stream(skip)), quiet=True):
+            if isinstance(message, dict) and (message.get("error") or message.get("errorDetail")):
+                detail = message.get("error") or message["errorDetail"].get("message", "")
+                raise ShipFailed(f"The remote engine refused the image {image}: {_first_line(detail)}")
+    except ShipFailed as exc:
+        exc.bytes_sent = counter.sent
+        raise
+    except docker.errors.APIError as exc:
+        failed = ShipFailed(f"The remote engine refused the image {image}: {_first_line(exc)}")
+        failed.bytes_sent = counter.sent
+        raise failed from exc
+    except docker.errors.DockerException as exc:
+        raise EngineUnavailable("the remote Docker engine", _first_line(exc)) from exc
     if counter.sent != total:
         log.warning("ship %s: sent %d bytes, expected %d", image, counter.sent, total)
     counter.done()
-    return counter.sent, archive.dropped_bytes
+    return counter.sent, archive.layer_bytes(archive.dropped_folders | skip)
 
 
 class _Counter:

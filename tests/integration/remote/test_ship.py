@@ -141,3 +141,53 @@ def test_a_layer_gone_from_the_remote_meanwhile_means_one_full_resend(
     # both attempts count: the refused one (layer b) and the full one (a and b)
     assert result.layers_sent == 2 and result.bytes_sent >= 700_000
     assert _layers(remote_client, tag) == local_layers
+
+
+def test_shipping_to_a_fleet_reads_the_image_once_and_an_offline_device_does_not_stop_the_others(
+        local_client: Any, devices: list[dict[str, str]], images: Any, tmp_path: Path) -> None:
+    from nbdeploy.errors import EngineUnavailable
+    from nbdeploy.remote import EngineConnection, ship_image_to_many
+
+    from .conftest import engine_script
+
+    clients = {}
+    for d in devices[:3]:
+        conn = EngineConnection(d["url"], tls_ca=d["tls-ca"], tls_cert=d["tls-cert"], tls_key=d["tls-key"],
+                                name=d["name"])
+        clients[d["name"]] = conn.client(timeout=3)
+    first = images.build("FROM scratch\nCOPY a /a\n", {"a": os.urandom(1 * MB)}, tmp_path)
+    names = list(clients)
+    # one device already has the first layer, the others have nothing of it
+    ship_image(local_client, clients[names[0]], first)
+    second = images.build(f"FROM {first}\nCOPY model /model\n", {"model": os.urandom(2 * MB)}, tmp_path)
+
+    offline = names[-1] if len(names) > 2 else None
+    if offline:
+        engine_script("edge.sh", "offline", offline)
+    saves = []
+    real_get_image = local_client.api.get_image
+    try:
+        local_client.api.get_image = lambda *a, **k: saves.append(a) or real_get_image(*a, **k)
+        reports: dict[str, tuple[int, int]] = {}
+        outcome = ship_image_to_many(local_client, clients, second,
+                                     progress=lambda name, s, t: reports.__setitem__(name, (s, t)))
+    finally:
+        local_client.api.get_image = real_get_image
+        if offline:
+            engine_script("edge.sh", "online", offline)
+        for client in clients.values():
+            for tag in (first, second):
+                try:
+                    client.images.remove(tag, force=True)
+                except Exception:  # noqa: BLE001 - not there
+                    pass
+
+    assert len(saves) == 1  # the local image was read once for the whole fleet
+    had_first, had_nothing = outcome[names[0]], outcome[names[1]]
+    assert not isinstance(had_first, Exception) and not isinstance(had_nothing, Exception)
+    assert had_first.layers_sent == 1 and 2 * MB <= had_first.bytes_sent < 3 * MB
+    assert had_nothing.layers_sent == 2 and 3 * MB <= had_nothing.bytes_sent < 3 * MB + 100_000
+    assert reports[names[0]] == (had_first.bytes_sent, had_first.bytes_sent)
+    if offline:
+        assert isinstance(outcome[offline], EngineUnavailable)
+        assert "\n" not in str(outcome[offline])
