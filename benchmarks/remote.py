@@ -6,7 +6,10 @@ Prints two tables:
    and of a model-only update (a new model layer on the same base and score.py), against the anchor measured
    in the same run: the whole image as ``docker save | docker load`` would send it (the same local save,
    unfiltered, loaded on the same engine), with the ratio;
-2. TLS connect time to the remote engine (``EngineConnection.check()``: connect, handshake, ``/version``),
+2. a model-only update shipped to every edge device (``tests/engines/edge.sh up``; skipped without devices)
+   with :func:`ship_image_to_many` (the local image read once, devices in parallel), bytes per device, against
+   the anchor ``ship_image`` to each device in turn;
+3. TLS connect time to the remote engine (``EngineConnection.check()``: connect, handshake, ``/version``),
    median of N, against the same call to the local engine over its unix socket.
 
 Needs ``bash tests/engines/docker.sh up`` and ``bash tests/engines/aci.sh up``. The first-image row removes
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nbdeploy.builders.docker_builder import docker_client
-from nbdeploy.remote import EngineConnection, ship_image
+from nbdeploy.remote import EngineConnection, ship_image, ship_image_to_many
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = os.environ.get("NBDEPLOY_TEST_BASE_IMAGE", "nbdeploy/python-base:3.11-bookworm")
@@ -41,6 +44,51 @@ def aci_connection() -> EngineConnection:
         sys.exit("the aci engine is not running: bash tests/engines/aci.sh up")
     env = dict(word.split("=", 1) for word in result.stdout.split()[1:])
     return EngineConnection.from_env(env, name="aci")
+
+
+def edge_connections() -> dict[str, EngineConnection]:
+    result = subprocess.run(["bash", str(ROOT / "tests/engines/edge.sh"), "list"], capture_output=True, text=True)
+    found = {}
+    for line in result.stdout.splitlines():
+        words = line.split()
+        opts = dict(zip(words[4::2], words[5::2]))
+        found[words[3]] = EngineConnection(opts["--url"], tls_ca=opts["--tls-ca"], tls_cert=opts["--tls-cert"],
+                                           tls_key=opts["--tls-key"], name=words[3])
+    return found
+
+
+def fleet_rows(local: Any, model_mb: int, folder: Path) -> list[str]:
+    """Model-only update to every edge device: ship_image_to_many vs ship_image one device at a time."""
+    conns = edge_connections()
+    if not conns:
+        return ["(no edge devices: bash tests/engines/edge.sh up 3)"]
+    clients = {name: conn.client() for name, conn in conns.items()}
+    tags = [build(local, f"{REPO}:fleet{i}", model_mb, folder) for i in range(3)]
+    try:
+        ship_image_to_many(local, clients, tags[0])  # the base (and score.py layer) on every device
+        t = time.monotonic()
+        many = ship_image_to_many(local, clients, tags[1])
+        many_s = time.monotonic() - t
+        t = time.monotonic()
+        one_by_one = {name: ship_image(local, client, tags[2]) for name, client in clients.items()}
+        seq_s = time.monotonic() - t
+    finally:
+        for client in clients.values():
+            for tag in tags:
+                remote_remove(client, tag)
+        for tag in tags:
+            local.images.remove(tag, force=True)
+    per_device = [r.bytes_sent for r in many.values() if not isinstance(r, Exception)]
+    errors = [f"{n}: {r}" for n, r in many.items() if isinstance(r, Exception)]
+    rows = [
+        "| model-only update to N devices | devices | bytes per device (max) | time | ratio |",
+        "|---|---|---|---|---|",
+        f"| ship_image_to_many (image read once, parallel) | {len(per_device)}/{len(clients)} "
+        f"| {fmt_mb(max(per_device, default=0))} | {many_s:.1f} s | x{many_s / seq_s:.2f} |",
+        f"| anchor: ship_image to each device in turn | {len(one_by_one)} "
+        f"| {fmt_mb(max(r.bytes_sent for r in one_by_one.values()))} | {seq_s:.1f} s | 1 |",
+    ]
+    return rows + [f"error: {e}" for e in errors]
 
 
 def build(local: Any, tag: str, model_mb: int, folder: Path) -> str:
@@ -129,6 +177,11 @@ def main() -> None:
           f"| {fmt_mb(anchor_bytes)} | {anchor_s:.1f} s | 1 |")
     goal = "met" if update.bytes_sent <= model + 1_000_000 else "NOT met"
     print(f"\nGoal 'model-only update ships <= model size + 1 MB': {goal}.")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = fleet_rows(local, args.model_mb, Path(tmp))
+    print()
+    print("\n".join(rows))
 
     local_conn = EngineConnection("unix:///var/run/docker.sock")
     tls_times, unix_times = [], []

@@ -1,11 +1,11 @@
-"""Ship a locally built image to a remote Docker engine without a registry, sending only the layers it lacks.
+"""Ship a locally built image to remote Docker engines without a registry, sending only the layers each lacks.
 
-How: the remote engine's layer chains are read from its images (``RootFS.Layers`` of each, every prefix is a
-chain it holds). The image's longest prefix of layers the remote holds is left out of a ``docker save``
-archive rewritten on the fly, and the rest is streamed to the remote's ``/images/load``. ``docker load``
-(checked with Engine 20.10) opens a layer's file only when it lacks that layer's chain, so the archive's
-manifest may name files it does not carry. A model-only update (a new top layer) sends that layer plus a
-few kB of metadata.
+How: a remote engine's layer chains are read from its images (``RootFS.Layers`` of each; every prefix is a
+chain it holds), giving the longest bottom part of the image it has. The local ``docker save`` archive is
+read once (:mod:`nbdeploy.remote.savetar`) keeping only layers some engine lacks, and each engine gets an
+archive without the layer folders it has, streamed to its ``/images/load``. ``docker load`` (checked with
+Engine 20.10) opens a layer's file only when it lacks that layer's chain, so the manifest may name files the
+archive does not carry. A model-only update (a new top layer) sends that layer plus about 12 kB.
 """
 
 from __future__ import annotations
