@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from nbdeploy.remote import EngineConnection, ship_image, ship_image_to_many
 ROOT = Path(__file__).resolve().parents[1]
 BASE = os.environ.get("NBDEPLOY_TEST_BASE_IMAGE", "nbdeploy/python-base:3.11-bookworm")
 REPO = "nbdeploy-bench/remote"
+RUN = uuid.uuid4().hex
 SCORE = b"import os\nprint(os.path.getsize('/app/model.bin'))\n"
 
 
@@ -96,7 +98,8 @@ def build(local: Any, tag: str, model_mb: int, folder: Path) -> str:
     context.mkdir()
     (context / "Dockerfile").write_text(
         f"FROM {BASE}\nCOPY score.py /app/score.py\nCOPY model.bin /app/model.bin\n")
-    (context / "score.py").write_bytes(SCORE)
+    # a score.py unique to this run: the builder cache offers only this run's layer for it
+    (context / "score.py").write_bytes(b"# " + RUN.encode() + b"\n" + SCORE)
     (context / "model.bin").write_bytes(os.urandom(model_mb * 1_000_000))
     local.images.build(path=str(context), tag=tag, rm=True, forcerm=True)
     return tag

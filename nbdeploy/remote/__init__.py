@@ -3,12 +3,14 @@
 registry (:func:`ship_image`, :func:`ship_image_to_many`: only the layers each engine lacks).
 
 Modules: ``connection`` (URL + TLS -> docker SDK client), ``diagnose`` (failures -> one-line errors),
-``store`` (saved hosts/devices), ``savetar`` (docker save archives as streams), ``ship`` (image shipping).
+``store`` (saved hosts/devices), ``resolve`` (which engine a target uses), ``savetar`` (docker save
+archives as streams), ``ship`` (image shipping).
 """
 
 from __future__ import annotations
 
 from nbdeploy.remote.connection import EngineConnection, EngineInfo
+from nbdeploy.remote.resolve import resolve_engine
 from nbdeploy.remote.ship import (
     ImageNotFound,
     PlatformMismatch,
@@ -33,6 +35,7 @@ __all__ = [
     "ShipResult",
     "parse_selector",
     "progress_lines",
+    "resolve_engine",
     "ship_image",
     "ship_image_to_many",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -64,16 +65,17 @@ def test_model_only_update_of_a_runnable_python_image(local_client: Any, remote_
     base = ship_image(local_client, remote_client, BASE_IMAGE)
     assert base.already_present or base.layers_sent >= 1
     dockerfile = f"FROM {BASE_IMAGE}\nCOPY score.py /app/score.py\nCOPY model.bin /app/model.bin\n"
-    score = b"import os\nprint(os.path.getsize('/app/model.bin'))\n"
+    # unique per test: the builder's cache must offer exactly one score.py layer (v1's) for v2 to reuse
+    score = f"# {uuid.uuid4()}\nimport os\nprint(os.path.getsize('/app/model.bin'))\n".encode()
     v1 = images.build(dockerfile, {"score.py": score, "model.bin": os.urandom(2 * MB)}, tmp_path)
     first = ship_image(local_client, remote_client, v1)
-    assert first.layers_sent == 2  # score.py and model layers; the base travelled at most once
+    assert first.layers_sent == 2, first  # score.py and model layers; the base travelled at most once
 
     model_size = 4 * MB
     v2 = images.build(dockerfile, {"score.py": score, "model.bin": os.urandom(model_size)}, tmp_path)
     update = ship_image(local_client, remote_client, v2)
-    assert update.layers_sent == 1
-    assert update.bytes_sent < model_size + MB
+    assert update.layers_sent == 1, update
+    assert update.bytes_sent < model_size + MB, update
     out = remote_client.containers.run(v2, ["python3", "/app/score.py"], remove=True)
     assert out.decode().strip() == str(model_size)
 

@@ -98,3 +98,25 @@ def test_the_table_has_one_row_per_kind_and_name(ws: Workspace) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         ws.db().execute("INSERT INTO remote_engines (kind, name, url, tls, tls_verify, created_time) "
                         "VALUES ('printer', 'x', 'tcp://x', 0, 0, 'now')")
+
+
+def test_resolve_engine_order(ws: Workspace, tls_files: dict[str, str]) -> None:
+    from nbdeploy.remote import resolve_engine
+
+    no_env: dict[str, str] = {}
+    with pytest.raises(InvalidInput, match="needs a Docker engine.*nbdeploy host add"):
+        resolve_engine(ws, environ=no_env)
+    hosts = EngineStore("host", ws)
+    hosts.add("lab", EngineConnection("tcp://10.0.0.2:2376", **tls_files))
+    assert resolve_engine(ws, environ=no_env).name == "lab"  # the only saved host
+    env = {"DOCKER_HOST": "tcp://10.0.0.9:2376", "DOCKER_TLS_VERIFY": "1",
+           "DOCKER_CERT_PATH": str(Path(tls_files["tls_ca"]).parent)}
+    assert resolve_engine(ws, environ=env).url == "tcp://10.0.0.9:2376"  # Docker's variables come first
+    assert resolve_engine(ws, environ={"DOCKER_HOST": "unix:///var/run/docker.sock"}).name == "lab"  # not remote
+    assert resolve_engine(ws, url="tcp://10.0.0.7", environ=env).url == "tcp://10.0.0.7:2375"  # explicit wins
+    assert resolve_engine(ws, host="lab", environ=env).name == "lab"
+    hosts.add("lab2", EngineConnection("tcp://10.0.0.3"))
+    with pytest.raises(InvalidInput, match="several saved container hosts \\(lab, lab2\\)"):
+        resolve_engine(ws, environ=no_env)
+    with pytest.raises(InvalidInput, match="not both"):
+        resolve_engine(ws, host="lab", url="tcp://x")
