@@ -173,33 +173,37 @@ tls_down() {
 }
 
 # tls_offline NAME / tls_online NAME: drop (restore) all traffic on the device's eth0, in its namespace.
-# Packets vanish, as with a device that lost its network: new connections time out, open ones stall.
+# Packets vanish, as with a device that lost its network: new connections time out, open ones stall. The
+# raw/mangle tables act before Docker's NAT and filter rules, so published container ports are cut too
+# (DNAT'd traffic to containers goes through FORWARD, never INPUT).
 _tls_rules() {
-  echo "INPUT -i eth0 -m comment --comment nbdeploy-offline -j DROP"
-  echo "OUTPUT -o eth0 -m comment --comment nbdeploy-offline -j DROP"
+  echo "raw PREROUTING -i eth0 -m comment --comment nbdeploy-offline -j DROP"
+  echo "mangle POSTROUTING -o eth0 -m comment --comment nbdeploy-offline -j DROP"
 }
 tls_offline() {
-  local ns rule; ns=$(tls_ns "$1")
+  local ns table chain rest; ns=$(tls_ns "$1")
   [ -e "/var/run/netns/$ns" ] || { tls_say "$1: no such engine (namespace $ns missing)"; return 1; }
-  while read -r rule; do
+  while read -r table chain rest; do
     # shellcheck disable=SC2086
-    nsenter --net="/var/run/netns/$ns" iptables -w -C $rule 2>/dev/null \
-      || nsenter --net="/var/run/netns/$ns" iptables -w -I ${rule%% *} 1 ${rule#* }
+    nsenter --net="/var/run/netns/$ns" iptables -w -t "$table" -C "$chain" $rest 2>/dev/null \
+      || nsenter --net="/var/run/netns/$ns" iptables -w -t "$table" -I "$chain" 1 $rest
   done < <(_tls_rules)
   tls_say "$1: offline (traffic on its network dropped)"
 }
 tls_online() {
-  local ns rule; ns=$(tls_ns "$1")
+  local ns table chain rest; ns=$(tls_ns "$1")
   [ -e "/var/run/netns/$ns" ] || { tls_say "$1: no such engine (namespace $ns missing)"; return 1; }
-  while read -r rule; do
+  while read -r table chain rest; do
     # shellcheck disable=SC2086
-    while nsenter --net="/var/run/netns/$ns" iptables -w -C $rule 2>/dev/null; do
-      nsenter --net="/var/run/netns/$ns" iptables -w -D $rule
+    while nsenter --net="/var/run/netns/$ns" iptables -w -t "$table" -C "$chain" $rest 2>/dev/null; do
+      nsenter --net="/var/run/netns/$ns" iptables -w -t "$table" -D "$chain" $rest
     done
   done < <(_tls_rules)
   tls_say "$1: online"
 }
 tls_is_offline() {
-  # shellcheck disable=SC2046
-  nsenter --net="/var/run/netns/$(tls_ns "$1")" iptables -w -C $(_tls_rules | head -n 1) 2>/dev/null
+  local table chain rest
+  read -r table chain rest < <(_tls_rules)
+  # shellcheck disable=SC2086
+  nsenter --net="/var/run/netns/$(tls_ns "$1")" iptables -w -t "$table" -C "$chain" $rest 2>/dev/null
 }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -72,3 +74,44 @@ def test_each_device_has_its_own_ca(devices: list[dict[str, str]]) -> None:
     a, b = _connection(devices[0]), _connection(devices[1])
     with pytest.raises(EngineUnavailable, match="not signed by the CA"):
         dataclasses.replace(a, tls_ca=b.tls_ca).check(timeout=5)
+
+
+def test_offline_also_cuts_published_container_ports(local_client: Any, devices: list[dict[str, str]]) -> None:
+    """Traffic to a published port is DNAT'd to the container (FORWARD, not INPUT): offline must cut it too."""
+    import urllib.request
+
+    from nbdeploy.remote import ship_image
+
+    from .conftest import BASE_IMAGE, RUN_ID
+
+    device = devices[-1]
+    client = _connection(device).client()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    host = device["url"].removeprefix("tcp://").rsplit(":", 1)[0]
+    url = f"http://{host}:18081/"
+
+    def served(timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                with opener.open(url, timeout=1) as response:
+                    return response.status == 200
+            except OSError:
+                if time.monotonic() > end:
+                    return False
+                time.sleep(0.2)
+
+    ship_image(local_client, client, BASE_IMAGE)
+    container = client.containers.run(BASE_IMAGE, ["python3", "-m", "http.server", "8080"], detach=True,
+                                      ports={"8080/tcp": 18081}, labels={"nbdeploy.test-run": RUN_ID})
+    try:
+        assert served(15)
+        engine_script("edge.sh", "offline", device["name"])
+        try:
+            assert not served(2)
+        finally:
+            engine_script("edge.sh", "online", device["name"])
+        assert served(10)
+    finally:
+        container.remove(force=True)
+        client.close()
