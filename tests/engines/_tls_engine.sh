@@ -96,7 +96,14 @@ tls_answers() {
     "https://$(tls_ip "$1" "$2"):$tls_port/_ping" >/dev/null 2>&1
 }
 
-tls_pid() { cat "$(tls_dir "$1")/dockerd.pid" 2>/dev/null || true; }
+# tls_pid NAME: the pid of NAME's dockerd, only if that process really is it (a stale pidfile after a reboot
+# may name an unrelated process, which must never be signalled)
+tls_pid() {
+  local d pid; d=$(tls_dir "$1")
+  pid=$(cat "$d/dockerd.pid" 2>/dev/null || true)
+  [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--exec-root $d/exec " && echo "$pid"
+  return 0
+}
 tls_running() { local p; p=$(tls_pid "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 
 tls_start_daemon() {
