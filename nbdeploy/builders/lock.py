@@ -107,10 +107,10 @@ def expand_references(value: str, what: str, environ: Mapping[str, str] | None =
     return _VAR.sub(repl, value)
 
 
-def python_version_of(environment: Environment | None, default: str | None = None) -> str:
-    """``X.Y``: the environment's Python version, else ``default``, else this interpreter's."""
+def python_version_of(environment: Environment | None, interpreter: str | None = None) -> str:
+    """``X.Y``: ``interpreter`` (the version that will run it), else the environment's, else this interpreter's."""
     declared = getattr(environment, "python_version", None) if environment is not None else None
-    for candidate in (declared, default):
+    for candidate in (interpreter, declared):
         match = _PY_VERSION.search(str(candidate or ""))
         if match:
             return f"{match.group(1)}.{match.group(2)}"
@@ -134,8 +134,8 @@ def lock_environment(workspace: Workspace, environment: Environment | None, prog
                      python_version: str | None = None, refresh: bool = False) -> EnvironmentLock:
     """The lock of ``environment`` (``None``: the scoring server alone), resolving it the first time only.
 
-    ``python_version`` (``X.Y``) is the interpreter the lock is for: the environment's own when it names
-    one, else this argument, else the running interpreter's. ``refresh`` resolves again (newer versions).
+    ``python_version`` (``X.Y``) is the interpreter the lock is for (the base image's, the venv's); without
+    it, the environment's declared Python, else the running interpreter's. ``refresh`` resolves again.
     """
     return lock_requirements(requirements_of(environment), IndexOptions.of(environment),
                              python_version_of(environment, python_version), workspace.cache_dir / "locks",
