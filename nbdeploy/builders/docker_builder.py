@@ -315,6 +315,7 @@ class BuildSettings:
 # ---------------------------------------------------------------------------------------------------------
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PIP_MISSING = (
     re.compile(r"No matching distribution found for (\S+)"),
     re.compile(r"Could not find a version that satisfies the requirement (\S+)"),
@@ -345,13 +346,23 @@ class BuiltImage:
     """Time spent deciding whether the image was up to date (no context is read for that)."""
 
 
+_UV_FETCH = re.compile(r"Failed to (?:fetch|download)[:\s]+`?([^`\s]+)`?")
+_UV_CAUSE = re.compile(r"^\s*(?:cause|Caused by):\s*(.+)$", re.M)
+
+
 def explain_failure(error: str, log_lines: Sequence[str], step: str | None) -> str:
-    """A one-line reason for a failed build: pip's missing package, a base image that cannot be pulled, ..."""
-    text = "\n".join(log_lines[-200:]) + "\n" + error
+    """A one-line reason for a failed build: a missing package, a download that failed, a base image, ..."""
+    text = _ANSI.sub("", "\n".join(log_lines[-200:]) + "\n" + error)
     for regex in _PIP_MISSING:
         found = regex.findall(text)
         if found:
             return f"pip could not find the package {found[-1]!r} (check its name and version, and the pip index)"
+    fetch = _UV_FETCH.search(text)
+    if fetch:
+        causes = _UV_CAUSE.findall(text[fetch.end():])
+        why = f" ({causes[-1].strip()})" if causes else ""
+        return (f"installing the locked packages failed: could not download {fetch.group(1)}{why}; check the proxy, "
+                "the CA certificates (ca_certificates) and the package index")
     if step and step.upper().startswith("FROM") and _PULL_FAILED.search(text):
         image = step.split()[1] if len(step.split()) > 1 else "?"
         return (
@@ -434,7 +445,7 @@ def lock_for_image(spec: ImageSpec, python_version: str, folder: Path, progress:
     """The lock for the spec's server and user requirements and index settings (made once, then read)."""
     requirements = list(spec.server_requirements) + [r.strip() for r in spec.pip_requirements
                                                      if r.strip() and not r.strip().startswith("#")]
-    with tempfile.TemporaryDirectory(prefix="nbdeploy-ca-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="nbdeploy-ca-") as tmp:  # uv reads the CA from a file
         ca_files: tuple[str, ...] = ()
         if spec.ca_bundle:
             (Path(tmp) / "ca.pem").write_text(spec.ca_bundle)
@@ -468,8 +479,9 @@ def recipe_digest(spec: ImageSpec, source_dir: str | None, bundle_digest: str, b
     """The image's identity from digests already known: nothing of the app or its models is read.
 
     It covers the rendered Dockerfile, the lock (or the unlocked requirements), the scoring server's
-    source hash, the build secrets, the bundle's digest (code-file hashes and the registry's model
-    digests), the source folder, the base image's id and the uv that installs.
+    source hash, the build secrets (index URLs as written: rotating the credential behind a ``${VAR}``
+    does not rebuild), the bundle's digest (code-file hashes and the registry's model digests), the
+    source folder, the base image's id and the uv that installs.
     """
     secrets = render_build_secrets(spec)
     doc = {
@@ -600,7 +612,7 @@ def build_image(client: Any, spec: ImageSpec, app_root: Path, repository: str, s
     """
     progress = progress or log.info
     settings = settings if settings is not None else BuildSettings.from_env()
-    spec = _expanded(settings.apply(spec))
+    spec = settings.apply(spec)  # index URLs as written: ${VAR} references are expanded for the build only
     t0 = time.monotonic()
     base = None if spec.base_dockerfile else ensure_base_image(client, spec.base_image, progress)
     if lock is not None:
@@ -621,6 +633,7 @@ def build_image(client: Any, spec: ImageSpec, app_root: Path, repository: str, s
         progress(f"image {tag} is up to date (recipe digest {digest[:12]}, checked in {check_s * 1000:.0f} ms)")
         return BuiltImage(tag, existing.id, digest, True, time.monotonic() - t0, 0, lock=lock, check_seconds=check_s)
     lines: list[str] = []
+    spec = _expanded(spec)
     if deps_tag is not None:
         lines += ensure_deps_image(client, spec, deps_tag, settings, labels or {}, nocache, progress)
     files = context_files(spec, app_root, source_dir, deps_tag)
@@ -658,7 +671,7 @@ def _stream_build(client: Any, ctx: BuildContext, tag: str, build_args: dict[str
                 pending += chunk["stream"]
                 while "\n" in pending:
                     line, pending = pending.split("\n", 1)
-                    line = line.rstrip("\r")
+                    line = _ANSI.sub("", line).rstrip("\r")
                     if not line.strip():
                         continue
                     match = _STEP.match(line)

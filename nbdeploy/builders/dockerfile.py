@@ -211,6 +211,8 @@ def _uv_run_env(spec: ImageSpec) -> str:
     if CA_FILE in secrets:
         ca = f"{SECRETS_IN_STAGE}/{CA_FILE}"
         uv_env += [f"SSL_CERT_FILE={ca}", f"PIP_CERT={ca}", f"REQUESTS_CA_BUNDLE={ca}"]
+    else:  # trust the image's own CA store, as Debian's pip does (uv's default is its bundled roots)
+        uv_env += ["UV_SYSTEM_CERTS=1", "UV_NATIVE_TLS=1"]
     uv_env.append(f"UV_CONFIG_FILE={SECRETS_IN_STAGE}/{UV_CONF}" if UV_CONF in secrets else "UV_NO_CONFIG=1")
     return " ".join(uv_env)
 

@@ -87,6 +87,17 @@ def test_explain_failure_names_the_missing_package():
     assert "nbdeploy-no-such-pkg==1.0" in reason and "pip could not find" in reason
 
 
+def test_explain_failure_names_a_download_that_failed():
+    log = ["Step 5/7 : RUN (python3 -c ...) && uv pip sync --require-hashes ...",
+           "\x1b[91mUsing Python 3.11.2 environment at: /opt/nbdeploy/venv\x1b[0m",
+           "error: Failed to fetch: https://pypi.org/simple/httptools/",
+           "  cause: error sending request for url (https://pypi.org/simple/httptools/)",
+           "  cause: client error (Connect)"]
+    reason = db.explain_failure("The command returned a non-zero code: 2", log, "RUN (python3 -c ...)")
+    assert reason.startswith("installing the locked packages failed: could not download https://pypi.org/simple/httptools/")
+    assert "(client error (Connect))" in reason and "CA certificates" in reason and "\n" not in reason
+
+
 def test_explain_failure_points_to_base_image_build():
     reason = db.explain_failure("pull access denied for nbx/none, repository does not exist", [], "FROM nbx/none:1 AS runtime")
     assert "nbdeploy base-image build --tag nbx/none:1" in reason
