@@ -39,6 +39,7 @@ from nbdeploy.builders.dockerfile import (
     CTX_SERVER_REQS,
     CTX_USER_REQS,
     CTX_UV,
+    PAYLOAD_UNREACHABLE,
     ImageSpec,
     lock_digest,
     render_build_secrets,
@@ -635,7 +636,14 @@ def build_image(client: Any, spec: ImageSpec, app_root: Path, repository: str, s
     lines: list[str] = []
     spec = _expanded(spec)
     if deps_tag is not None:
-        lines += ensure_deps_image(client, spec, deps_tag, settings, labels or {}, nocache, progress)
+        try:
+            lines += ensure_deps_image(client, spec, deps_tag, settings, labels or {}, nocache, progress)
+        except BuildError as exc:
+            if not any(PAYLOAD_UNREACHABLE in line for line in exc.build_log):
+                raise
+            progress("the engine's builds cannot reach this host's loopback (an engine in a VM?): "
+                     "installing the dependencies in a deps stage instead")
+            deps_tag = None
     files = context_files(spec, app_root, source_dir, deps_tag)
     ctx = assemble_context(files, hash_content=False)
     try:

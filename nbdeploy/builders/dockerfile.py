@@ -31,6 +31,8 @@ APP_ROOT = "/var/azureml-app"
 SERVER_ROOT = "/opt/nbdeploy"
 SERVER_PACKAGE = "nbdeploy_server"
 SECRETS_IN_STAGE = "/tmp/nbdeploy-build"
+PAYLOAD_UNREACHABLE = "nbdeploy-build-payload-unreachable"
+"""Printed by a deps image's RUN that cannot reach the host's loopback (the builder then uses a deps stage)."""
 
 # paths inside the build context assembled by docker_builder
 CTX_SERVER = SERVER_PACKAGE
@@ -244,7 +246,8 @@ def render_deps_dockerfile(spec: ImageSpec, payload_url: str) -> str:
     lines += _runtime_lines(spec)
     lines += [
         f"# lock {lock_digest(spec.lock or '')}",
-        f"RUN ({fetch} && {_install_commands(spec)}); status=$?; rm -rf {SECRETS_IN_STAGE}; exit $status",
+        f"RUN ({fetch} || {{ echo {PAYLOAD_UNREACHABLE} >&2; exit 97; }}) && ({_install_commands(spec)}); "
+        f"status=$?; rm -rf {SECRETS_IN_STAGE}; exit $status",
         f"LABEL nbdeploy.deps={quote(lock_digest(spec.lock or ''), 'lock')}",
     ]
     return "\n".join(lines) + "\n"

@@ -127,3 +127,20 @@ def test_unreachable_engine_says_how_to_start_it():
     with pytest.raises(EngineUnavailable) as info:
         db.docker_client(base_url="unix:///nonexistent/docker.sock", timeout=2)
     assert "tests/engines/docker.sh up" in str(info.value) and "--target process" in str(info.value)
+
+
+def test_index_references_are_expanded_for_the_build_only(monkeypatch):
+    monkeypatch.setenv("NBD_TEST_TOKEN", "s3cr3t")
+    spec = ImageSpec(pip_index_url="https://u:${NBD_TEST_TOKEN}@idx/simple", pip_extra_index_urls=["https://${NBD_TEST_TOKEN}@x"],
+                     lock="six==1.17.0\n")
+    built = db._expanded(spec)
+    assert built.pip_index_url == "https://u:s3cr3t@idx/simple" and built.pip_extra_index_urls == ("https://s3cr3t@x",)
+    assert "s3cr3t" in db.render_build_secrets(built)["uv.toml"]
+    digest = db.recipe_digest(spec, None, "bundle", "base")
+    monkeypatch.setenv("NBD_TEST_TOKEN", "rotated")
+    assert db.recipe_digest(spec, None, "bundle", "base") == digest  # rotating the credential rebuilds nothing
+    monkeypatch.delenv("NBD_TEST_TOKEN")
+    from nbdeploy.errors import InvalidSpec
+
+    with pytest.raises(InvalidSpec, match="NBD_TEST_TOKEN"):
+        db._expanded(spec)

@@ -108,6 +108,7 @@ def test_deps_image_fetches_its_build_files_and_deletes_them_in_the_same_run():
     install = runs[-1]
     assert "http://127.0.0.1:5/one-time" in install and "ProxyHandler({})" in install
     assert install.endswith("; status=$?; rm -rf /tmp/nbdeploy-build; exit $status")
+    assert "|| { echo nbdeploy-build-payload-unreachable >&2; exit 97; }" in install
     assert "uv pip sync --require-hashes" in install and "UV_CONFIG_FILE=/tmp/nbdeploy-build/uv.toml" in install
     assert "COPY" not in deps and "ADD" not in deps and "token" not in deps
     assert deps.index("apt-get install") < deps.index(install)
