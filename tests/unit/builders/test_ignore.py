@@ -77,3 +77,27 @@ def test_defaults_leave_out_caches_vcs_venvs_and_ignore_files_unless_negated(tmp
     assert listed(root) == ["a.log", "b.tmp", "c.bak", "score.py", "src/util.py"]
     (root / ".amlignore").write_text("!notes.pyc\n")
     assert "notes.pyc" in listed(root) and ".amlignore" not in listed(root)
+
+
+def test_bundles_and_build_contexts_leave_out_the_same_files(tmp_path):
+    import nbdeploy
+    from nbdeploy.builders.bundle import create_bundle
+    from nbdeploy.builders.docker_builder import context_files
+    from nbdeploy.builders.dockerfile import ImageSpec
+
+    src = make_tree(tmp_path / "src")
+    (src / "score.py").write_text("def init():\n    pass\n\ndef run(data):\n    return data\n")
+    (src / "data").mkdir()
+    (src / "data" / "big.csv").write_text("1,2\n")
+    (src / "data" / "keep.csv").write_text("1,2\n")
+    (src / ".gitignore").write_text("*.tmp\n")  # not read: .amlignore wins
+    (src / ".amlignore").write_text("data/*\n!data/keep.csv\n*.log\nscore.py\n")
+    ws = nbdeploy.Workspace.create(tmp_path / "ws")
+    (tmp_path / "m.txt").write_text("m")
+    model = nbdeploy.Model.register(tmp_path / "m.txt", "m", workspace=ws)
+    bundle = create_bundle(ws, [model], nbdeploy.InferenceConfig("score.py", source_directory=str(src)))
+    in_bundle = sorted(rel for rel, _ in walk_files(bundle.path / "src"))
+    assert in_bundle == ["b.tmp", "c.bak", "data/keep.csv", "score.py", "src/util.py"]  # the entry script always goes in
+    files = context_files(ImageSpec(lock="six==1.0\n", entry_script="src/score.py", source_dir="src",
+                                    model_dir=bundle.model_dir), bundle.path, "src")
+    assert sorted(f[len("app/src/"):] for f in files if f.startswith("app/src/")) == in_bundle
