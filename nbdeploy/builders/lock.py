@@ -40,6 +40,12 @@ LOCK_FORMAT = "1"
 """Bump when the way locks are made changes, so stored locks are remade."""
 HOST_CA_CANDIDATES = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 DEFAULT_HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
+PIP_TO_UV = (
+    ("PIP_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX_URL"),
+    ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", None),
+    ("PIP_TRUSTED_HOST", "UV_INSECURE_HOST", None),
+)
+"""Host variables pip reads and the uv variables they become (uv reads neither pip's variables nor pip.conf)."""
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)", re.M)
 _PY_VERSION = re.compile(r"(\d+)\.(\d+)")
@@ -211,6 +217,9 @@ def uv_environment(options: IndexOptions, ca_path: Path, base: Mapping[str, str]
     settings = options.uv_environment(env)
     if "UV_DEFAULT_INDEX" in settings:
         env.pop("UV_INDEX_URL", None)  # the environment's index replaces a host-wide one
+    for pip_var, uv_var, alias in PIP_TO_UV:  # the host's pip settings, where neither the environment nor uv's own set one
+        if env.get(pip_var) and uv_var not in settings and uv_var not in env and (alias is None or alias not in env):
+            settings[uv_var] = env[pip_var]
     env.update(settings)
     host_ca = host_ca_bundle(env)
     if options.ca_certificates:

@@ -51,6 +51,12 @@ def test_index_settings_become_uv_variables_and_cas_a_combined_bundle(tmp_path):
     assert "HOST" in bundle and "CORP" in bundle
     plain = lk.uv_environment(lk.IndexOptions(), tmp_path / "unused.pem", base={"SSL_CERT_FILE": str(host_ca)})
     assert plain["SSL_CERT_FILE"] == str(host_ca) and not (tmp_path / "unused.pem").exists()
+    host_pip = {"PIP_INDEX_URL": "https://mirror/simple", "PIP_EXTRA_INDEX_URL": "https://x/simple", "PIP_TRUSTED_HOST": "mirror"}
+    from_pip = lk.uv_environment(lk.IndexOptions(), tmp_path / "unused.pem", base=host_pip)
+    assert (from_pip["UV_DEFAULT_INDEX"], from_pip["UV_EXTRA_INDEX_URL"], from_pip["UV_INSECURE_HOST"]) == \
+        ("https://mirror/simple", "https://x/simple", "mirror")
+    own = lk.uv_environment(lk.IndexOptions("https://own/simple"), tmp_path / "unused.pem", base=host_pip)
+    assert own["UV_DEFAULT_INDEX"] == "https://own/simple"  # the environment's own index wins
 
 
 def test_an_environment_is_resolved_once_and_reused(workspace):
