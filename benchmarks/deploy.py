@@ -195,10 +195,18 @@ def fresh_workspace(work: Path, name: str) -> tuple[nbdeploy.Workspace, nbdeploy
 def up_to_date_check(work: Path, runs: int) -> tuple[list[float], list[float]]:
     """(build_image's up-to-date decision, tar + hash of the whole context) for a bundle with a 500 MB model."""
     from nbdeploy.builders.bundle import create_bundle
-    from nbdeploy.builders.docker_builder import BuildSettings, assemble_context, build_image, context_files, docker_client
+    from nbdeploy.builders.docker_builder import (
+        DEPS_REPOSITORY,
+        BuildSettings,
+        assemble_context,
+        build_image,
+        context_files,
+        docker_client,
+    )
     from nbdeploy.builders.dockerfile import ImageSpec
 
     client = docker_client()
+    deps_before = {image.id for image in client.images.list(name=DEPS_REPOSITORY)}
     ws = nbdeploy.Workspace.create(work / "ws-big")
     big = work / "big.bin"
     with open(big, "wb") as f:
@@ -224,6 +232,9 @@ def up_to_date_check(work: Path, runs: int) -> tuple[list[float], list[float]]:
             anchors.append(time.perf_counter() - started)
     finally:
         client.images.remove(first.tag, force=True)
+        for image in client.images.list(name=DEPS_REPOSITORY):
+            if image.id not in deps_before:
+                client.images.remove(image.id, force=True)
     return checks, anchors
 
 
