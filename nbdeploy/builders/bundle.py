@@ -14,7 +14,6 @@ once per digest under the workspace cache, so deploying unchanged inputs copies 
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import logging
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbdeploy.builders.entry_script import check_entry_script_file
+from nbdeploy.builders.ignore import walk_files
 from nbdeploy.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODELS_DIR = "azureml-models"
-ALWAYS_IGNORED = ("__pycache__", "*.pyc", ".ipynb_checkpoints", ".git", ".nbdeploy", ".venv")
-IGNORE_FILES = (".amlignore", ".gitignore")
 COMPLETE_MARKER = ".nbdeploy-bundle.json"
 
 
@@ -122,8 +120,7 @@ def _code_files(config: InferenceConfig) -> tuple[list[tuple[str, Path]], str, s
         return [(script.name, script)], script.name, None
     source = Path(config.source_directory)
     name = source.name
-    patterns = _ignore_patterns(source)
-    files = [(f"{name}/{rel}", source / rel) for rel in _walk(source, patterns)]
+    files = [(f"{name}/{rel}", path) for rel, path in walk_files(source)]  # .amlignore, .dockerignore, .gitignore
     entry_rel = f"{name}/{Path(config.entry_script).as_posix()}"
     if not any(rel == entry_rel for rel, _ in files):
         script = source / config.entry_script
@@ -131,30 +128,6 @@ def _code_files(config: InferenceConfig) -> tuple[list[tuple[str, Path]], str, s
             raise InvalidInput(f"Entry script {config.entry_script} not found in source_directory {source}.")
         files.append((entry_rel, script))  # ignored by a pattern, but the entry script always goes in
     return sorted(files), entry_rel, name
-
-
-def _ignore_patterns(source: Path) -> list[str]:
-    patterns = list(ALWAYS_IGNORED)
-    for name in IGNORE_FILES:
-        file = source / name
-        if file.is_file():
-            patterns += [line.strip().rstrip("/") for line in file.read_text().splitlines() if line.strip() and not line.startswith("#")]
-            break  # .amlignore wins over .gitignore, as in v1
-    return patterns
-
-
-def _walk(source: Path, patterns: list[str]) -> Iterator[str]:
-    for dirpath, dirnames, filenames in os.walk(source):
-        rel_dir = Path(dirpath).relative_to(source)
-        dirnames[:] = sorted(d for d in dirnames if not _ignored((rel_dir / d).as_posix(), d, patterns))
-        for filename in sorted(filenames):
-            rel = (rel_dir / filename).as_posix()
-            if not _ignored(rel, filename, patterns):
-                yield rel
-
-
-def _ignored(rel: str, name: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p.lstrip("/")) for p in patterns)
 
 
 def _check_unique(models: Sequence[Model]) -> None:
