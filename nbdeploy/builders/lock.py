@@ -263,3 +263,9 @@ def _file_digest(path: str) -> str:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:
         return f"missing:{path}"
+
+
+def describe_lock(lock: EnvironmentLock, shown: int = 6) -> str:
+    """One line for progress output: how many packages are locked, and the first few (``nbdeploy env lock`` shows all)."""
+    preview = ", ".join(lock.packages[:shown]) + (", ..." if len(lock.packages) > shown else "")
+    return f"environment locked for Python {lock.python_version}: {len(lock.packages)} packages ({preview}); lock {lock.digest[:12]}"

@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "model": ("nbdeploy.cli.model", "model", "Register, list, show, download, update and delete models."),
     "gc": ("nbdeploy.cli.workspace", "gc", "Remove file blobs no model version refers to."),
     "service": ("nbdeploy.cli.service", "service", "Deploy, inspect, score, update and delete services."),
+    "env": ("nbdeploy.cli.env", "env", "Saved environments and the locks builds install from."),
     "serve": ("nbdeploy.cli.serve", "serve", "Run the scoring server for an entry script (azmlinfsrv equivalent)."),
     "base-image": ("nbdeploy.cli.base_image", "base_image", "Build Python base images without a registry."),
     "host": ("nbdeploy.cli.host", "host", "Save, list, check and remove remote Docker engines (container hosts)."),
