@@ -126,7 +126,7 @@ def quote(value: str, what: str) -> str:
 def _pairs(items: Mapping[str, str], key_re: re.Pattern[str], what: str) -> str:
     out = []
     for key in sorted(items):
-        if not key_re.match(key):
+        if not key_re.fullmatch(key):
             raise InvalidSpec(f"{what} {key!r}", "not a valid name")
         out.append(f"{key}={quote(str(items[key]), f'{what} {key}')}")
     return " \\\n    ".join(out)
@@ -172,7 +172,7 @@ def render_dockerfile(spec: ImageSpec) -> str:
     """The Dockerfile text for ``spec`` (see the module docstring for the layer order)."""
     base_lines, base_ref = _base_stage(spec)
     for pkg in spec.system_packages:
-        if not _APT_NAME.match(pkg):
+        if not _APT_NAME.fullmatch(pkg):
             raise InvalidSpec("system package", f"{pkg!r} is not a Debian package name")
     entry = _rel(spec.entry_script, "entry_script")
     model_dir = _rel(spec.model_dir, "model_dir") if spec.model_dir.strip("/") else ""

@@ -20,7 +20,7 @@ Filter = tuple[str, Union[str, None]]
 
 def check_model_name(name: object) -> str:
     """Return ``name`` if it follows v1's model name rule, else raise InvalidName."""
-    if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
+    if not isinstance(name, str) or not MODEL_NAME_RE.fullmatch(name):
         raise InvalidName("model", str(name), MODEL_NAME_RULE)
     return name
 
