@@ -7,6 +7,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
+from nbdeploy.errors import WorkspaceError
 from nbdeploy.registry import store
 from nbdeploy.registry.blobs import BlobStore
 from nbdeploy.workspace import HAVE_FLOCK, PathLike, Workspace, as_workspace
@@ -32,14 +33,20 @@ def gc(workspace: Workspace | PathLike | None = None, dry_run: bool = False) -> 
     """Remove orphaned blobs and stale ``tmp/`` entries.
 
     Waits for in-flight registrations (they hold the workspace's writer lock), so whatever is in ``tmp/``
-    afterwards was left by a process that died, and an unreferenced blob is an orphan.
+    afterwards was left by a process that died, and an unreferenced blob is an orphan. Nothing is removed
+    unless the database is provably this workspace's own and intact (:meth:`Workspace.check_intact`).
     """
     ws = as_workspace(workspace)
     report = GcReport(dry_run=dry_run)
     if not ws.exists():
+        ws.db(create=False)  # refuses a workspace whose database is missing but whose blobs are not
         return report
     blobs = BlobStore(ws)
+    ws.db()
+    if ws.read_only and not dry_run:
+        raise WorkspaceError(f"Workspace {ws.path} is read-only here: gc cannot remove anything.")
     with ws.gc_lock(blocking=True):
+        ws.check_intact()
         referenced = store.referenced_blobs(ws.db())
         for digest, path in blobs.iter_blobs():
             if digest in referenced:
