@@ -205,6 +205,7 @@ def _connect(db_path: Path | str, uri: bool = False) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA secure_delete = ON")  # replaced keys are overwritten, not left in free space
     return conn
 
 
