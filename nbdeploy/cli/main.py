@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "workspace": ("nbdeploy.cli.workspace", "workspace", "Create and show workspaces."),
     "model": ("nbdeploy.cli.model", "model", "Register, list, show, download, update and delete models."),
     "gc": ("nbdeploy.cli.workspace", "gc", "Remove file blobs no model version refers to."),
+    "verify": ("nbdeploy.cli.workspace", "verify", "Check the database and every model file blob's sha256."),
     "service": ("nbdeploy.cli.service", "service", "Deploy, inspect, score, update and delete services."),
     "serve": ("nbdeploy.cli.serve", "serve", "Run the scoring server for an entry script (azmlinfsrv equivalent)."),
     "base-image": ("nbdeploy.cli.base_image", "base_image", "Build Python base images without a registry."),
