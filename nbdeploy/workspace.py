@@ -229,16 +229,25 @@ def storage_error(where: Path, doing: str, exc: BaseException) -> WorkspaceError
     code = _code(exc)
     err = getattr(exc, "errno", None)
     detail = getattr(exc, "strerror", None) or str(exc)
-    if code.startswith(_FULL) or err in (errno.ENOSPC, errno.EDQUOT):
+    if code.startswith(_FULL) or err in (errno.ENOSPC, errno.EDQUOT) or (code.startswith(_IO) and _disk_full(where)):
         return WorkspaceError(f"Workspace {where} is out of disk space: cannot {doing} ({detail}). "
                               "Free space on that disk and retry; `nbdeploy gc` removes leftovers.")
     if code.startswith(_READ_ONLY) or err in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return WorkspaceError(f"Workspace {where} is read-only for this user: cannot {doing} ({detail}). "
-                              "Reading works; write with an account that may write there.")
+        return WorkspaceError(f"Workspace {where} is read-only here: cannot {doing} ({detail}). "
+                              "Reading works; write from an account and a mount that may write there.")
     if code.startswith(_CORRUPT):
         return WorkspaceError(f"{where / DB_NAME} is damaged: cannot {doing} ({detail}). "
                               "Restore it from a backup; `nbdeploy verify` checks the workspace.")
     return WorkspaceError(f"Workspace {where}: cannot {doing} ({detail}).")
+
+
+def _disk_full(where: Path) -> bool:
+    """Whether the disk holding ``where`` has (almost) no space left: SQLite reports some of those as I/O errors."""
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
 
 
 def _lost_database(where: Path, problem: str) -> WorkspaceError:
@@ -321,6 +330,7 @@ class Workspace:
         self._memory: sqlite3.Connection | None = None
         #: True when the database could only be opened read-only (a read-only or full disk, no write access)
         self.read_only: bool = False
+        self._read_only_because: BaseException | None = None
         #: the workspace id (from the database), once opened
         self.id: str | None = None
         if not self._lazy or self.exists():
@@ -497,6 +507,7 @@ class Workspace:
                 raise WorkspaceError(f"{self.db_path} is not a usable nbdeploy database: {exc}") from exc
             conn, version = self._open_read_only(exc)
             read_only = True
+            self._read_only_because = exc
         if version == 0:
             conn.close()
             raise _lost_database(self.path, "has no nbdeploy tables")
@@ -597,6 +608,8 @@ class Workspace:
         A full or read-only disk becomes a one-line :class:`WorkspaceError` (also when COMMIT fails).
         """
         conn = self.db(create=create)
+        if self.read_only and self._read_only_because is not None:  # say why it was opened read-only
+            raise storage_error(self.path, "write to the database", self._read_only_because)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.DatabaseError as exc:

@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except NbdeployError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        from nbdeploy.cli._common import error_line
+
+        click.echo(error_line(exc), err=True)
         sys.exit(1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
