@@ -10,10 +10,10 @@
 ``AZUREML_MODEL_DIR`` is ``azureml-models/<name>/<version>`` for one model and ``azureml-models`` for several.
 A bundle is identified by the sha256 of its content (code files and model digests), and is materialized
 once per digest under the workspace cache, so deploying unchanged inputs copies nothing. Model files are
-the bundle's own (reflinks where the filesystem shares extents, else copies), never links to the registry's
+hard links to the workspace's deploy copies (:mod:`nbdeploy.registry.copies`), never to the registry's
 blobs: a deployment that writes its model file cannot change the registry. The marker records each model
-file's size, inode and ctime; a bundle whose model files were written since is not reused (a fresh one is
-laid out beside it).
+file's size, inode and mtime; a bundle whose model files were written since is not reused (a fresh one is
+laid out beside it, on a fresh deploy copy).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def create_bundle(workspace: Workspace, models: Sequence[Model], inference_confi
             dest = staging / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest)
-        for model in ordered_models:  # the bundle's own files: reflinks or copies, never links to the blobs
+        for model in ordered_models:  # links to the deploy copies, never to the blobs
             model.download(str(staging / MODELS_DIR / model.name / str(model.version)), exist_ok=True, link=True)
         (staging / COMPLETE_MARKER).write_text(json.dumps({"digest": digest, "models": list(bundle.model_ids), "entry_script": entry_rel,
                                                            "model_files": _fingerprints(staging / MODELS_DIR)}))
@@ -135,13 +135,13 @@ def _intact_or_free(folder: Path, name: str) -> Path:
 
 
 def _fingerprints(models_root: Path) -> dict[str, list[int]]:
-    """``{relative path: [size, inode, ctime_ns]}`` of every model file (ctime changes on any write)."""
+    """``{relative path: [size, inode, mtime_ns]}`` of every model file (a write changes mtime; a link does not)."""
     out: dict[str, list[int]] = {}
     for dirpath, _, filenames in os.walk(models_root):
         for fname in filenames:
             p = Path(dirpath) / fname
             st = p.lstat()
-            out[str(p.relative_to(models_root))] = [st.st_size, st.st_ino, st.st_ctime_ns]
+            out[str(p.relative_to(models_root))] = [st.st_size, st.st_ino, st.st_mtime_ns]
     return out
 
 

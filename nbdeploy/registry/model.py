@@ -78,6 +78,19 @@ def _walk_error(exc: OSError) -> None:
     raise InvalidInput(f"Cannot read folder {printable(str(exc.filename))}: {exc.strerror}.")
 
 
+def _link_deploy_copy(workspace: Workspace, entry: FileEntry, part: Path) -> bool:
+    """Hard-link the deploy copy of ``entry`` (never its blob) at ``part``; False where links are refused."""
+    from nbdeploy.registry.copies import deploy_copy
+
+    try:
+        os.link(deploy_copy(workspace, entry.digest, entry.mode), part)
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            return False
+        raise
+    return True
+
+
 def _write_problem(exc: OSError) -> str:
     """Why a file could not be written, in words that say what to do."""
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
@@ -322,12 +335,14 @@ class Model:
         """Lay the model's files out under ``target_dir``; return the path of the file or folder created.
 
         A file model becomes ``target_dir/<file name>``, a folder model ``target_dir/<folder name>/...``
-        with the registered modes. ``exist_ok=False`` refuses to overwrite existing files. Every file is
-        the caller's own (a reflink where the filesystem shares extents, else a copy), never a link to the
-        store, so writing it cannot change the registry. ``verify`` checks each file's sha256 as it is
-        copied (the copy and the hash run in parallel); a file whose blob was changed on disk is refused
-        with :class:`WorkspaceError`. ``link=True`` (the deploy layer's fast path) clones without
-        verifying: instant on reflink filesystems.
+        with the registered modes. ``exist_ok=False`` refuses to overwrite existing files. No file is ever
+        a link to the store, so writing it cannot change the registry. ``verify`` checks each file's sha256
+        as it is copied (the copy and the hash run in parallel); a file whose blob was changed on disk is
+        refused with :class:`WorkspaceError`.
+
+        ``link=True`` is the deploy layer's fast path: hard links to the workspace's deploy copy of each
+        file (:mod:`nbdeploy.registry.copies`, one per blob, a reflink where the filesystem allows), so
+        only the first bundle of a model pays for a copy; no digest check.
         """
         target = Path(target_dir).expanduser()
         entries = self.file_entries()
@@ -342,27 +357,28 @@ class Model:
             if not src.is_file():
                 raise WorkspaceError(f"File {printable(e.path)} of model {self.id} (blob {e.digest}) is missing "
                                      f"from {self.workspace.path}: the workspace is damaged.")
-            self._write_file(src, e, target, verify=verify and not link)
+            self._write_file(src, e, target, verify=verify and not link, link=link)
         log.info("Downloaded model %s to %s", self.id, target)
         return str(target / self.root)
 
-    def _write_file(self, src: Path, entry: FileEntry, target: Path, verify: bool) -> None:
+    def _write_file(self, src: Path, entry: FileEntry, target: Path, verify: bool, link: bool) -> None:
         """Write one file through a part file beside it, renamed into place; no part file is left behind."""
         dest = target / entry.path
         part = dest.with_name(f".{dest.name}.nbdeploy-{os.getpid()}")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             part.unlink(missing_ok=True)
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                if verify:
-                    intact = copy_verified(src, fd, entry.digest)
-                else:
-                    intact = True
-                    clone_file(src, fd)
-                os.fchmod(fd, entry.mode)
-            finally:
-                os.close(fd)
+            intact = True
+            if not (link and _link_deploy_copy(self.workspace, entry, part)):
+                fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    if verify:
+                        intact = copy_verified(src, fd, entry.digest)
+                    else:
+                        clone_file(src, fd)
+                    os.fchmod(fd, entry.mode)
+                finally:
+                    os.close(fd)
             if not intact:
                 raise WorkspaceError(
                     f"File {printable(entry.path)} of model {self.id} does not match its digest: blob {entry.digest} "

@@ -107,3 +107,16 @@ def test_clone_file_gives_an_independent_copy(tmp_path: Path) -> None:
     with open(tmp_path / "dst.bin", "ab") as fh:
         fh.write(b"x")
     assert file_sha256(src) == digest
+
+
+def test_link_downloads_share_one_deploy_copy_never_the_blob(ws: Workspace, registered, tmp_path: Path) -> None:
+    m, blob, data = registered
+    a = Path(m.download(tmp_path / "a", link=True))
+    b = Path(m.download(tmp_path / "b", link=True))
+    assert os.path.samefile(a, b) and not os.path.samefile(a, blob)  # one copy for every bundle
+    with open(a, "ab") as fh:  # a deployment writes its model file
+        fh.write(b"tampered")
+    assert blob.read_bytes() == data
+    c = Path(m.download(tmp_path / "c", link=True))
+    assert c.read_bytes() == data and not os.path.samefile(c, a)  # the changed copy is not handed out again
+    assert os.path.samefile(c, Path(m.download(tmp_path / "d", link=True)))
