@@ -46,7 +46,7 @@ def registered(ws: Workspace, make_file) -> tuple[Model, Path, bytes]:
 
 @pytest.mark.parametrize("how", ["append", "overwrite"])
 def test_verify_finds_a_changed_blob_and_names_its_models(ws: Workspace, registered, how: str, capsys) -> None:
-    m, blob, _ = registered
+    _, blob, _ = registered
     assert verify(ws).ok
     corrupt(blob, how)
     report = verify(ws)

@@ -23,7 +23,7 @@ from nbdeploy.workspace import Workspace
 def nbdeploy(*argv: str | bytes | Path, check: int | None = None) -> tuple[int, str, str]:
     """Run the real CLI in a child; stdout/stderr decoded leniently (the CLI must never crash on printing)."""
     proc = subprocess.run([sys.executable, "-m", "nbdeploy", *map(os.fsencode, argv)], capture_output=True,
-                          timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+                          timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8"}, check=False)
     out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
     assert "Traceback" not in err, err
     if check is not None:
@@ -172,7 +172,7 @@ def test_non_utf8_file_names_register_show_and_download_byte_for_byte(tmp_path: 
     os.makedirs(os.path.join(src, NON_UTF8_DIR))
     with open(os.path.join(src, NON_UTF8_DIR, b"w\xff.bin"), "wb") as fh:
         fh.write(b"weights")
-    with open(os.path.join(src, "ok.txt".encode()), "wb") as fh:
+    with open(os.path.join(src, b"ok.txt"), "wb") as fh:
         fh.write(b"ok")
     single = os.path.join(os.fsencode(tmp_path), b"\xfe\xfd.pkl")
     with open(single, "wb") as fh:
