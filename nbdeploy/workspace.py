@@ -48,6 +48,8 @@ DIR_NAME = ".nbdeploy"
 DB_NAME = "nbdeploy.db"
 CONFIG_NAME = "config.json"
 ID_NAME = "workspace.id"
+#: The oldest schema a read-only workspace is read at without migrating (migration 3 only adds the id).
+READ_ONLY_MIN_SCHEMA = 2
 #: Mode of the database and its -wal/-shm files (SQLite gives those the database file's mode).
 SECRET_FILE_MODE = 0o600
 BUSY_TIMEOUT_S = 60.0
@@ -512,7 +514,7 @@ class Workspace:
             conn.close()
             raise _lost_database(self.path, "has no nbdeploy tables")
         if read_only:
-            if version != schema_version():
+            if not READ_ONLY_MIN_SCHEMA <= version <= schema_version():
                 conn.close()
                 raise WorkspaceError(
                     f"Workspace {self.path} has schema version {version} and this nbdeploy uses "
@@ -556,6 +558,9 @@ class Workspace:
 
     def _check_identity(self, conn: sqlite3.Connection) -> None:
         """The database's workspace id must be the one in ``workspace.id`` (written when missing)."""
+        if self.read_only and not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'workspace_meta'").fetchone():
+            return  # an older schema read where it cannot be migrated: no id to compare yet
         row = conn.execute("SELECT value FROM workspace_meta WHERE key = 'id'").fetchone()
         if row is None:
             conn.close()
@@ -720,6 +725,10 @@ def _initialize(target: Path) -> None:
             os.link(building, target / DB_NAME)
         except FileExistsError:
             return  # created meanwhile by another process: theirs is the workspace
+        except OSError:  # a filesystem without hard links: rename (a concurrent creator may win the race)
+            if (target / DB_NAME).exists():
+                return
+            os.rename(building, target / DB_NAME)
         if _read_id_file(target) is None:
             _write_id_file(target, workspace_id)
     finally:

@@ -221,3 +221,28 @@ def test_non_utf8_metadata_is_a_one_line_error(tmp_path: Path, argv: tuple[str, 
     assert "not valid UTF-8" in one_line_error(err)
     _, _, err = nbdeploy("-w", ws, "model", "list", "--tag", b"k=\xff", check=1)
     assert "not valid UTF-8" in one_line_error(err)
+
+
+def test_read_only_workspace_of_the_previous_schema_stays_readable(small_disk: Path, tmp_path: Path) -> None:
+    """A workspace written before migration 3 (no id yet) on a read-only mount is read without migrating."""
+    import sqlite3
+
+    import nbdeploy.workspace as wsmod
+
+    ws = small_disk / "old"
+    for sub in ("blobs", "tmp", "services", "cache"):
+        (ws / sub).mkdir(parents=True)
+    conn = sqlite3.connect(ws / "nbdeploy.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for _, script in wsmod.MIGRATIONS[:2]:
+        for statement in wsmod._split_sql(script):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO models(name, version, created_time, kind, root, size, digest) "
+                 "VALUES ('old', 1, 't', 'file', 'm.bin', 1, 'sha256:00')")
+    conn.close()
+    remount_read_only(small_disk)
+    _, out, _ = nbdeploy("-w", ws, "model", "list", check=0)
+    assert out.splitlines()[1].split()[:2] == ["old", "1"]
+    _, _, err = nbdeploy("-w", ws, "model", "update", "old:1", "--add-tag", "a=b", check=1)
+    assert "read-only" in one_line_error(err)
