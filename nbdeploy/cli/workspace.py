@@ -53,8 +53,12 @@ def gc(ctx: click.Context, dry_run: bool) -> None:
 
     report = run_gc(workspace_from(ctx), dry_run=dry_run)
     verb = "Would remove" if dry_run else "Removed"
-    click.echo(f"{verb} {report.blobs_removed} blob(s) ({human_size(report.bytes_freed)}) and "
-               f"{report.tmp_removed} temporary file(s); {report.blobs_kept} blob(s) in use.")
+    click.echo(f"{verb} {report.blobs_removed} blob(s), {report.copies_removed} unused deploy copy(ies) "
+               f"({human_size(report.bytes_freed)}) and {report.tmp_removed} temporary file(s); "
+               f"{report.blobs_kept} blob(s) in use.")
+    if report.blobs_detached:
+        click.echo(f"{'Would give' if dry_run else 'Gave'} {report.blobs_detached} blob(s) hard-linked from old bundles "
+                   "their own copy.")
 
 
 @click.command("verify")

@@ -83,7 +83,8 @@ def _link_deploy_copy(workspace: Workspace, entry: FileEntry, part: Path) -> boo
     from nbdeploy.registry.copies import deploy_copy
 
     try:
-        os.link(deploy_copy(workspace, entry.digest, entry.mode), part)
+        with workspace.writer_lock():  # gc removes deploy copies no bundle links: not this one in between
+            os.link(deploy_copy(workspace, entry.digest, entry.mode), part)
     except OSError as exc:
         if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
             return False

@@ -120,3 +120,33 @@ def test_link_downloads_share_one_deploy_copy_never_the_blob(ws: Workspace, regi
     c = Path(m.download(tmp_path / "c", link=True))
     assert c.read_bytes() == data and not os.path.samefile(c, a)  # the changed copy is not handed out again
     assert os.path.samefile(c, Path(m.download(tmp_path / "d", link=True)))
+
+
+def test_gc_detaches_blobs_hard_linked_by_old_bundles(ws: Workspace, registered, tmp_path: Path) -> None:
+    """Bundles laid out before the fix hard-link blobs; gc gives the blob its own inode, the bundle keeps its file."""
+    from nbdeploy.registry import gc
+
+    _, blob, data = registered
+    old_bundle_file = tmp_path / "old-bundle.bin"
+    os.link(blob, old_bundle_file)  # what nbdeploy laid out before
+    assert gc(ws, dry_run=True).blobs_detached == 1 and os.path.samefile(blob, old_bundle_file)
+    report = gc(ws)
+    assert report.blobs_detached == 1 and report.blobs_removed == 0
+    assert not os.path.samefile(blob, old_bundle_file) and blob.stat().st_nlink == 1
+    assert blob.read_bytes() == data and old_bundle_file.read_bytes() == data and blob.stat().st_mode & 0o777 == 0o444
+    with open(old_bundle_file, "ab") as fh:
+        fh.write(b"tampered")
+    assert verify(ws).ok and gc(ws).blobs_detached == 0
+
+
+def test_gc_removes_deploy_copies_no_bundle_links(ws: Workspace, registered, tmp_path: Path) -> None:
+    from nbdeploy.registry import gc
+
+    m, _, _ = registered
+    laid = Path(m.download(tmp_path / "bundle", link=True))
+    assert gc(ws).copies_removed == 0 and laid.stat().st_nlink == 2
+    laid.unlink()  # the bundle is gone
+    report = gc(ws)
+    assert report.copies_removed == 1 and report.bytes_freed == m.size
+    assert list((ws.cache_dir / "model-files").iterdir()) == []
+    assert Path(m.download(tmp_path / "again", link=True)).read_bytes() == Path(m.download(tmp_path / "plain")).read_bytes()
