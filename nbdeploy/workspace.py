@@ -350,6 +350,8 @@ class Workspace:
             return cls(target)
         if target.exists() and not target.is_dir():
             raise WorkspaceError(f"Cannot create a workspace at {target}: it is a file.")
+        if target.is_dir() and _has_history(target):
+            raise _lost_database(target, "is missing")
         if target.is_dir() and any(target.iterdir()):
             raise WorkspaceError(
                 f"Cannot create a workspace in {target}: the folder is not empty and is not a workspace."

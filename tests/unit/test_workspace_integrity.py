@@ -79,6 +79,8 @@ def test_missing_database_with_blobs_is_refused(tmp_path: Path, capsys) -> None:
         Workspace(ws.path)
     code, _, err = cli(capsys, "-w", str(ws.path), "gc")
     assert code == 1 and "missing" in err
+    with pytest.raises(WorkspaceError, match="missing.*existing workspace"):
+        Workspace.create(ws.path, exist_ok=True)
     assert blob.is_file() and not (ws.path / "nbdeploy.db").exists()
 
 
