@@ -615,7 +615,10 @@ class Workspace:
         A full or read-only disk becomes a one-line :class:`WorkspaceError` (also when COMMIT fails).
         """
         conn = self.db(create=create)
-        if self.read_only and self._read_only_because is not None:  # say why it was opened read-only
+        if self.read_only:  # opened read-only earlier: the disk may have been freed or remounted since
+            self.close()
+            conn = self.db(create=create)
+        if self.read_only and self._read_only_because is not None:  # say why it is read-only
             raise storage_error(self.path, "write to the database", self._read_only_because)
         try:
             conn.execute("BEGIN IMMEDIATE")

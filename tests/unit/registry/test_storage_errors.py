@@ -104,6 +104,23 @@ def test_commit_failing_with_disk_full_in_process(small_disk: Path, tmp_path: Pa
     with pytest.raises(WorkspaceError, match="out of disk space"):
         m.add_tags({f"k{i}": "x" * 1000 for i in range(200)})
     assert Model.get("m", 1, workspace=ws).tags == {}
+    (small_disk / "filler").unlink()
+    m.add_tags({"k": "v"})
+    assert Model.get("m", 1, workspace=ws).tags == {"k": "v"}
+
+
+def test_workspace_opened_read_only_writes_again_once_the_disk_allows(small_disk: Path, tmp_path: Path) -> None:
+    ws = Workspace.create(small_disk / "ws")
+    (tmp_path / "m.bin").write_bytes(b"weights")
+    Model.register(tmp_path / "m.bin", "m", workspace=ws)
+    ws.close()
+    remount_read_only(small_disk)
+    later = Workspace(ws.path)
+    m = Model.get("m", 1, workspace=later)
+    assert later.read_only and m.tags == {}
+    subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    m.add_tags({"k": "v"})  # the same process, the same Workspace: reopened read-write
+    assert not later.read_only and Model.get("m", 1, workspace=later).tags == {"k": "v"}
 
 
 def test_read_only_workspace_stays_readable(small_disk: Path, tmp_path: Path) -> None:
