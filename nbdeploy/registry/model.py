@@ -368,6 +368,9 @@ class Model:
         part = dest.with_name(f".{dest.name}.nbdeploy-{os.getpid()}")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.is_dir() and not dest.is_symlink():
+                raise InvalidInput(f"Cannot write {printable(str(dest))}: a folder is in the way; remove it or "
+                                   "choose another target folder.")
             part.unlink(missing_ok=True)
             intact = True
             if not (link and _link_deploy_copy(self.workspace, entry, part)):
@@ -385,9 +388,6 @@ class Model:
                     f"File {printable(entry.path)} of model {self.id} does not match its digest: blob {entry.digest} "
                     f"in {self.workspace.path} was changed on disk. Re-register the original file to repair it "
                     "(`nbdeploy verify` checks every blob).")
-            if dest.is_dir() and not dest.is_symlink():
-                raise InvalidInput(f"Cannot write {printable(str(dest))}: a folder is in the way; remove it or "
-                                   "choose another target folder.")
             os.replace(part, dest)
         except OSError as exc:
             raise InvalidInput(f"Cannot write {printable(str(exc.filename or dest))}: "
