@@ -45,7 +45,7 @@ def quickstart() -> nbformat.NotebookNode:
         new_markdown_cell("# nbdeploy quickstart\n\nTrain a model, register it, write its scoring script, deploy it, "
                           "score it, update it without downtime and clean up, all from this notebook. The `process` "
                           "target needs no Docker: it runs the scoring server as a local subprocess."),
-        params('target = "process"      # process | local | aci | aks | edge | fpga\n'
+        params('target = "process"      # process | local | aks (nbdeploy service targets lists them)\n'
                'port = 0                # 0: any free port\n'
                'workspace = ""          # a folder; empty: a fresh scratch workspace\n'
                'service_name = "diabetes-svc"\n'
@@ -62,7 +62,8 @@ def quickstart() -> nbformat.NotebookNode:
                           "the state, progress, endpoints, a test box and the log tail; under papermill it prints "
                           "progress lines, and raises if the service ends anything but Healthy."),
         new_code_cell('port_option = f"--port {port}" if port else ""\n'
-                      "%deploy $service_name --model diabetes --target $target $port_option"),
+                      'temporary = "--temporary" if cleanup else ""  # deleted when the kernel exits, even after a failing cell\n'
+                      "%deploy $service_name --model diabetes --target $target $port_option $temporary"),
         new_markdown_cell("## Score"),
         new_code_cell('payload = {"data": X[:3].tolist()}\n%score $service_name $payload'),
         new_code_cell("%services"),
@@ -142,7 +143,7 @@ def update_and_rollback() -> nbformat.NotebookNode:
                       '    joblib.dump(Ridge(alpha=alpha).fit(X, y), "model.joblib")\n'
                       '    %register_model model.joblib --name diabetes --tag alpha=$alpha\n%models'),
         new_code_cell(SCORE_PY),
-        new_code_cell("%deploy $service_name --model diabetes:1 --target $target\n"
+        new_code_cell("%deploy $service_name --model diabetes:1 --target $target --temporary\n"
                       'payload = {"data": X[:1].tolist()}\nbefore = %score $service_name $payload\nbefore'),
         new_markdown_cell("## A good update: model version 2"),
         new_code_cell("svc = nbdeploy.Webservice(service_name)\nsvc.update(models=['diabetes:2'], show_output=True)\n"

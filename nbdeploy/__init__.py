@@ -17,10 +17,6 @@ _EXPORTS: dict[str, str] = {
     "CondaDependencies": "nbdeploy.specs",
     "InferenceConfig": "nbdeploy.specs",
     "DeploymentConfig": "nbdeploy.specs",
-    "ProcessDeploymentConfig": "nbdeploy.specs",
-    "LocalDeploymentConfig": "nbdeploy.specs",
-    "AciDeploymentConfig": "nbdeploy.specs",
-    "AksDeploymentConfig": "nbdeploy.specs",
     "deploy": "nbdeploy.service",
     "Webservice": "nbdeploy.service",
     "NbdeployError": "nbdeploy.errors",
@@ -32,6 +28,8 @@ __all__ = sorted(_EXPORTS) + ["__version__", "load_ipython_extension", "unload_i
 
 def __getattr__(name: str) -> Any:
     module_name = _EXPORTS.get(name)
+    if module_name is None and name.endswith("DeploymentConfig"):
+        module_name = "nbdeploy.specs"  # each target's config class, e.g. ProcessDeploymentConfig
     if module_name is None:
         raise AttributeError(f"module 'nbdeploy' has no attribute {name!r}")
     module = importlib.import_module(module_name)
@@ -63,14 +61,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from nbdeploy.errors import NbdeployError
     from nbdeploy.registry import Model
     from nbdeploy.service import Webservice, deploy
-    from nbdeploy.specs import (
-        AciDeploymentConfig,
-        AksDeploymentConfig,
-        CondaDependencies,
-        DeploymentConfig,
-        Environment,
-        InferenceConfig,
-        LocalDeploymentConfig,
-        ProcessDeploymentConfig,
-    )
+    from nbdeploy.specs import CondaDependencies, DeploymentConfig, Environment, InferenceConfig
+    from nbdeploy.targets.kubernetes.config import AksDeploymentConfig
+    from nbdeploy.targets.local_docker import LocalDeploymentConfig
+    from nbdeploy.targets.process import ProcessDeploymentConfig
     from nbdeploy.workspace import Workspace

@@ -163,7 +163,16 @@ class DeploymentFailed(DeployError):
 
 
 class UpdateFailed(DeployError):
-    """An update did not become Healthy; the previous revision keeps serving."""
+    """An update did not become Healthy; the previous revision keeps serving.
+
+    ``state`` is the new revision's state; the service itself stays as it was (usually Healthy).
+    """
+
+    def __init__(self, service: str, state: str, reason: str, logs: str = "") -> None:
+        super().__init__(service, state, reason, logs)
+        self.message = f"Update of service {service!r} failed ({state}): {reason}" + (
+            "\nLog tail of the new revision:\n" + logs if logs else "")
+        self.args = (self.message,)
 
 
 class ScoringError(NbdeployError):

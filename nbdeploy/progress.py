@@ -43,22 +43,33 @@ class LoggingSink:
 
 
 class PlainSink:
-    """One line per change, with elapsed seconds: for terminals, papermill and frontends without widgets."""
+    """One line per change, with elapsed seconds: for terminals, papermill and frontends without widgets.
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    While a state lasts (a long ``init()``), a reminder line follows every ``heartbeat_s`` seconds, so a
+    notebook run in CI never sits silent (v1 printed dots).
+    """
+
+    def __init__(self, stream: TextIO | None = None, heartbeat_s: float = 5.0) -> None:
         self.stream = stream
         self.started = time.monotonic()
+        self.heartbeat_s = heartbeat_s
         self._last: tuple[str, str] | None = None
+        self._since = self._last_write = self.started
 
     def _write(self, text: str) -> None:
         stream = self.stream or sys.stdout
-        stream.write(f"[{time.monotonic() - self.started:6.1f}s] {text}\n")
+        now = time.monotonic()
+        self._last_write = now
+        stream.write(f"[{now - self.started:6.1f}s] {text}\n")
         stream.flush()
 
     def state(self, service: str, state: str, reason: str = "") -> None:
+        now = time.monotonic()
         if (state, reason) != self._last:
-            self._last = (state, reason)
+            self._last, self._since = (state, reason), now
             self._write(f"{service}: {state}" + (f" - {reason}" if reason else ""))
+        elif now - self._last_write >= self.heartbeat_s:
+            self._write(f"{service}: still {state}" + (f" - {reason}" if reason else "") + f" ({now - self._since:.0f} s)")
 
     def line(self, service: str, text: str) -> None:
         self._write(f"{service} | {text}")

@@ -1,15 +1,10 @@
 """Services: deploy, observe, score, update (never breaking the serving revision), and delete.
 
 :func:`deploy` creates a service from registered models, an :class:`~nbdeploy.specs.InferenceConfig` and a
-deployment config; :class:`Webservice` is the handle users keep. The target does the running; this module
-does the bookkeeping (records and revision history in the workspace database), the state machine and
-the update protocol:
-
-1. start the new revision beside the serving one (``Target.start(spec, previous=handle)``);
-2. wait until it is Healthy and answers a smoke request on a URL that reaches it alone;
-3. ``Target.promote`` moves traffic, the record switches, ``Target.retire`` drains the old one;
-4. on any failure ``Target.abort`` removes the new revision, the old one keeps serving, and
-   :class:`~nbdeploy.errors.UpdateFailed` carries the new revision's evidence; the history records it.
+deployment config; :class:`Webservice` is the handle users keep. Each operation builds first (the build step,
+:mod:`nbdeploy.builders`), so a failed build changes nothing; the target does the running; this module does
+the bookkeeping (records and revision history in the workspace database) and the state machine; updates
+follow the protocol in :mod:`nbdeploy.rollout`.
 """
 
 from __future__ import annotations
@@ -25,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import httpx
 
+from nbdeploy.builders.base import Artifact, BuildRequest, get_builder
 from nbdeploy.builders.bundle import Bundle, create_bundle
 from nbdeploy.errors import (
     AlreadyExists,
@@ -39,9 +35,12 @@ from nbdeploy.errors import (
 )
 from nbdeploy.progress import ProgressSink, make_sink
 from nbdeploy.registry import Model
+from nbdeploy.rollout import roll_out, wait_until_settled
 from nbdeploy.service_records import DELETING, FAILED, SERVING, STARTING, ServiceRecord, ServiceStore
-from nbdeploy.specs import DeploymentConfig, Environment, InferenceConfig, ProcessDeploymentConfig, deployment_config_from_dict
-from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target, get_target
+from nbdeploy.specs import DeploymentConfig, Environment, InferenceConfig, deployment_config_class, deployment_config_from_dict
+from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target
+from nbdeploy.targets.endpoint import Endpoint
+from nbdeploy.targets.registry import DEFAULT_TARGET, get_target
 from nbdeploy.workspace import Workspace, as_workspace
 
 if TYPE_CHECKING:
@@ -73,8 +72,6 @@ def resolve_models(models: Iterable[ModelRef] | ModelRef, workspace: Workspace) 
             resolved.append(Model.get(name, int(version) if version else None, workspace=workspace))
         else:
             raise InvalidInput(f"models: expected Model objects or 'name[:version]' strings, got {type(ref).__name__}")
-    if not resolved:
-        raise InvalidInput("models: deploy needs at least one registered model")
     return resolved
 
 
@@ -88,16 +85,17 @@ def deploy(
     show_output: bool = False,
     sink: ProgressSink | None = None,
 ) -> Webservice:
-    """Start a service and return it (Transitioning); call :meth:`Webservice.wait_for_deployment` to wait.
+    """Build and start a service and return it (Transitioning); :meth:`Webservice.wait_for_deployment` waits.
 
-    Build and start-up lines (an image build, an isolated environment) go to ``sink`` (plain lines with
-    ``show_output=True``).
+    ``models`` may be empty for an entry script that loads none. The build (an image, an isolated
+    environment) runs first: with ``overwrite=True`` a failed build leaves the existing service serving.
+    Build and start-up lines go to ``sink`` (plain lines with ``show_output=True``).
     """
     validate_service_name(name)
     ws = as_workspace(workspace)
     if not isinstance(inference_config, InferenceConfig):
         raise InvalidInput("inference_config: expected an InferenceConfig(entry_script=..., environment=...)")
-    config = deployment_config or ProcessDeploymentConfig()
+    config = deployment_config or deployment_config_class(DEFAULT_TARGET)()
     model_objs = resolve_models(models, ws)
     store = ServiceStore(ws)
     exists = name in store.names()
@@ -107,12 +105,12 @@ def deploy(
     progress = sink or make_sink(show_output, workspace=ws)
     target.progress = lambda line: progress.line(name, line)
     bundle = create_bundle(ws, model_objs, inference_config)
-    keys = _keys_for(config)
+    revision = RevisionSpec(name, 1, bundle, config, inference_config.environment, _keys_for(config))
+    revision.artifact = build_revision(target, revision, progress)
     if exists:
         Webservice(name, ws).delete()
-    spec = _revision_spec_doc(model_objs, inference_config, config, bundle)
-    store.create(name, config.target, spec, [m.id for m in model_objs], config.tags, config.properties, config.description, keys)
-    revision = RevisionSpec(name, 1, bundle, config, inference_config.environment, keys)
+    spec = _revision_spec_doc(model_objs, inference_config, config, bundle, revision.artifact)
+    store.create(name, config.target, spec, [m.id for m in model_objs], config.tags, config.properties, config.description, revision.keys)
     try:
         handle = target.start(revision)
     except BaseException:
@@ -122,19 +120,37 @@ def deploy(
     return Webservice(name, ws)
 
 
+def build_revision(target: Target, spec: RevisionSpec, sink: ProgressSink) -> Artifact | None:
+    """Run the build step for ``spec`` on ``target`` (nothing when the target runs the bundle as it is)."""
+    request = BuildRequest(spec.service, spec.revision, spec.bundle, spec.config, spec.environment)
+    kind = target.artifact_kind(request)
+    if kind is None:
+        return None
+    builder = get_builder(kind, target.workspace, progress=lambda line: sink.line(spec.service, line))
+    sink.state(spec.service, str(State.TRANSITIONING), f"building the {kind} of revision {spec.revision}")
+    artifact = builder.build(request)
+    sink.line(spec.service, f"{kind} {'up to date' if artifact.cached else 'built'}: {artifact.reference}")
+    return artifact
+
+
 class Webservice:
-    """A deployed service, found by name in the workspace (``Webservice("diabetes-svc")``)."""
+    """A deployed service, found by name in the workspace (``Webservice("diabetes-svc")``).
+
+    Attributes read the workspace record only; what needs the target (the live state, an endpoint) is
+    observed once and cached until :meth:`refresh` (``state``, ``scoring_uri``) or read by a method that says
+    so (:meth:`status`, :meth:`get_logs`).
+    """
 
     def __init__(self, name: str, workspace: Workspace | PathLike[str] | str | None = None) -> None:
         self.workspace = as_workspace(workspace)
         self._store = ServiceStore(self.workspace)
         self._record: ServiceRecord = self._store.get(name)
-        self._client: httpx.Client | None = None
         self._deleted = False
         self._last_status: Status | None = None
         self._target_obj: Target | None = None
-        self._run_uri: tuple[int, str] | None = None
-        """(revision, scoring URI) for run(): resolving it may cost I/O (a Kubernetes node list)."""
+        self._endpoint_cache: tuple[int, Endpoint | None] | None = None
+        """(revision, endpoint) of the serving revision: resolving it may cost I/O (a port-forward)."""
+        self._client: tuple[Endpoint, httpx.Client] | None = None
 
     # -- listing ---------------------------------------------------------------------------------
     @classmethod
@@ -150,14 +166,20 @@ class Webservice:
             services = [s for s in services if key in s.tags and (not value or s.tags[key] == value)]
         return services
 
-    # -- attributes ------------------------------------------------------------------------------
+    # -- attributes (from the record) ------------------------------------------------------------
     @property
     def name(self) -> str:
         return self._record.name
 
     @property
-    def compute_type(self) -> str:
+    def target(self) -> str:
+        """The nbdeploy target that runs the service (``process``, ``local``, ``aks``, ...)."""
         return self._record.target
+
+    @property
+    def compute_type(self) -> str:
+        """v1's ``computeType`` spelling of the target (the deployment config's ``computeType``)."""
+        return deployment_config_class(self._record.target).compute_type
 
     @property
     def tags(self) -> dict[str, str]:
@@ -206,34 +228,54 @@ class Webservice:
         return _inference_config_from_doc(self._current()[1]["inference_config"])
 
     @property
-    def port(self) -> int | None:
-        handle = self._current()[0]
-        return handle.get("port") if handle else None
-
-    @property
-    def scoring_uri(self) -> str | None:
-        handle = self._current()[0]
-        if not handle:
-            return None
-        return self._target().scoring_uri(handle)
-
-    @property
-    def swagger_uri(self) -> str | None:
-        return _swagger_uri(self.scoring_uri)
+    def artifact(self) -> Artifact | None:
+        """What the serving revision runs from (an image, an isolated environment), when it was built."""
+        doc = self._current()[1].get("artifact")
+        return Artifact.from_dict(doc) if doc else None
 
     @property
     def image(self) -> str | None:
-        handle = self._current()[0]
-        return handle.get("image") if handle else None
+        """The serving revision's image tag (image targets), else None."""
+        artifact = self.artifact
+        return artifact.reference if artifact and artifact.kind == "docker-image" else None
+
+    @property
+    def image_id(self) -> str | None:
+        """The serving revision's image id (``sha256:...``; image targets), else None."""
+        artifact = self.artifact
+        return artifact.id if artifact and artifact.kind == "docker-image" else None
+
+    # -- observed (cached until refresh()) -------------------------------------------------------
+    def endpoint(self) -> Endpoint | None:
+        """How to reach the serving revision (cached per revision; None before it started)."""
+        if self._endpoint_cache is None or self._endpoint_cache[0] != self.revision:
+            handle, _ = self._current()
+            self._endpoint_cache = (self.revision, self._target().endpoint(handle) if handle else None)
+        return self._endpoint_cache[1]
+
+    @property
+    def scoring_uri(self) -> str | None:
+        endpoint = self.endpoint()
+        return endpoint.scoring_uri if endpoint else None
+
+    @property
+    def swagger_uri(self) -> str | None:
+        endpoint = self.endpoint()
+        return endpoint.swagger_uri if endpoint else None
+
+    @property
+    def port(self) -> int | None:
+        endpoint = self.endpoint()
+        return endpoint.port if endpoint else None
 
     @property
     def state(self) -> str:
-        """The state now (observed from the target)."""
-        return str(self.status().state)
+        """The last observed state (observed now if never); :meth:`refresh` or :meth:`status` observe again."""
+        return str((self._last_status or self.status()).state)
 
     @property
     def error(self) -> dict[str, str] | None:
-        """``{"reason", "evidence"}`` when the service is not Healthy, else None."""
+        """``{"state", "reason", "evidence"}`` of the last observation when not Healthy, else None."""
         status = self._last_status or self.status()
         if status.state == State.HEALTHY:
             return None
@@ -253,6 +295,18 @@ class Webservice:
         self._last_status = status
         return status
 
+    def refresh(self) -> Webservice:
+        """Re-read the record (another process may have updated it) and observe the state again."""
+        self._check_not_deleted()
+        self._record = self._store.get(self.name)
+        self._endpoint_cache = None
+        self.status()
+        return self
+
+    def update_deployment_state(self) -> str:
+        """v1 spelling: observe and return the state."""
+        return str(self.refresh()._last_status.state)  # type: ignore[union-attr]
+
     def _target(self) -> Target:
         if self._target_obj is None:
             self._target_obj = get_target(self._record.target, self.workspace)
@@ -267,7 +321,10 @@ class Webservice:
         """Wait until the service is Healthy; raise :class:`DeploymentFailed` with state, reason and log tail otherwise."""
         sink = sink or make_sink(show_output, workspace=self.workspace)
         handle, _ = self._current()
-        status = _wait(self._target(), handle, self.name, sink, timeout_sec or DEFAULT_TIMEOUT_S) if handle else self.status()
+        if handle:
+            status = wait_until_settled(self._target(), handle, self.name, sink, timeout_sec or DEFAULT_TIMEOUT_S)
+        else:
+            status = self.status()
         self._last_status = status
         self._record_outcome(status)
         sink.finish(self.name, str(status.state), status.reason, status.scoring_uri)
@@ -282,47 +339,44 @@ class Webservice:
             outcome = SERVING if status.state == State.HEALTHY else FAILED
             self._store.finish_revision(self.name, self.revision, outcome, str(status.state), status.reason, status.evidence)
 
-    def update_deployment_state(self) -> str:
-        """v1 spelling: refresh and return the state."""
-        return self.state
-
     # -- scoring ---------------------------------------------------------------------------------
     def run(self, input_data: str | bytes | dict[str, Any] | list[Any], timeout: float = 60.0) -> Any:
         """POST ``input_data`` to /score as given (dicts and lists are JSON-encoded) and return the parsed answer."""
         self._check_not_deleted()
-        if self._run_uri is None or self._run_uri[0] != self.revision:
-            found = self.scoring_uri
-            self._run_uri = (self.revision, found) if found else None
-        uri = self._run_uri[1] if self._run_uri else None
-        if uri is None:
+        endpoint = self.endpoint()
+        if endpoint is None:
             raise DeployError(self.name, self.state, "the service has not started yet")
         body = input_data if isinstance(input_data, (str, bytes)) else json.dumps(input_data)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._record.keys:
             headers["Authorization"] = f"Bearer {self._record.keys[0]}"
-        client = self._http()
+        client = self._http(endpoint)
         try:
             try:
-                response = client.post(uri, content=body, headers=headers, timeout=timeout)
-            except httpx.RemoteProtocolError:
-                # a keep-alive connection closed by a draining revision during an update: the request was not read
-                response = client.post(uri, content=body, headers=headers, timeout=timeout)
+                response = client.post(endpoint.scoring_path, content=body, headers=headers, timeout=timeout)
+            except (httpx.RemoteProtocolError, httpx.ConnectError):
+                # a keep-alive connection closed, or a listener handed over, by a revision draining during an
+                # update: the request was not read, so sending it again is safe
+                response = client.post(endpoint.scoring_path, content=body, headers=headers, timeout=timeout)
         except httpx.TransportError as exc:
-            self._run_uri = None
+            self._endpoint_cache = None
             status = self.status()
             raise DeployError(self.name, str(status.state), f"cannot score: {exc}. {status.reason}".strip(), self.get_logs(20)) from exc
         if response.status_code == 401 and self._record.keys:
             self._record = self._store.get(self.name)  # keys may have been regenerated elsewhere
         if response.status_code != 200:
             raise ScoringError(self.name, response.status_code, response.text, dict(response.headers))
-        if "json" in response.headers.get("content-type", ""):
+        content_type = response.headers.get("content-type", "")
+        if "json" in content_type:
             return response.json()
-        return response.content if not response.headers.get("content-type", "").startswith("text/") else response.text
+        return response.text if content_type.startswith("text/") else response.content
 
-    def _http(self) -> httpx.Client:
-        if self._client is None:
-            self._client = httpx.Client(trust_env=False)
-        return self._client
+    def _http(self, endpoint: Endpoint) -> httpx.Client:
+        if self._client is None or self._client[0] != endpoint:
+            if self._client is not None:
+                self._client[1].close()
+            self._client = (endpoint, endpoint.client())
+        return self._client[1]
 
     # -- logs ------------------------------------------------------------------------------------
     def get_logs(self, num_lines: int = 5000) -> str:
@@ -343,10 +397,11 @@ class Webservice:
     def update(self, models: Iterable[ModelRef] | ModelRef | None = None, inference_config: InferenceConfig | None = None,
                deployment_config: DeploymentConfig | None = None, show_output: bool = False,
                timeout_sec: float | None = None, sink: ProgressSink | None = None) -> Webservice:
-        """Start a new revision beside the serving one and switch only when it is Healthy and answers a smoke request."""
+        """Build, then start a new revision beside the serving one and switch only when it is Healthy and
+        answers a smoke request. Whatever is not given is kept from the serving revision."""
         self._check_not_deleted()
         _, spec_doc = self._current()
-        model_objs = resolve_models(models, self.workspace) if models is not None else resolve_models(spec_doc["models"], self.workspace)
+        model_objs = resolve_models(models if models is not None else spec_doc["models"], self.workspace)
         ic = inference_config or self.inference_config
         dc = deployment_config or self.deployment_config
         if dc.target != self._record.target:
@@ -354,7 +409,10 @@ class Webservice:
         return self._roll_out(model_objs, ic, dc, sink or make_sink(show_output, workspace=self.workspace), timeout_sec or DEFAULT_TIMEOUT_S)
 
     def reload(self, show_output: bool = False, sink: ProgressSink | None = None) -> Webservice:
-        """Re-read the entry script and source folder and restart on them (no rebuild), without downtime."""
+        """v1's ``reload()``: redeploy on the re-read entry script and source folder, without downtime.
+
+        To re-read this object's state from the workspace instead, use :meth:`refresh`.
+        """
         return self.update(show_output=show_output, sink=sink)
 
     def _roll_out(self, models: list[Model], ic: InferenceConfig, dc: DeploymentConfig, sink: ProgressSink, timeout: float) -> Webservice:
@@ -366,46 +424,19 @@ class Webservice:
         keys = self._record.keys if dc.auth_enabled or self._record.keys else None
         if dc.auth_enabled and keys is None:
             keys = _keys_for(dc)
-        doc = _revision_spec_doc(models, ic, dc, bundle)
-        new_revision = self._store.add_revision(self.name, doc)
-        sink.state(self.name, str(State.TRANSITIONING), f"revision {new_revision} starting beside revision {old_revision}")
-        try:
-            new_handle = target.start(RevisionSpec(self.name, new_revision, bundle, dc, ic.environment, keys), previous=old_handle)
-        except Exception as exc:
-            self._store.finish_revision(self.name, new_revision, FAILED, str(State.FAILED), f"could not start: {exc}")
-            if isinstance(exc, NbdeployError):
-                raise UpdateFailed(self.name, str(State.FAILED), f"revision {new_revision} could not start: {exc}") from exc
-            raise
-        self._store.set_handle(self.name, new_revision, new_handle)
-        try:
-            status = _wait(target, new_handle, self.name, sink, timeout)
-            problem = "" if status.state == State.HEALTHY else f"{status.state}: {status.reason}"
-            if not problem:
-                problem = _smoke(target, new_handle, dc, keys)
-            if not problem:
-                new_handle = target.promote(new_handle, old_handle)
-        except BaseException as exc:  # interrupted, or the promotion failed: the old revision keeps serving
-            target.abort(new_handle, old_handle)
-            self._store.finish_revision(self.name, new_revision, FAILED, str(State.FAILED), f"update stopped: {exc!r}")
-            if isinstance(exc, NbdeployError):
-                raise UpdateFailed(self.name, str(State.FAILED), f"revision {new_revision} was not promoted ({exc}); revision {old_revision} keeps serving") from exc
-            raise
-        if problem:
-            evidence = status.evidence or target.logs(new_handle, 60)
-            target.abort(new_handle, old_handle)
-            self._store.finish_revision(self.name, new_revision, FAILED, str(status.state if status.state != State.HEALTHY else State.UNHEALTHY), problem, evidence)
-            sink.finish(self.name, "Failed", f"update rolled back, revision {old_revision} keeps serving: {problem}")
-            raise UpdateFailed(self.name, str(status.state), f"revision {new_revision} did not become Healthy ({problem}); revision {old_revision} keeps serving", evidence)
-        self._store.set_handle(self.name, new_revision, new_handle)
-        self._store.switch(self.name, new_revision, old_revision, [m.id for m in models])
-        self._store.finish_revision(self.name, new_revision, SERVING, str(State.HEALTHY))
-        if old_handle is not None:
-            target.retire(old_handle, new_handle)
+        latest = max((r.revision for r in self._store.revisions(self.name)), default=old_revision)
+        spec = RevisionSpec(self.name, latest + 1, bundle, dc, ic.environment, keys)
+        spec.artifact = build_revision(target, spec, sink)  # a failed build changes nothing
+        spec.revision = self._store.add_revision(self.name, _revision_spec_doc(models, ic, dc, bundle, spec.artifact))
+        new_handle = roll_out(target, spec, old_handle, old_revision, _StoreRecorder(self._store, self.name, old_revision, models),
+                              sink, timeout)
         self._store.set_metadata(self.name, {**self._record.tags, **dc.tags}, {**self._record.properties, **dc.properties}, dc.description or self._record.description)
         if keys != self._record.keys:
             self._store.set_keys(self.name, keys)
         self._record = self._store.get(self.name)
+        self._endpoint_cache = None
         final = target.status(new_handle)
+        self._last_status = final
         sink.finish(self.name, str(final.state), final.reason, final.scoring_uri)
         return self
 
@@ -418,16 +449,26 @@ class Webservice:
         self._record = self._store.get(self.name)  # raises if deleted elsewhere
         target = self._target()
         self._store.finish_revision(self.name, self.revision, DELETING, str(State.DELETING))  # observers see Deleting
+        artifacts: dict[str, Artifact] = {}
         for rev in self._store.revisions(self.name):
             if rev.handle:
                 target.stop(rev.handle)  # idempotent: replaced and failed revisions are stopped already
-                if delete_image:
-                    target.delete_image(rev.handle)
+            if rev.spec.get("artifact"):
+                artifact = Artifact.from_dict(rev.spec["artifact"])
+                artifacts[artifact.reference] = artifact
+        if delete_image:
+            for artifact in artifacts.values():
+                if artifact.kind == "docker-image":
+                    get_builder(artifact.kind, self.workspace).remove(artifact)
         self._store.delete(self.name)
         _remove_tree(self.workspace.service_dir(self.name))
-        if self._client is not None:
-            self._client.close()
+        self._close_client()
         self._deleted = True
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            self._client[1].close()
+            self._client = None
 
     # -- keys ------------------------------------------------------------------------------------
     def get_keys(self) -> tuple[str, str]:
@@ -452,22 +493,26 @@ class Webservice:
 
     # -- describing ------------------------------------------------------------------------------
     def serialize(self) -> dict[str, Any]:
-        """The service record (v1 keys plus nbdeploy's)."""
+        """The service record (v1 keys plus nbdeploy's), with the state observed now."""
         status = self.status()
-        handle, spec = self._current()
-        scoring = status.scoring_uri or (self._target().scoring_uri(handle) if handle else None)
+        _, spec = self._current()
+        endpoint = self.endpoint()
+        artifact = Artifact.from_dict(spec["artifact"]) if spec.get("artifact") else None
+        image = artifact if artifact and artifact.kind == "docker-image" else None
         return {
-            "name": self.name, "computeType": self.compute_type, "state": str(status.state),
-            "error": self.error, "scoringUri": scoring, "swaggerUri": _swagger_uri(scoring),
-            "port": (handle or {}).get("port"), "models": spec.get("models"), "revision": self.revision,
+            "name": self.name, "computeType": self.compute_type, "target": self.target, "state": str(status.state),
+            "error": self.error, "scoringUri": endpoint.scoring_uri if endpoint else None,
+            "swaggerUri": endpoint.swagger_uri if endpoint else None, "port": endpoint.port if endpoint else None,
+            "models": spec.get("models"), "revision": self.revision,
             "tags": self.tags, "properties": self.properties, "description": self.description,
             "createdTime": self.created_time, "updatedTime": self.updated_time, "authEnabled": self.auth_enabled,
-            "image": (handle or {}).get("image"), "imageId": (handle or {}).get("image"),
+            "image": image.reference if image else None, "imageId": image.id if image else None,
+            "artifact": artifact.to_dict() if artifact else None,
             "bundleDigest": spec.get("bundle", {}).get("digest"), "workspaceName": str(self.workspace.path),
         }
 
     def __repr__(self) -> str:
-        return f"Webservice(name={self.name!r}, target={self.compute_type!r}, revision={self.revision})"
+        return f"Webservice(name={self.name!r}, target={self.target!r}, revision={self.revision})"
 
     def _repr_html_(self) -> str:
         status = self._last_status or self.status()
@@ -475,24 +520,36 @@ class Webservice:
 
         color = {"Healthy": "#1a7f37", "Transitioning": "#9a6700"}.get(str(status.state), "#cf222e")
         reason = f"<br><small>{escape(status.reason)}</small>" if status.reason else ""
-        return (f"<div><b>{escape(self.name)}</b> on <code>{escape(self.compute_type)}</code> "
+        return (f"<div><b>{escape(self.name)}</b> on <code>{escape(self.target)}</code> "
                 f"<span style='color:{color}'>{status.state}</span>{reason}<br>"
                 f"scoring: <code>{escape(status.scoring_uri or '-')}</code><br>models: {escape(', '.join(self.models))}</div>")
 
     def __del__(self) -> None:
-        if getattr(self, "_client", None) is not None:
-            try:
-                self._client.close()  # type: ignore[union-attr]
-            except Exception:  # pragma: no cover
-                pass
+        try:
+            self._close_client()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+
+class _StoreRecorder:
+    """The rollout protocol's recorder over the service's revision history."""
+
+    def __init__(self, store: ServiceStore, name: str, old_revision: int, models: list[Model]) -> None:
+        self.store, self.name, self.old_revision, self.models = store, name, old_revision, models
+
+    def started(self, revision: int, handle: Handle) -> None:
+        self.store.set_handle(self.name, revision, handle)
+
+    def failed(self, revision: int, state: str, reason: str, evidence: str = "") -> None:
+        self.store.finish_revision(self.name, revision, FAILED, state, reason, evidence)
+
+    def promoted(self, revision: int, handle: Handle) -> None:
+        self.store.set_handle(self.name, revision, handle)
+        self.store.switch(self.name, revision, self.old_revision, [m.id for m in self.models])
+        self.store.finish_revision(self.name, revision, SERVING, str(State.HEALTHY))
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-def _swagger_uri(scoring_uri: str | None) -> str | None:
-    """v1's rule: the scoring URI with its last path segment replaced by swagger.json."""
-    return scoring_uri.rsplit("/", 1)[0] + "/swagger.json" if scoring_uri else None
-
 
 def _keys_for(config: DeploymentConfig) -> tuple[str, str] | None:
     if not config.auth_enabled:
@@ -500,8 +557,10 @@ def _keys_for(config: DeploymentConfig) -> tuple[str, str] | None:
     return (config.primary_key or secrets.token_urlsafe(24), config.secondary_key or secrets.token_urlsafe(24))
 
 
-def _revision_spec_doc(models: list[Model], ic: InferenceConfig, dc: DeploymentConfig, bundle: Bundle) -> dict[str, Any]:
+def _revision_spec_doc(models: list[Model], ic: InferenceConfig, dc: DeploymentConfig, bundle: Bundle,
+                       artifact: Artifact | None) -> dict[str, Any]:
     return {
+        "artifact": artifact.to_dict() if artifact else None,
         "models": [m.id for m in models],
         "inference_config": {
             "entry_script": str(ic.entry_script_path) if ic.source_directory is None else ic.entry_script,
@@ -516,47 +575,6 @@ def _revision_spec_doc(models: list[Model], ic: InferenceConfig, dc: DeploymentC
 def _inference_config_from_doc(doc: dict[str, Any]) -> InferenceConfig:
     env = Environment.from_stored_dict(doc["environment"]) if doc.get("environment") else None
     return InferenceConfig(doc["entry_script"], source_directory=doc.get("source_directory"), environment=env)
-
-
-def _wait(target: Target, handle: Handle, name: str, sink: ProgressSink, timeout: float) -> Status:
-    """Poll the revision until Healthy or a final state; Transitioning past ``timeout`` is returned as it is."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        status = target.status(handle)
-        sink.state(name, str(status.state), status.reason)
-        if status.state.is_final:
-            return status
-        if time.monotonic() > deadline:
-            status.reason = f"still {status.state} after {timeout:.0f}s: {status.reason}"
-            return status
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-
-
-def _smoke(target: Target, handle: Handle, config: DeploymentConfig, keys: tuple[str, str] | None) -> str:
-    """'' when the revision answers a smoke request on its own URL, else what went wrong."""
-    base = target.smoke_uri(handle)
-    if base is None:
-        return ""
-    headers = {"Authorization": f"Bearer {keys[0]}"} if keys else {}
-    try:
-        with httpx.Client(trust_env=False, timeout=30) as client:
-            health = client.get(base + "/")
-            if health.status_code != 200:
-                return f"GET / answered {health.status_code}"
-            body = config.smoke_input
-            if body is None:
-                swagger = client.get(base + "/swagger.json", params={"version": "3"}, headers=headers)
-                example = swagger.json().get("components", {}).get("schemas", {}).get("ServiceInput", {}).get("example") if swagger.status_code == 200 else None
-                body = json.dumps(example) if example else None
-            if body is not None:
-                answer = client.post(base + "/score", content=body, headers={**headers, "Content-Type": "application/json"})
-                if answer.status_code >= 300:
-                    return f"smoke request POST /score answered {answer.status_code}: {answer.text[:300]}"
-    except (httpx.HTTPError, ValueError) as exc:
-        return f"smoke request failed: {exc}"
-    return ""
 
 
 def _evidence(status: Status, service: Webservice) -> str:

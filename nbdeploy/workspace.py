@@ -17,7 +17,8 @@ on a read-only or full disk stays readable: the database is opened read-only whe
 writing, and writes fail with one line saying why.
 
 Which workspace is used when none is given, in order: ``NBDEPLOY_WORKSPACE``; a ``.nbdeploy/`` folder
-found upward from the current directory; ``~/.nbdeploy``.
+found upward from the current directory (the workspace itself, or a ``.nbdeploy/config.json`` pointing at one:
+``{"workspace": "<folder>"}``); ``~/.nbdeploy``.
 
 Creating is explicit (:meth:`Workspace.create`), with one exception: the per-user default
 ``~/.nbdeploy`` is created on the first *write* (a registration, a deployment record). Reading a default
@@ -48,8 +49,8 @@ DIR_NAME = ".nbdeploy"
 DB_NAME = "nbdeploy.db"
 CONFIG_NAME = "config.json"
 ID_NAME = "workspace.id"
-#: The oldest schema a read-only workspace is read at without migrating (migration 3 only adds the id).
-READ_ONLY_MIN_SCHEMA = 2
+#: The oldest schema a read-only workspace is read at without migrating (migration 4 only adds the id).
+READ_ONLY_MIN_SCHEMA = 3
 #: Mode of the database and its -wal/-shm files (SQLite gives those the database file's mode).
 SECRET_FILE_MODE = 0o600
 BUSY_TIMEOUT_S = 60.0
@@ -135,7 +136,26 @@ CREATE TABLE service_revisions (
 );
 """
 
-def _migration_3(conn: sqlite3.Connection) -> None:
+_SCHEMA_REMOTE_ENGINES = """
+-- saved Docker engines: container hosts (`nbdeploy host`) and edge devices (`nbdeploy device`), written by
+-- nbdeploy.remote.store; TLS files are copied into engines/<kind>s/<name>/ (0600), paths here are relative
+CREATE TABLE remote_engines (
+    kind TEXT NOT NULL CHECK (kind IN ('host', 'device')),
+    name TEXT NOT NULL,
+    url TEXT NOT NULL,
+    tls INTEGER NOT NULL,
+    tls_verify INTEGER NOT NULL,
+    tls_files TEXT NOT NULL DEFAULT '{}',
+    tags TEXT NOT NULL DEFAULT '{}',
+    created_time TEXT NOT NULL,
+    last_seen TEXT,
+    engine_info TEXT,
+    PRIMARY KEY (kind, name)
+);
+"""
+
+
+def _migration_4(conn: sqlite3.Connection) -> None:
     """The workspace id (also in ``workspace.id``), and no auth keys left in the revision history."""
     conn.execute("CREATE TABLE workspace_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
     conn.execute("INSERT INTO workspace_meta(key, value) VALUES ('id', ?)", (uuid.uuid4().hex,))
@@ -144,13 +164,13 @@ def _migration_3(conn: sqlite3.Connection) -> None:
         "WHERE json_valid(spec) AND json_extract(spec, '$.deployment_config.keys') IS NOT NULL"
     )
 
-
 #: Ordered schema migrations ``(version, sql or callable(conn))``. Append only; never edit a released one.
 #: Each runs inside the exclusive transaction that opens the database, so SQL here must not COMMIT.
 MIGRATIONS: list[Migration] = [
     (1, _SCHEMA_1),
     (2, _SCHEMA_2),
-    (3, _migration_3),
+    (3, _SCHEMA_REMOTE_ENGINES),
+    (4, _migration_4),
 ]
 
 
@@ -325,7 +345,8 @@ class Workspace:
         else:
             resolved, source = Path(path).expanduser().absolute(), "explicit path"
         self.path: Path = resolved
-        #: how the workspace was found: "explicit path", "NBDEPLOY_WORKSPACE", ".nbdeploy upward", "home default"
+        #: how it was found: "explicit path", "NBDEPLOY_WORKSPACE", ".nbdeploy upward", ".nbdeploy/config.json upward",
+        #: "home default"
         self.source: str = source
         self._lazy = source == "home default"
         self._local = threading.local()
@@ -765,6 +786,13 @@ def _read_config(config: Path, strict: bool) -> Path | None:
     return target if target.is_absolute() else (config.parent / target).absolute()
 
 
+def _pointer(folder: Path) -> Path | None:
+    """The workspace a ``.nbdeploy/config.json`` points at (``nbdeploy workspace create PATH --default``), if any."""
+    if (folder / DB_NAME).is_file() or not (folder / CONFIG_NAME).is_file():
+        return None
+    return _read_config(folder / CONFIG_NAME, strict=False)
+
+
 def _resolve_default() -> tuple[Path, str]:
     env = os.environ.get(ENV_VAR)
     if env:
@@ -773,6 +801,9 @@ def _resolve_default() -> tuple[Path, str]:
     for folder in (here, *here.parents):
         candidate = folder / DIR_NAME
         if candidate.is_dir() and candidate != Path.home() / DIR_NAME:
+            pointed = _pointer(candidate)
+            if pointed is not None:
+                return pointed, ".nbdeploy/config.json upward"
             return candidate, ".nbdeploy upward"
     return Path.home() / DIR_NAME, "home default"
 

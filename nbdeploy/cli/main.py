@@ -1,7 +1,8 @@
 """Entry point of the ``nbdeploy`` command.
 
 Subcommand groups live in their own modules (``cli/model.py``, ``cli/service.py``, ...) and are
-imported only when invoked, so ``nbdeploy --help`` stays fast. Every :class:`~nbdeploy.errors.NbdeployError`
+imported only when invoked, so ``nbdeploy --help`` stays fast. ``--workspace/-w`` is accepted before the
+subcommand and on every command below it (``nbdeploy model register -w W ...``). Every :class:`~nbdeploy.errors.NbdeployError`
 becomes a one-line reason on stderr and a non-zero exit code.
 """
 
@@ -23,11 +24,38 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "service": ("nbdeploy.cli.service", "service", "Deploy, inspect, score, update and delete services."),
     "serve": ("nbdeploy.cli.serve", "serve", "Run the scoring server for an entry script (azmlinfsrv equivalent)."),
     "base-image": ("nbdeploy.cli.base_image", "base_image", "Build Python base images without a registry."),
+    "host": ("nbdeploy.cli.host", "host", "Save, list, check and remove remote Docker engines (container hosts)."),
+    "device": ("nbdeploy.cli.device", "device", "Save, list, check and remove edge devices (Docker engines with tags)."),
 }
 
 
+WORKSPACE_HELP = "Workspace folder (default: NBDEPLOY_WORKSPACE, a .nbdeploy/ folder found upward, or ~/.nbdeploy)."
+
+
+def _take_workspace(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--workspace`` given after a subcommand: it wins over the root's (and over NBDEPLOY_WORKSPACE)."""
+    if value is None:
+        return
+    root = ctx.find_root()
+    root.obj = {**(root.obj or {}), "workspace": value}
+    root.set_parameter_source("workspace", click.core.ParameterSource.COMMANDLINE)
+
+
+def with_workspace_option(command: click.Command) -> click.Command:
+    """Accept ``--workspace/-w`` on ``command`` and, for a group, on every subcommand below it (idempotent)."""
+    opts = {opt for p in command.params for opt in getattr(p, "opts", [])}
+    if not opts & {"--workspace", "-w"}:
+        command.params.append(click.Option(
+            ["--workspace", "-w", "workspace_choice"], type=click.Path(file_okay=False), expose_value=False,
+            callback=_take_workspace, help=WORKSPACE_HELP))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            with_workspace_option(sub)
+    return command
+
+
 class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
+    """A click group whose subcommands are imported on first use (each accepts ``--workspace/-w`` too)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(SUBCOMMANDS)
@@ -42,7 +70,7 @@ class LazyGroup(click.Group):
             if exc.name == module_name:
                 return None  # subcommand not built yet
             raise
-        return getattr(module, attr)
+        return with_workspace_option(getattr(module, attr))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SUBCOMMANDS[name][2]) for name in self.list_commands(ctx)]
@@ -52,8 +80,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--workspace", "-w", "workspace", envvar="NBDEPLOY_WORKSPACE", type=click.Path(file_okay=False),
-    help="Workspace folder (default: NBDEPLOY_WORKSPACE, a .nbdeploy/ folder found upward, or ~/.nbdeploy).",
+    "--workspace", "-w", "workspace", envvar="NBDEPLOY_WORKSPACE", type=click.Path(file_okay=False), help=WORKSPACE_HELP,
 )
 @click.version_option(package_name="nbdeploy")
 @click.pass_context

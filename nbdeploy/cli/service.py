@@ -9,8 +9,10 @@ from typing import Any
 import click
 
 from nbdeploy.cli._common import echo_json, table, workspace_from
+from nbdeploy.cli.target_options import TargetOptionsCommand
 from nbdeploy.errors import InvalidInput
-from nbdeploy.service import Webservice, deploy as deploy_service
+from nbdeploy.service import Webservice
+from nbdeploy.service import deploy as deploy_service
 from nbdeploy.specs import (
     DeploymentConfig,
     Environment,
@@ -20,8 +22,9 @@ from nbdeploy.specs import (
     load_inference_config,
 )
 from nbdeploy.specs.environment_store import load_environment
-from nbdeploy.targets.kubernetes.cli_options import click_options as aks_options
-from nbdeploy.targets.kubernetes.cli_options import config_overrides as aks_overrides
+from nbdeploy.targets.base import Target
+from nbdeploy.targets.options import refuse_foreign_options
+from nbdeploy.targets.registry import DEFAULT_TARGET, get_target_class, target_names
 from nbdeploy.workspace import Workspace
 
 
@@ -35,8 +38,6 @@ def _spec_options(fn: Any) -> Any:
         click.option("--source-dir", type=click.Path(file_okay=False), help="Folder deployed with the entry script."),
         click.option("--env", "env", metavar="NAME_OR_FILE", help="A saved environment's name or an environment YAML/JSON file."),
         click.option("--requirements", type=click.Path(dir_okay=False), help="pip requirements file for the environment."),
-        click.option("--port", type=int, help="Port to serve on (default: a free one)."),
-        click.option("--auth/--no-auth", "auth", default=None, help="Key auth on every route but the health routes."),
         click.option("--timeout", type=float, default=None, help="Seconds to wait for Healthy."),
     ]
     for option in reversed(options):
@@ -68,20 +69,17 @@ def _inference_config(ic: str | None, entry_script: str | None, source_dir: str 
     return None
 
 
-def _with_overrides(config: DeploymentConfig, overrides: dict[str, Any]) -> DeploymentConfig:
-    """``config`` with the command-line values that were given; an option the target lacks is an error."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    unknown = [k for k in given if not hasattr(config, k)]
-    if unknown:
-        raise InvalidInput(f"--{unknown[0].replace('_', '-')} does not apply to target {config.target!r}")
-    return config.merged(**given)
+def _with_options(config: DeploymentConfig, cls: type[Target], parsed: dict[str, Any]) -> DeploymentConfig:
+    """``config`` with the target options given on the command line; another target's option is refused."""
+    refuse_foreign_options(cls, parsed)
+    return config.merged(**cls.option_values(parsed))
 
 
-def _deployment_config(dc: str | None, target: str | None, overrides: dict[str, Any]) -> DeploymentConfig:
-    config = load_deployment_config(dc) if dc else deployment_config_class(target or "process")()
+def _deployment_config(dc: str | None, target: str | None, parsed: dict[str, Any]) -> DeploymentConfig:
+    config = load_deployment_config(dc) if dc else deployment_config_class(target or DEFAULT_TARGET)()
     if dc and target and deployment_config_class(target) is not type(config):
         raise InvalidInput(f"--target {target} does not match computeType {config.compute_type!r} in {dc}")
-    return _with_overrides(config, overrides)
+    return _with_options(config, get_target_class(config.target), parsed)
 
 
 def _wait_and_report(svc: Webservice, timeout: float | None) -> None:
@@ -89,54 +87,84 @@ def _wait_and_report(svc: Webservice, timeout: float | None) -> None:
     click.echo(f"Scoring URI: {status.scoring_uri}")
 
 
-@service.command("deploy")
+@service.command("deploy", cls=TargetOptionsCommand)
 @click.option("-n", "--name", required=True, help="Service name (3-32 lower-case letters, digits, '-').")
 @_spec_options
-@click.option("--target", "-t", default=None, help="process (default), local, aci, aks, edge, fpga.")
-@click.option("--workers", type=int, default=None, help="Scoring worker processes.")
-@click.option("--overwrite", is_flag=True, help="Replace a service with the same name.")
+@click.option("--target", "-t", default=None, metavar="TARGET",
+              help="Where it runs (default process); `nbdeploy service targets` lists them. "
+                   "`--target T --help` shows T's own options.")
+@click.option("--overwrite", is_flag=True, help="Replace a service with the same name (built first: a failed build keeps it).")
 @click.option("--no-wait", is_flag=True, help="Return once started instead of waiting for Healthy.")
-@aks_options
 @click.pass_context
 def deploy_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str | None, dc: str | None,
                entry_script: str | None, source_dir: str | None, env: str | None, requirements: str | None,
-               port: int | None, auth: bool | None, timeout: float | None, target: str | None,
-               workers: int | None, overwrite: bool, no_wait: bool, **k8s: Any) -> None:
+               timeout: float | None, target: str | None, overwrite: bool, no_wait: bool, **options: Any) -> None:
     """Deploy models with an entry script as service NAME and wait until it is Healthy."""
     ws = workspace_from(ctx)
-    if not models:
-        raise click.UsageError("give at least one model with -m NAME[:VERSION]")
     config = _inference_config(ic, entry_script, source_dir, env, requirements, ws)
     if config is None:
         raise click.UsageError("give --entry-script (or --ic inferenceconfig.json)")
-    deployment = _deployment_config(dc, target, {"port": port, "auth_enabled": auth, "workers": workers, **aks_overrides(k8s)})
-    svc = deploy_service(name, list(models), config, deployment, overwrite=overwrite, workspace=ws)
-    click.echo(f"Deploying {name} (revision 1) on {svc.compute_type}")
+    deployment = _deployment_config(dc, target, options)
+    svc = deploy_service(name, list(models), config, deployment, overwrite=overwrite, workspace=ws, show_output=True)
+    click.echo(f"Deploying {name} (revision 1) on {svc.target}")
     if not no_wait:
         _wait_and_report(svc, timeout)
 
 
-@service.command("update")
+@service.command("update", cls=TargetOptionsCommand, target_from_args=False)
 @click.argument("name")
 @_spec_options
-@click.option("--workers", type=int, default=None)
-@aks_options
 @click.pass_context
 def update_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str | None, dc: str | None,
                entry_script: str | None, source_dir: str | None, env: str | None, requirements: str | None,
-               port: int | None, auth: bool | None, timeout: float | None, workers: int | None, **k8s: Any) -> None:
-    """Roll NAME to a new revision; the current one keeps serving unless the new one is Healthy."""
+               timeout: float | None, **options: Any) -> None:
+    """Roll NAME to a new revision; the current one keeps serving unless the new one is Healthy.
+
+    Every setting not given is kept from the serving revision.
+    """
     ws = workspace_from(ctx)
     svc = Webservice(name, ws)
     config = _inference_config(ic, entry_script, source_dir, env, requirements, ws)
-    overrides = {"port": port, "auth_enabled": auth, "workers": workers, **aks_overrides(k8s)}
+    if config is not None and config.environment is None:
+        config.environment = svc.inference_config.environment  # a new script keeps the environment
     deployment = load_deployment_config(dc) if dc else None
-    if deployment is None and any(v is not None for v in overrides.values()):
+    given = {k: v for k, v in options.items() if v is not None}
+    if deployment is None and given:
         deployment = svc.deployment_config
     if deployment is not None:
-        deployment = _with_overrides(deployment, overrides)
+        deployment = _with_options(deployment, get_target_class(svc.target), options)
     svc.update(models=list(models) or None, inference_config=config, deployment_config=deployment, show_output=True, timeout_sec=timeout)
     click.echo(f"{name} now serves revision {svc.revision}")
+
+
+@service.command("targets")
+@click.option("--check/--no-check", default=True, show_default=True, help="Ask each target whether it can run here.")
+@click.option("--markdown", is_flag=True, help="Print the docs' table of targets and their options (docs/targets.md).")
+def targets_cmd(check: bool, markdown: bool) -> None:
+    """List the deployment targets, what each is for, and whether it can run here."""
+    if markdown:
+        click.echo(targets_markdown())
+        return
+    rows = []
+    for name in target_names():
+        cls = get_target_class(name)
+        state = ""
+        if check:
+            available = cls.availability()
+            state = "available" if available else f"unavailable: {available.reason}"
+        rows.append([name, ", ".join(cls.aliases), cls.description, state])
+    click.echo(table(["TARGET", "ALIASES", "WHAT", "HERE"], rows))
+
+
+def targets_markdown() -> str:
+    """The table of registered targets and their own options, as docs/targets.md carries it."""
+    lines = ["| target | aliases | what | computeType | its own options |", "|---|---|---|---|---|"]
+    for name in target_names():
+        cls = get_target_class(name)
+        options = ", ".join(f"`{o.flag}`" for o in cls.options) or "-"
+        aliases = ", ".join(f"`{a}`" for a in cls.aliases) or "-"
+        lines.append(f"| `{name}` | {aliases} | {cls.description} | `{cls.config_class.compute_type}` | {options} |")
+    return "\n".join(lines)
 
 
 @service.command("reload")
@@ -162,7 +190,7 @@ def list_cmd(ctx: click.Context, target: str | None, model_name: str | None, out
     rows = []
     for s in services:
         status = s.status()
-        rows.append([s.name, s.compute_type, str(status.state), str(s.revision), status.scoring_uri or "", ", ".join(s.models), status.reason[:60]])
+        rows.append([s.name, s.target, str(status.state), str(s.revision), status.scoring_uri or "", ", ".join(s.models), status.reason[:60]])
     click.echo(table(["NAME", "TARGET", "STATE", "REV", "SCORING URI", "MODELS", "REASON"], rows))
 
 
@@ -177,7 +205,7 @@ def show_cmd(ctx: click.Context, name: str, output: str) -> None:
     if output == "json":
         echo_json(data)
         return
-    for key in ("name", "computeType", "state", "scoringUri", "swaggerUri", "revision", "models", "authEnabled", "image", "createdTime", "updatedTime"):
+    for key in ("name", "target", "state", "scoringUri", "swaggerUri", "revision", "models", "authEnabled", "image", "createdTime", "updatedTime"):
         value = data.get(key)
         click.echo(f"{key:<13}{', '.join(value) if isinstance(value, list) else ('' if value is None else value)}")
     if data.get("error"):

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
 import click
 
 from nbdeploy.cli._common import echo_json, workspace_from
 from nbdeploy.registry.model import human_size
-from nbdeploy.workspace import Workspace
+from nbdeploy.errors import WorkspaceError
+from nbdeploy.workspace import CONFIG_NAME, DB_NAME, DIR_NAME, ENV_VAR, Workspace
 
 
 @click.group()
@@ -17,10 +24,43 @@ def workspace() -> None:
 @workspace.command("create")
 @click.argument("path", type=click.Path(file_okay=False))
 @click.option("--exist-ok", is_flag=True, help="Succeed if PATH is already a workspace.")
-def create(path: str, exist_ok: bool) -> None:
-    """Create a workspace folder at PATH."""
+@click.option("--default/--no-default", "make_default", default=None,
+              help="Make PATH the default workspace for the current folder and below (writes .nbdeploy/config.json "
+                   "here). Asked when run interactively; otherwise the export line is printed.")
+def create(path: str, exist_ok: bool, make_default: bool | None) -> None:
+    """Create a workspace folder at PATH (and offer to make it this folder's default)."""
     ws = Workspace.create(path, exist_ok=exist_ok)
     click.echo(f"Created workspace {ws.path}")
+    offer_default(ws, make_default)
+
+
+def offer_default(ws: Workspace, make_default: bool | None) -> None:
+    """Make ``ws`` the current folder's default (a ``.nbdeploy/config.json`` pointer), or say how to use it."""
+    here = Path.cwd()
+    if ws.path == here / DIR_NAME:
+        click.echo(f"Commands run in {here} and below use it (found as {DIR_NAME}/).")
+        return
+    if make_default is None:
+        interactive = sys.stdin.isatty() and sys.stdout.isatty()
+        make_default = interactive and click.confirm(f"Make it the default workspace for {here}?", default=True)
+    if not make_default:
+        quoted = shlex.quote(str(ws.path))
+        click.echo(f"To use it: export {ENV_VAR}={quoted}  (or pass -w {quoted}, or make it this folder's default: "
+                   f"nbdeploy workspace create {quoted} --exist-ok --default)")
+        return
+    pointer_dir = here / DIR_NAME
+    if here == Path.home():
+        raise WorkspaceError(f"{pointer_dir} is the per-user default workspace, so a pointer cannot live there; "
+                             f"export {ENV_VAR}={ws.path} instead.")
+    if (pointer_dir / DB_NAME).is_file():
+        raise WorkspaceError(f"{pointer_dir} is a workspace itself, so it stays this folder's default; use -w {ws.path} "
+                             f"or export {ENV_VAR}={ws.path}.")
+    pointer_dir.mkdir(exist_ok=True)
+    config = pointer_dir / CONFIG_NAME
+    config.write_text(json.dumps({"workspace": str(ws.path)}, indent=2) + "\n")
+    click.echo(f"Commands run in {here} and below now use it ({config}).")
+    if os.environ.get(ENV_VAR):
+        click.echo(f"Note: {ENV_VAR}={os.environ[ENV_VAR]} is set and wins over it; unset it to use this default.")
 
 
 @workspace.command("show")

@@ -1,64 +1,120 @@
-"""``%deploy``'s target options (``--port``, ``--cpu`` ...) turned into the target's DeploymentConfig."""
+"""``%deploy``'s parser, generated from the target registry, and its options turned into a DeploymentConfig.
+
+The common arguments are ``%deploy``'s own; each target adds the options it declares (``Target.options``).
+With ``--target T`` on the line only T's options are accepted, and one it lacks is refused naming the ones it
+has; ``%deploy --help`` prints the help of every target's options (``--target T --help``: T's only).
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+import shlex
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from IPython.core.error import UsageError
 
 if TYPE_CHECKING:
     from nbdeploy.specs import DeploymentConfig
-
-TARGETS = ("process", "local", "aci", "aks", "edge", "fpga")
-
-OPTION_FIELDS: dict[str, dict[str, str]] = {
-    # --option (argparse dest) -> {target: DeploymentConfig field}
-    "port": {"process": "port", "local": "port", "aci": "port"},
-    "workers": {"process": "workers"},
-    "auth": {t: "auth_enabled" for t in TARGETS},
-    "replicas": {"aks": "num_replicas"},
-    "cpu": {"local": "cpu_cores", "aci": "cpu_cores", "aks": "cpu_cores"},
-    "memory_gb": {"local": "memory_gb", "aci": "memory_gb", "aks": "memory_gb"},
-    "namespace": {"aks": "namespace"},
-    "kubeconfig": {"aks": "kubeconfig"},
-    "context": {"aks": "context"},
-    "autoscale_min": {"aks": "autoscale_min_replicas"},
-    "autoscale_max": {"aks": "autoscale_max_replicas"},
-    "autoscale_target": {"aks": "autoscale_target_utilization"},
-    "cpu_limit": {"aks": "cpu_cores_limit"},
-    "memory_gb_limit": {"aks": "memory_gb_limit"},
-    "gpu": {"aks": "gpu_cores"},
-    "service_type": {"aks": "service_type"},
-}
+    from nbdeploy.targets.base import Target
 
 
-def check_target(target: str) -> None:
-    """UsageError when the target is not built in this installation (yet)."""
-    from nbdeploy.errors import TargetNotAvailable
-    from nbdeploy.targets.base import get_target_class
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting the kernel."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"%deploy: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise _HelpShown(message or "")
+
+
+class _HelpShown(Exception):
+    """--help printed the help: the magic returns without deploying."""
+
+
+def deploy_parser(target: type[Target] | None) -> argparse.ArgumentParser:
+    """The ``%deploy`` parser with ``target``'s options (every target's when None)."""
+    from nbdeploy.targets.options import COMMON_OPTIONS, merge_options
+    from nbdeploy.targets.registry import DEFAULT_TARGET, target_classes, target_names
+
+    parser = _Parser(prog="%deploy", description="Deploy registered models as a scoring service and wait until it "
+                     "is Healthy.", formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", help="Service name (3-32 lower-case letters, digits, '-').")
+    parser.add_argument("--model", action="append", default=[], metavar="M[:V]",
+                        help="Registered model, latest or :version (repeatable; none for a script that loads no model).")
+    parser.add_argument("--entry", help="Entry script (default: the last %%score_script or %%inference_config).")
+    parser.add_argument("--env", help="Environment defined with %%environment (or a YAML file).")
+    parser.add_argument("--target", default=DEFAULT_TARGET,
+                        help=f"Where it runs: {', '.join(target_names())} (default {DEFAULT_TARGET}).")
+    parser.add_argument("--overwrite", action="store_true", help="Replace a service of the same name.")
+    parser.add_argument("--temporary", action="store_true",
+                        help="Delete the service when this kernel exits, even after a failing cell (examples, CI runs).")
+    parser.add_argument("--timeout", type=float, default=600.0, help="Seconds to wait for Healthy (default 600).")
+    common = parser.add_argument_group("options of every target")
+    for option in COMMON_OPTIONS:
+        _add(common, option, ())
+    if target is not None:
+        group = parser.add_argument_group(f"options of --target {target.name}")
+        for option in target.options:
+            _add(group, option, ())
+    else:
+        group = parser.add_argument_group("target options")
+        for option, owners in merge_options((c.name, c.options) for c in target_classes()):
+            _add(group, option, owners)
+    return parser
+
+
+def _add(group: Any, option: Any, owners: tuple[str, ...] | list[str]) -> None:
+    where = f" ({', '.join(owners)})" if owners else ""
+    text = (option.help + where).replace("%", "%%")
+    if option.type is bool:
+        group.add_argument(option.flag, option.negative_flag, dest=option.dest, default=None,
+                           action=argparse.BooleanOptionalAction, help=text)
+    else:
+        group.add_argument(option.flag, dest=option.dest, type=option.type, default=None,
+                           choices=option.choices or None, metavar=option.metavar, help=text)
+
+
+def parse_deploy_line(line: str) -> tuple[argparse.Namespace, type[Target]] | None:
+    """Parse a ``%deploy`` line (shell quoting); None when it asked for help (printed)."""
+    from nbdeploy.errors import NbdeployError
+    from nbdeploy.targets.registry import get_target_class
 
     try:
-        get_target_class(target)
-    except TargetNotAvailable as exc:
-        raise UsageError(f"{exc} Use --target process meanwhile.") from None
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%deploy: {exc} (check the quotes)") from None
+    named = next((words[i + 1] for i, w in enumerate(words[:-1]) if w == "--target"), None)
+    named = named or next((w.split("=", 1)[1] for w in words if w.startswith("--target=")), None)
+    cls = None
+    if named is not None:
+        try:
+            cls = get_target_class(named)
+        except NbdeployError as exc:
+            raise UsageError(str(exc)) from None
+    parser = deploy_parser(cls)
+    try:
+        args = parser.parse_args(words)
+    except _HelpShown:
+        return None
+    except UsageError as exc:
+        if cls is not None and "unrecognized arguments" in str(exc):
+            own = ", ".join(o.flag for o in cls.options) or "none beyond the common ones"
+            raise UsageError(f"{exc}: not options of --target {cls.name}; its own options: {own}") from None
+        raise
+    if cls is None:
+        cls = get_target_class(args.target)
+    return args, cls
 
 
-def deployment_config(target: str, args: argparse.Namespace) -> DeploymentConfig:
-    """The target's config with the options given; an option the target has no use for is a UsageError."""
-    from nbdeploy.specs import deployment_config_class
+def deployment_config(target: type[Target], args: argparse.Namespace) -> DeploymentConfig:
+    """The target's config with the options given; another target's option is a UsageError."""
+    from nbdeploy.errors import InvalidInput
+    from nbdeploy.targets.options import refuse_foreign_options
 
-    values: dict[str, Any] = {}
-    for dest, per_target in OPTION_FIELDS.items():
-        value = getattr(args, dest, None)
-        if value in (None, False):
-            continue
-        flag = "--" + dest.replace("_", "-")
-        if target not in per_target:
-            raise UsageError(f"{flag} does not apply to --target {target} (it applies to: {', '.join(per_target)}).")
-        values[per_target[target]] = value
-    if target == "aks" and "num_replicas" in values:
-        values.setdefault("autoscale_enabled", False)
-    if target == "aks" and any(k.startswith("autoscale_") and k != "autoscale_enabled" for k in values):
-        values.setdefault("autoscale_enabled", True)
-    return deployment_config_class(target)(**values)
+    parsed = vars(args)
+    try:
+        refuse_foreign_options(target, parsed)
+    except InvalidInput as exc:
+        raise UsageError(str(exc)) from None
+    return target.config_class(**target.option_values(parsed))

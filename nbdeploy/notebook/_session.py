@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,24 @@ class Session:
     """The last script written by ``%%score_script``."""
     inference_config: InferenceConfig | None = None
     """The last ``%%inference_config``."""
+    temporary: dict[str, Path] = field(default_factory=dict)
+    """Services deployed with ``%deploy --temporary`` (name -> workspace), deleted when the kernel exits."""
+
+    def delete_on_exit(self, name: str, workspace: Workspace) -> None:
+        """Delete service ``name`` when this kernel exits normally (a papermill run that failed included)."""
+        if not self.temporary:
+            atexit.register(self._delete_temporary)
+        self.temporary[name] = workspace.path
+
+    def _delete_temporary(self) -> None:
+        from nbdeploy.errors import NbdeployError
+        from nbdeploy.service import Webservice
+
+        for name, path in list(self.temporary.items()):
+            try:
+                Webservice(name, path).delete()
+            except NbdeployError:
+                pass  # deleted already
 
     def workspace(self) -> Workspace:
         """The workspace chosen with ``%nbdeploy_workspace``, else the library default."""

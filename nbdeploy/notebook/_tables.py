@@ -55,7 +55,7 @@ def services_table(services: Sequence[Webservice]) -> Table:
     rows = []
     for svc in services:
         status = svc.status()
-        rows.append([svc.name, svc.compute_type, str(status.state), str(svc.revision), ", ".join(svc.models),
+        rows.append([svc.name, svc.target, str(status.state), str(svc.revision), ", ".join(svc.models),
                      svc.scoring_uri or "-", status.reason])
     return Table(["name", "target", "state", "revision", "models", "scoring uri", "reason"], rows,
                  empty="No services in this workspace; create one with %deploy.")

@@ -8,17 +8,70 @@ error, shown as state, reason and log tail (see :mod:`nbdeploy.notebook._errors`
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
-from nbdeploy.notebook._deploy_options import TARGETS
 from nbdeploy.notebook._errors import reported
 from nbdeploy.notebook._session import Session
+
+
+class _HelpShown(Exception):
+    """``--help`` printed the magic's help."""
+
+
+def parse_line(magic: Any, line: str) -> Any:
+    """Parse a magic's line with shell quoting (``--description 'a b'`` stores ``a b``); ``--help`` prints the
+    help and raises _HelpShown, which the magic turns into returning None."""
+    import shlex
+
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"{exc} (check the quotes)") from None
+    parser = magic.parser
+    if "--help" in words or "-h" in words:
+        import argparse
+
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter  # IPython's renders reST for %magic?
+        usage = parser.format_help()
+        print(usage[usage.find("usage:"):] if "usage:" in usage else usage)
+        raise _HelpShown
+    return parser.parse_args(words)
+
+
+def _with_help(func: Any) -> Any:
+    """Make ``_HelpShown`` end the magic quietly (after ``--help``)."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except _HelpShown:
+            return None
+
+    return wrapper
+
+
+def _unquote(text: str) -> str:
+    """``'{"a": 1}'`` -> ``{"a": 1}``: a body quoted as a shell word (as the help shows); else as typed."""
+    import shlex
+
+    if text[:1] in ("'", '"'):
+        try:
+            words = shlex.split(text)
+        except ValueError:
+            return text
+        if len(words) == 1:
+            return words[0]
+    return text
 
 
 def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
@@ -31,6 +84,27 @@ def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
     return pairs
 
 
+CREATED_BY = "nbdeploy.createdBy"
+"""A service property: ``%deploy`` of a service it created updates it (a notebook run again)."""
+
+
+@contextlib.contextmanager
+def _explain_interrupt(svc: Any) -> Iterator[None]:
+    """Ctrl-C while waiting: say what state the service is in and how to stop it, without a traceback."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        try:
+            status = svc.status()
+            where = f"{status.state}" + (f" ({status.reason})" if status.reason else "")
+        except Exception:  # noqa: BLE001 - the explanation is best effort
+            where = "in an unknown state"
+        lines = [f"Interrupted while waiting. {svc.name} is {where} and keeps starting in the background.",
+                 f"Watch it with %services or %logs {svc.name}; stop it with %undeploy {svc.name}."]
+        exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
+        raise
+
+
 @magics_class
 class NbdeployMagics(Magics):
     """Register, deploy, score and watch models from a notebook (``%load_ext nbdeploy``)."""
@@ -40,26 +114,31 @@ class NbdeployMagics(Magics):
         self.session = Session()
 
     # -- workspace -----------------------------------------------------------------------------
+    @_with_help
     @magic_arguments()
     @argument("path", nargs="?", help="Workspace folder (created when missing or empty). Without it: show the current one.")
     @line_magic
     def nbdeploy_workspace(self, line: str) -> None:
         """Choose the workspace this kernel uses (magics and library calls without ``workspace=``)."""
-        args = parse_argstring(self.nbdeploy_workspace, line)
+        args = parse_line(self.nbdeploy_workspace, line)
         with reported():
             ws = self.session.use_workspace(args.path) if args.path else self.session.workspace()
         print(f"nbdeploy workspace: {ws.path}")
 
     # -- definitions ---------------------------------------------------------------------------
+    @_with_help
     @magic_arguments()
     @argument("file", nargs="?", default="score.py", help="Where to write the script (default score.py).")
+    @argument("--default", action="store_true", help="Make it %%deploy's default entry script even if one is set.")
     @cell_magic
     def score_script(self, line: str, cell: str) -> None:
         """Write the cell as an entry script, after checking it parses and defines ``init()`` and ``run(data)``.
 
-        The script becomes the current entry script: ``%deploy`` uses it when no ``--entry`` is given.
+        The first script written in a kernel becomes ``%deploy``'s default entry script (when no ``--entry`` is
+        given); a later one changes that default only with ``--default``, so writing a test script never
+        silently changes what the next ``%deploy`` runs.
         """
-        args = parse_argstring(self.score_script, line)
+        args = parse_line(self.score_script, line)
         from nbdeploy.builders.entry_script import check_entry_script
 
         path = Path(args.file)
@@ -67,16 +146,22 @@ class NbdeployMagics(Magics):
             check_entry_script(cell, filename=path.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(cell, encoding="utf-8")
-        self.session.entry_script = path.resolve()
-        print(f"wrote {path} (init and run found); %deploy uses it by default")
+        current = self.session.entry_script
+        if current is None or args.default or current == path.resolve():
+            self.session.entry_script = path.resolve()
+            print(f"wrote {path} (init and run found); %deploy uses it by default")
+        else:
+            print(f"wrote {path} (init and run found); %deploy's default stays {current.name} "
+                  f"(%%score_script {args.file} --default, or %deploy ... --entry {args.file}, to use this one)")
 
+    @_with_help
     @magic_arguments()
     @argument("name", help="Environment name (use it with %%deploy --env NAME).")
     @cell_magic
     def environment(self, line: str, cell: str) -> None:
         """Define a named environment in YAML (``pip:``, ``conda:``, ``base_image:``, ``variables:`` ...) and save it
         in the workspace."""
-        args = parse_argstring(self.environment, line)
+        args = parse_line(self.environment, line)
         from nbdeploy.specs import Environment
         from nbdeploy.specs.environment_store import save_environment
 
@@ -86,12 +171,13 @@ class NbdeployMagics(Magics):
         pip = ", ".join(env.pip_packages) or "none"
         print(f"environment {env.name} saved (pip: {pip})")
 
+    @_with_help
     @magic_arguments()
     @cell_magic
     def inference_config(self, line: str, cell: str) -> None:
         """Read an inference config (v1 ``inferenceconfig.json`` as JSON or YAML); ``%deploy`` uses it when no
         ``--entry`` is given. Paths in it are relative to the current folder."""
-        parse_argstring(self.inference_config, line)
+        parse_line(self.inference_config, line)
         import yaml
 
         from nbdeploy.specs import InferenceConfig
@@ -107,6 +193,7 @@ class NbdeployMagics(Magics):
               f"{config.environment.name if config.environment else '(the kernel’s)'}")
 
     # -- models ----------------------------------------------------------------------------------
+    @_with_help
     @magic_arguments()
     @argument("path", help="File or folder to register.")
     @argument("--name", required=True, help="Model name.")
@@ -116,7 +203,7 @@ class NbdeployMagics(Magics):
     @line_magic
     def register_model(self, line: str) -> Any:
         """Register a file or folder as the next version of a model."""
-        args = parse_argstring(self.register_model, line)
+        args = parse_line(self.register_model, line)
         from nbdeploy.registry import Model
 
         with reported():
@@ -124,6 +211,7 @@ class NbdeployMagics(Magics):
                                   properties=_pairs(args.property, "--property"), description=args.description,
                                   workspace=self.session.workspace())
 
+    @_with_help
     @magic_arguments()
     @argument("--name", help="Only this model name.")
     @argument("--tag", action="append", metavar="KEY[=VALUE]", help="Only versions with this tag (repeatable).")
@@ -131,7 +219,7 @@ class NbdeployMagics(Magics):
     @line_magic
     def models(self, line: str) -> Any:
         """Table of registered model versions."""
-        args = parse_argstring(self.models, line)
+        args = parse_line(self.models, line)
         from nbdeploy.notebook._tables import models_table
         from nbdeploy.registry import Model
 
@@ -139,53 +227,60 @@ class NbdeployMagics(Magics):
             return models_table(Model.list(name=args.name, tags=args.tag, latest=args.latest, workspace=self.session.workspace()))
 
     # -- services --------------------------------------------------------------------------------
-    @magic_arguments()
-    @argument("name", help="Service name (3-32 lower-case letters, digits, '-').")
-    @argument("--model", action="append", required=True, metavar="M[:V]", help="Registered model, latest or :version (repeatable).")
-    @argument("--entry", help="Entry script (default: the last %%score_script or %%inference_config).")
-    @argument("--env", help="Environment defined with %%environment (or a YAML file).")
-    @argument("--target", default="process", choices=TARGETS, help="Where it runs (default process).")
-    @argument("--port", type=int, help="Port (process, local, aci).")
-    @argument("--workers", type=int, help="Worker processes (process).")
-    @argument("--auth", action="store_true", help="Key authentication.")
-    @argument("--replicas", type=int, help="Replicas (aks).")
-    @argument("--cpu", type=float, help="CPU cores (local, aci, aks).")
-    @argument("--memory-gb", type=float, help="Memory in GB (local, aci, aks).")
-    @argument("--namespace", help="Kubernetes namespace (aks).")
-    @argument("--kubeconfig", help="kubeconfig file (aks).")
-    @argument("--context", help="kubeconfig context (aks).")
-    @argument("--autoscale-min", type=int, help="Autoscaling: fewest replicas (aks).")
-    @argument("--autoscale-max", type=int, help="Autoscaling: most replicas (aks).")
-    @argument("--autoscale-target", type=int, help="Autoscaling: target CPU utilization, percent (aks).")
-    @argument("--cpu-limit", type=float, help="CPU limit per replica (aks).")
-    @argument("--memory-gb-limit", type=float, help="Memory limit per replica in GB (aks).")
-    @argument("--gpu", type=int, help="GPUs per replica (aks).")
-    @argument("--service-type", choices=["ClusterIP", "NodePort", "LoadBalancer"], help="How the service is exposed (aks).")
-    @argument("--overwrite", action="store_true", help="Replace a service of the same name.")
-    @argument("--timeout", type=float, default=600.0, help="Seconds to wait for Healthy (default 600).")
     @line_magic
     def deploy(self, line: str) -> Any:
         """Deploy registered models as a scoring service and wait until it is Healthy.
 
-        With a widget frontend a live DeploymentPanel shows the progress; elsewhere (papermill, terminals) plain
-        lines. A deployment that ends anything but Healthy raises DeploymentFailed with state, reason and log tail.
+        ``%deploy NAME --model M[:V] [--entry score.py] [--env ENV] [--target T] [target options]``;
+        ``%deploy --help`` lists every option, ``%deploy --target aks --help`` the aks ones. With a widget
+        frontend a live DeploymentPanel shows the progress; elsewhere (papermill, terminals) plain lines. A
+        deployment that ends anything but Healthy raises DeploymentFailed with state, reason and log tail.
         """
-        args = parse_argstring(self.deploy, line)
-        from nbdeploy.notebook._deploy_options import check_target, deployment_config
+        from nbdeploy.notebook._deploy_options import deployment_config, parse_deploy_line
         from nbdeploy.notebook._frontend import sink_factory
         from nbdeploy.service import deploy, resolve_models
         from nbdeploy.specs import InferenceConfig
         from nbdeploy.specs.environment_store import load_environment
 
-        check_target(args.target)
+        parsed = parse_deploy_line(line)
+        if parsed is None:
+            return None  # --help was printed
+        args, target = parsed
         ws = self.session.workspace()
         with reported():
+            config = deployment_config(target, args)
+            config.properties.setdefault(CREATED_BY, "%deploy")
             models = resolve_models(args.model, ws)
             env = load_environment(ws, args.env) if args.env else None
-            config = self._inference_config(args.entry, env, InferenceConfig)
-            svc = deploy(args.name, models, config, deployment_config(args.target, args), overwrite=args.overwrite, workspace=ws)
-        with reported():
+            inference = self._inference_config(args.entry, env, InferenceConfig)
+            existing = self._existing(args.name, ws, args.overwrite)
+            if existing is not None:  # a notebook run again: roll its service to the new revision
+                print(f"{args.name} exists (deployed with %deploy): updating it; --overwrite replaces it instead")
+                existing.update(models=models, inference_config=inference, deployment_config=config,
+                                timeout_sec=args.timeout, sink=sink_factory(True, ws))
+                return existing
+            svc = deploy(args.name, models, inference, config, overwrite=args.overwrite, workspace=ws)
+        if args.temporary:
+            self.session.delete_on_exit(args.name, ws)
+        with reported(), _explain_interrupt(svc):
             svc.wait_for_deployment(timeout_sec=args.timeout, sink=sink_factory(True, ws))
+        return svc
+
+    @staticmethod
+    def _existing(name: str, ws: Any, overwrite: bool) -> Any:
+        """The service ``name`` when ``%deploy`` should update it (it was deployed with ``%deploy``)."""
+        from nbdeploy.errors import AlreadyExists, ServiceNotFound
+        from nbdeploy.service import Webservice
+
+        if overwrite:
+            return None
+        try:
+            svc = Webservice(name, ws)
+        except ServiceNotFound:
+            return None
+        if svc.properties.get(CREATED_BY) != "%deploy":
+            raise AlreadyExists(f"A service named {name!r} exists (not deployed with %deploy): add --overwrite to "
+                                "replace it, or choose another name.")
         return svc
 
     def _inference_config(self, entry: str | None, env: Any, cls: Any) -> Any:
@@ -200,11 +295,12 @@ class NbdeployMagics(Magics):
             return cls(str(self.session.entry_script), environment=env)
         raise UsageError("No entry script: write one with %%score_script, or pass --entry score.py.")
 
+    @_with_help
     @magic_arguments()
     @line_magic
     def services(self, line: str) -> Any:
         """Table of the workspace's services with their states."""
-        parse_argstring(self.services, line)
+        parse_line(self.services, line)
         from nbdeploy.notebook._tables import services_table
         from nbdeploy.service import Webservice
 
@@ -228,6 +324,7 @@ class NbdeployMagics(Magics):
         from nbdeploy.notebook._payload import request_body
 
         name, _, body_text = line.strip().partition(" ")
+        body_text = _unquote(body_text.strip())
         if not name:
             raise UsageError("Usage: %score NAME '{\"data\": [[...]]}'  or  %score NAME $payload")
         namespace = self.shell.user_ns if self.shell else {}
@@ -242,9 +339,10 @@ class NbdeployMagics(Magics):
         if str(status.state) != "Healthy":
             raise UsageError(f"Service {name!r} is {status.state}" + (f": {status.reason}" if status.reason else "")
                              + f". Wait for it (nbdeploy.Webservice({name!r}).wait_for_deployment()) or see %logs {name}.")
-        with reported():
+        with reported(svc):
             return svc.run(body)
 
+    @_with_help
     @magic_arguments()
     @argument("name", help="Service name.")
     @argument("-n", "--lines", type=int, default=50, help="How many lines (default 50).")
@@ -253,7 +351,7 @@ class NbdeployMagics(Magics):
     @line_magic
     def logs(self, line: str) -> None:
         """Print the last lines of a service's log; ``--follow`` keeps printing new ones."""
-        args = parse_argstring(self.logs, line)
+        args = parse_line(self.logs, line)
         from nbdeploy.notebook._logs import follow
 
         svc = self._service(args.name)
@@ -263,12 +361,13 @@ class NbdeployMagics(Magics):
             if args.follow:
                 follow(svc, text.splitlines(), args.seconds)
 
+    @_with_help
     @magic_arguments()
     @argument("name", help="Service name.")
     @line_magic
     def undeploy(self, line: str) -> None:
         """Delete a service: stop every revision and remove its records."""
-        args = parse_argstring(self.undeploy, line)
+        args = parse_line(self.undeploy, line)
         svc = self._service(args.name)
         started = time.perf_counter()
         with reported():

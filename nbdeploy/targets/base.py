@@ -1,32 +1,39 @@
-"""The interface every deployment target implements, and the registry that finds targets by name.
+"""The interface every deployment target implements.
 
-A target runs one *revision* of a service (a bundle plus a deployment config) and answers questions about
-it. It keeps no state of its own: :meth:`Target.start` returns a JSON-serializable *handle* (pid and port,
-container id, ...) that :mod:`nbdeploy.service` stores in the revision record and passes back to every
-other verb, so a service is found again after a kernel restart.
+A target runs one *revision* of a service (an artifact built from a bundle, plus a deployment config) and
+answers questions about it. It keeps no state of its own: :meth:`Target.start` returns a JSON-serializable
+*handle* (pid and port, container id, ...) that :mod:`nbdeploy.service` stores in the revision record and
+passes back to every other verb, so a service is found again after a kernel restart. Only the target reads
+its handle; callers reach a revision through :meth:`Target.endpoint` / :meth:`Target.private_endpoint`.
 
-Adding a target means one module with a :class:`Target` subclass, registered under its name with
-:func:`register_target` (or the ``nbdeploy.targets`` entry point group); nothing else changes.
+A target class declares its whole surface: ``name``, ``aliases``, a one-line ``description``, its
+``config_class`` (a :class:`~nbdeploy.specs.DeploymentConfig` subclass), its command-line ``options``
+(:mod:`nbdeploy.targets.options`), which kind of artifact it runs (:meth:`Target.artifact_kind`) and whether
+it can run here (:meth:`Target.availability`). The CLI, ``%deploy``, the widgets and the docs are generated
+from that; :mod:`nbdeploy.targets.registry` finds targets by name.
 """
 
 from __future__ import annotations
 
 import enum
-import importlib
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nbdeploy.errors import TargetNotAvailable
+from nbdeploy.targets.options import Option
 
 if TYPE_CHECKING:
+    from nbdeploy.builders.base import Artifact, BuildRequest
     from nbdeploy.builders.bundle import Bundle
     from nbdeploy.specs import DeploymentConfig, Environment
+    from nbdeploy.targets.endpoint import Endpoint
     from nbdeploy.workspace import Workspace
 
 Handle = dict[str, Any]
+"""A target's record of one running revision; each target documents its keys in a TypedDict."""
 _log = logging.getLogger(__name__)
 
 
@@ -62,6 +69,17 @@ class Status:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Availability:
+    """Whether a target can run here, and if not, why and what to do."""
+
+    ok: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
 @dataclass
 class RevisionSpec:
     """Everything a target needs to start one revision of a service."""
@@ -73,21 +91,53 @@ class RevisionSpec:
     environment: Environment | None = None
     keys: tuple[str, str] | None = None
     """(primary, secondary) when key auth is on."""
+    artifact: Artifact | None = None
+    """What the build step made for this revision (None for targets that run the bundle as it is)."""
 
 
 class Target(ABC):
-    """Runs revisions of services somewhere. Subclasses implement the abstract verbs."""
+    """Runs revisions of services somewhere. Subclasses declare their surface and implement the verbs."""
 
     name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+    """One line for listings and help."""
+    config_class: ClassVar[type[DeploymentConfig]]
+    options: ClassVar[tuple[Option, ...]] = ()
+    """The config fields users set from the command line and ``%deploy``, beyond the common ones."""
+    extra: ClassVar[str | None] = None
+    """The pip extra that brings this target's Python dependencies (named in availability messages)."""
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self.progress: Callable[[str], None] = _log.info
-        """Receives build and start-up lines; the service layer points it at the operation's progress sink."""
+        """Receives start-up lines; the service layer points it at the operation's progress sink."""
 
+    # -- what the target is --------------------------------------------------------------------------
+    @classmethod
+    def availability(cls) -> Availability:
+        """Whether this target can run here now (may ask an engine: not for import time or constructors)."""
+        return Availability(True)
+
+    @classmethod
+    def option_values(cls, parsed: Mapping[str, Any]) -> dict[str, Any]:
+        """Config changes from parsed options (field -> value, None meaning "not given"); targets whose
+        options imply others (a replica count turns autoscaling off) override this."""
+        from nbdeploy.targets.options import COMMON_OPTIONS, values_for
+
+        return values_for((*COMMON_OPTIONS, *cls.options), parsed)
+
+    def artifact_kind(self, request: BuildRequest) -> str | None:
+        """The kind of artifact (a builder name) this revision runs from; None: the bundle as it is.
+
+        May raise :class:`~nbdeploy.errors.InvalidSpec` when the request cannot run on this target.
+        """
+        return None
+
+    # -- verbs ---------------------------------------------------------------------------------------
     @abstractmethod
     def start(self, spec: RevisionSpec, previous: Handle | None = None) -> Handle:
-        """Start the revision and return its handle; do not wait for it to become Healthy.
+        """Start the revision from ``spec.artifact`` and return its handle; do not wait for it to become Healthy.
 
         ``previous`` is the handle of the revision now serving (an update): the new one starts beside it
         without taking its traffic until :meth:`promote`.
@@ -105,13 +155,21 @@ class Target(ABC):
     def stop(self, handle: Handle) -> None:
         """Stop and remove the revision. Idempotent: stopping a stopped revision is fine."""
 
-    def delete_image(self, handle: Handle) -> None:
-        """Remove what the revision was built into (an image), when the target builds one; default: nothing."""
+    @abstractmethod
+    def endpoint(self, handle: Handle) -> Endpoint | None:
+        """How clients reach the service through this revision once it serves (None: not reachable yet)."""
+
+    def private_endpoint(self, handle: Handle) -> Endpoint | None:
+        """How to reach this revision alone, before it takes traffic (health and smoke checks).
+
+        Default: the public endpoint (targets whose new revision is reachable only once it serves).
+        """
+        return self.endpoint(handle)
 
     def promote(self, new: Handle, old: Handle | None) -> Handle:
         """Move traffic from ``old`` to ``new`` (both running) and return ``new``'s handle, updated.
 
-        The caller stops ``old`` afterwards. The default suits targets whose :meth:`start` already serves.
+        The caller retires ``old`` afterwards. The default suits targets whose :meth:`start` already serves.
         """
         return new
 
@@ -128,76 +186,6 @@ class Target(ABC):
         raise TargetNotAvailable(f"The {self.name!r} target cannot change keys of a running service; redeploy it.")
 
     def scoring_uri(self, handle: Handle) -> str | None:
-        """The public scoring URL of a revision (default: ``http://<host>:<port>/score`` from the handle)."""
-        if "scoring_uri" in handle:
-            return str(handle["scoring_uri"])
-        if "port" not in handle:
-            return None
-        from nbdeploy.targets.net import client_host
-
-        return f"http://{client_host(handle.get('host') or '')}:{handle['port']}/score"
-
-    def smoke_uri(self, handle: Handle) -> str | None:
-        """A base URL that reaches this revision alone (before promotion), for health and smoke checks."""
-        return None
-
-
-_TARGETS: dict[str, str | type[Target]] = {
-    "process": "nbdeploy.targets.process:ProcessTarget",
-    "local": "nbdeploy.targets.local_docker:LocalDockerTarget",
-    "aci": "nbdeploy.targets.container_instance:ContainerInstanceTarget",
-    "aks": "nbdeploy.targets.kubernetes:KubernetesTarget",
-    "edge": "nbdeploy.targets.edge:EdgeTarget",
-    "fpga": "nbdeploy.targets.accelerator:AcceleratorTarget",
-}
-_ALIASES = {"kubernetes": "aks", "docker": "local", "subprocess": "process", "accelerator": "fpga"}
-_entry_points_loaded = False
-
-
-def register_target(name: str, target: str | type[Target]) -> None:
-    """Register a target class (or ``"module:Class"`` import string) under ``name``."""
-    _TARGETS[name] = target
-
-
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="nbdeploy.targets"):
-        _TARGETS.setdefault(ep.name, ep.value)
-
-
-def target_names() -> list[str]:
-    """Names of all registered targets."""
-    _load_entry_points()
-    return sorted(_TARGETS)
-
-
-def get_target_class(name: str) -> type[Target]:
-    """The target class registered under ``name`` (or an alias)."""
-    _load_entry_points()
-    key = _ALIASES.get(name, name)
-    if key not in _TARGETS:
-        raise TargetNotAvailable(f"No target named {name!r}. Available: {', '.join(target_names())}")
-    entry = _TARGETS[key]
-    if isinstance(entry, str):
-        module_name, _, attr = entry.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                raise TargetNotAvailable(f"The {key!r} target is not available yet in this version of nbdeploy.") from exc
-            raise TargetNotAvailable(
-                f"The {key!r} target needs the Python package {exc.name!r}: pip install 'nbdeploy[{key}]'"
-            ) from exc
-        entry = getattr(module, attr)
-        _TARGETS[key] = entry
-    return entry
-
-
-def get_target(name: str, workspace: Workspace) -> Target:
-    """An instance of the target registered under ``name`` for ``workspace``."""
-    return get_target_class(name)(workspace)
+        """The public scoring URL of a revision."""
+        endpoint = self.endpoint(handle)
+        return endpoint.scoring_uri if endpoint else None

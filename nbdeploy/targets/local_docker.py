@@ -8,7 +8,7 @@ variables, restart policy, cpu and memory limits and nbdeploy's labels. Two netw
     The container shares the host's network; the scoring server binds ``config.host:port`` itself with
     ``--reuse-port``, plus a private loopback admin port, and writes its state to a status file in a folder
     bind-mounted from the service's directory. An update hands the port over as the ``process`` target does:
-    the new container starts with ``--hold-public`` (serving its admin port only, :meth:`smoke_uri`),
+    the new container starts with ``--hold-public`` (serving its admin port only, :meth:`private_endpoint`),
     :meth:`promote` sends it SIGUSR1 (``docker kill --signal``) and waits until it serves the public port
     beside the old one (SO_REUSEPORT, same uid: every nbdeploy image runs as uid 1000), and :meth:`retire`
     stops the old one with SIGTERM, which drains it. No request fails.
@@ -28,25 +28,25 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from nbdeploy.builders.base_image import default_base_image
-from nbdeploy.builders.docker_builder import (
-    BuildSettings,
-    build_image,
-    docker_client,
-    import_docker,
-)
-from nbdeploy.builders.dockerfile import ImageSpec
+from nbdeploy.builders.docker_builder import docker_client, import_docker
+from nbdeploy.builders.image import CONTAINER_PORT
 from nbdeploy.errors import (
     BuildError,
     Conflict,
     DeploymentFailed,
     EngineUnavailable,
     InvalidSpec,
+    TargetNotAvailable,
     UpdateFailed,
 )
-from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target
+from nbdeploy.specs.deployment import DeploymentConfig, port_number, positive
+from nbdeploy.targets.base import Availability, Handle, RevisionSpec, State, Status, Target
+from nbdeploy.targets.endpoint import Endpoint
+from nbdeploy.targets.options import Option
 from nbdeploy.targets.net import (
     PORT_IN_USE,
     check_port_free,
@@ -56,9 +56,13 @@ from nbdeploy.targets.net import (
 )
 from nbdeploy.targets.server_status import failure_reason, read_status_file
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from nbdeploy.builders.base import BuildRequest
 
-CONTAINER_PORT = 5001
+log = logging.getLogger(__name__)
+RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
+NETWORK_MODES = ("host", "bridge")
+
 KEYS_IN_CONTAINER = "/run/nbdeploy-keys"
 STATE_IN_CONTAINER = "/run/nbdeploy-state"
 """Host mode: the bind-mounted folder holding the server's status file and the ``promoted`` marker."""
@@ -75,51 +79,71 @@ LAUNCHER = (
 )
 
 
-def image_spec_for(spec: RevisionSpec, base_image: str | None = None) -> ImageSpec:
-    """The image for one revision: its environment's packages, base and variables, its bundle's layout."""
-    env = spec.environment
-    bundle = spec.bundle
-    docker_section = getattr(env, "docker", None)
-    pip_options = getattr(env, "pip_options", None)
-    ca_texts = [Path(p).read_text() for p in (getattr(pip_options, "ca_certificates", None) or [])]
-    labels = {
-        "nbdeploy.service": spec.service,
-        "nbdeploy.bundle": bundle.digest,
-        "nbdeploy.models": ",".join(bundle.model_ids),
+@dataclass
+class LocalDeploymentConfig(DeploymentConfig):
+    """A container on the local Docker engine (v1's ``LocalWebservice``)."""
+
+    target: ClassVar[str] = "local"
+    compute_type: ClassVar[str] = "local"
+    json_keys: ClassVar[dict[str, str]] = {
+        "port": "port", "host": "host", "containerResourceRequirements.cpu": "cpu_cores",
+        "containerResourceRequirements.memoryInGB": "memory_gb", "restartPolicy": "restart_policy",
+        "networkMode": "network_mode",
     }
-    if env is not None:
-        labels["nbdeploy.environment"] = env.name
-    return ImageSpec(
-        base_image=base_image or default_base_image(getattr(docker_section, "base_image", None)),
-        base_dockerfile=getattr(docker_section, "base_dockerfile", None),
-        system_packages=tuple(getattr(docker_section, "system_packages", None) or ()),
-        pip_requirements=tuple(env.pip_packages) if env is not None else (),
-        pip_index_url=getattr(pip_options, "index_url", None),
-        pip_extra_index_urls=tuple(getattr(pip_options, "extra_index_urls", None) or ()),
-        pip_trusted_hosts=tuple(getattr(pip_options, "trusted_hosts", None) or ()),
-        ca_bundle="\n".join(ca_texts) or None,
-        env=dict(getattr(env, "environment_variables", None) or {}),
-        labels=labels,
-        entry_script=bundle.entry_script,
-        source_dir=bundle.source_dir,
-        model_dir=bundle.model_dir,
-        has_models=bool(bundle.model_ids),
-        gpu=bool(getattr(docker_section, "gpu_support", False)),
-        port=CONTAINER_PORT,
-    )
+
+    port: int | None = None
+    host: str = "127.0.0.1"
+    cpu_cores: float | None = None
+    memory_gb: float | None = None
+    restart_policy: str = "no"
+    network_mode: str = field(default_factory=lambda: "host" if sys.platform.startswith("linux") else "bridge")
+    """``host``: the server binds ``host:port`` itself and updates hand the port over without downtime (Linux);
+    ``bridge``: the port is published by Docker and an update stops the old container first (short outage)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.port is not None:
+            port_number("port", self.port)
+        for key in ("cpu_cores", "memory_gb"):
+            if getattr(self, key) is not None:
+                positive(key, getattr(self, key))
+        if self.restart_policy not in RESTART_POLICIES:
+            raise InvalidSpec("restart_policy", f"{self.restart_policy!r} is not a Docker restart policy", allowed=RESTART_POLICIES)
+        if self.network_mode not in NETWORK_MODES:
+            raise InvalidSpec("network_mode", f"{self.network_mode!r} is not supported", allowed=NETWORK_MODES)
 
 
 class LocalDockerTarget(Target):
     """Runs revisions as containers on the Docker engine of ``DOCKER_HOST`` (default: the local socket)."""
 
     name = "local"
+    aliases = ("docker",)
+    description = "A container on the local Docker engine: parity with production images."
+    config_class = LocalDeploymentConfig
+    extra = "docker"
+    options = (
+        Option("--port", "port", int, "Port to serve on (default: a free one)."),
+        Option("--host", "host", str, "Address to bind (default 127.0.0.1)."),
+        Option("--cpu", "cpu_cores", float, "CPU cores the container may use."),
+        Option("--memory-gb", "memory_gb", float, "Memory limit in GB."),
+        Option("--restart-policy", "restart_policy", str, "Docker restart policy.", RESTART_POLICIES),
+        Option("--network-mode", "network_mode", str,
+               "host: zero-downtime updates on Linux (default); bridge: a published port.", NETWORK_MODES),
+    )
 
     def __init__(self, workspace: Any) -> None:
         super().__init__(workspace)
         self._client: Any = None
         self._host_problem: str | None = None
-        self.build_settings: BuildSettings | None = None
-        """Host proxies, CA and pip settings passed into builds (default: read from the environment)."""
+
+    @classmethod
+    def availability(cls) -> Availability:
+        return docker_availability()
+
+    def artifact_kind(self, request: BuildRequest) -> str | None:
+        if not isinstance(request.config, LocalDeploymentConfig):
+            raise InvalidSpec("deployment_config", f"the local target needs a LocalDeploymentConfig, got {type(request.config).__name__}")
+        return "docker-image"
 
     # -- engine ---------------------------------------------------------------------------------------
     def client(self) -> Any:
@@ -139,16 +163,13 @@ class LocalDockerTarget(Target):
         config = spec.config
         if getattr(config, "target", None) != "local":
             raise InvalidSpec("deployment_config", f"the local target needs a LocalDeploymentConfig, got {type(config).__name__}")
-        client = self.client()
-        image_spec = image_spec_for(spec)
-        conda = [p for p in getattr(spec.environment, "conda_packages", None) or [] if not p.startswith(("python", "pip"))]
-        if conda:
-            self.progress(f"warning: conda packages are not installed in images (use pip): {', '.join(conda)}")
-        built = build_image(client, image_spec, spec.bundle.path, _repository(spec.service), spec.bundle.source_dir,
-                            settings=self.build_settings, progress=self.progress)
+        built = spec.artifact
+        if built is None or built.kind != "docker-image":
+            raise InvalidSpec("artifact", "the local target runs a built image; build the revision first (deploy() does)")
+        gpu = bool(built.details.get("gpu"))
         host = config.host or "127.0.0.1"
         if self._network_mode(config) == "host":
-            return self._start_host(spec, built, image_spec.gpu, host, previous)
+            return self._start_host(spec, built, gpu, host, previous)
         beside = previous is not None and self._running(previous)
         if beside:
             port = 0  # a private ephemeral port until promote()
@@ -156,15 +177,15 @@ class LocalDockerTarget(Target):
             port = config.port or free_port(host)
             check_port_free(host, port)
         handle: Handle = {
-            "container": "", "image": built.tag, "image_id": built.image_id, "host": host, "port": port,
+            "container": "", "image": built.reference, "image_id": built.id, "host": host, "port": port,
             "public_port": config.port or (previous or {}).get("public_port") or (previous or {}).get("port") or port,
-            "held": beside, "service": spec.service, "revision": spec.revision, "gpu": image_spec.gpu,
+            "held": beside, "service": spec.service, "revision": spec.revision, "gpu": gpu,
             "network": "bridge",
         }
         run_options = self._run_options(spec, handle)
-        run_options["gpu"] = image_spec.gpu
+        run_options["gpu"] = gpu
         handle["run"] = run_options
-        container = self._run(built.tag, run_options, host, port)
+        container = self._run(built.reference, run_options, host, port)
         handle["container"] = container.id
         handle["port"] = port or _published_port(container)
         self.progress(f"container {container.name} ({container.short_id}) on {host}:{handle['port']}")
@@ -224,22 +245,14 @@ class LocalDockerTarget(Target):
         if handle.get("state_dir"):
             shutil.rmtree(handle["state_dir"], ignore_errors=True)
 
-    def delete_image(self, handle: Handle) -> None:
-        """Remove the revision's image (``delete()`` when asked); kept when another container uses it."""
-        docker = import_docker()
-        try:
-            self.client().images.remove(handle["image"])
-        except docker.errors.APIError as exc:
-            log.info("image %s kept: %s", handle.get("image"), exc)
-
-    def smoke_uri(self, handle: Handle) -> str | None:
+    def private_endpoint(self, handle: Handle) -> Endpoint | None:
         if handle.get("admin_port"):
-            return f"http://127.0.0.1:{handle['admin_port']}"  # the server binds its admin port on loopback
-        return f"http://{client_host(handle['host'])}:{handle['port']}"
+            return Endpoint(f"http://127.0.0.1:{handle['admin_port']}")  # the server binds its admin port on loopback
+        return Endpoint(f"http://{client_host(handle['host'])}:{handle['port']}")
 
-    def scoring_uri(self, handle: Handle) -> str | None:
+    def endpoint(self, handle: Handle) -> Endpoint | None:
         port = handle.get("public_port") or handle.get("port")
-        return f"http://{client_host(handle.get('host', '127.0.0.1'))}:{port}/score"
+        return Endpoint(f"http://{client_host(handle.get('host', '127.0.0.1'))}:{port}")
 
     def promote(self, new: Handle, old: Handle | None) -> Handle:
         """Move the public port to ``new``; ``old`` keeps serving when that fails.
@@ -279,6 +292,10 @@ class LocalDockerTarget(Target):
         _write_keys(Path(handle["run"]["keys_dir"]), keys)
 
     # -- helpers --------------------------------------------------------------------------------------
+    def _private_base(self, handle: Handle) -> str:
+        private = self.private_endpoint(handle)
+        return private.base_url if private else ""
+
     def _running(self, handle: Handle) -> bool:
         container = self._container(handle) if handle.get("container") else None
         return container is not None and container.status == "running"
@@ -318,10 +335,10 @@ class LocalDockerTarget(Target):
         if port != previous_port:
             check_port_free(host, port)
         admin = free_port("127.0.0.1")
-        image = self.client().images.get(built.tag).attrs["Config"]
+        image = self.client().images.get(built.reference).attrs["Config"]
         cmd = list(image.get("Cmd") or [])
         if not cmd:
-            raise DeploymentFailed(spec.service, str(State.FAILED), f"image {built.tag} has no CMD to run the scoring server")
+            raise DeploymentFailed(spec.service, str(State.FAILED), f"image {built.reference} has no CMD to run the scoring server")
         state_dir = self.workspace.service_dir(spec.service, create=True) / f"state-r{spec.revision}"
         _state_folder(state_dir)
         argv = [cmd[0], "-c", LAUNCHER, *cmd, "--host", host, "--port", str(port), "--reuse-port",
@@ -329,7 +346,7 @@ class LocalDockerTarget(Target):
         if beside:
             argv.append("--hold-public")
         handle: Handle = {
-            "container": "", "image": built.tag, "image_id": built.image_id, "host": host, "port": port,
+            "container": "", "image": built.reference, "image_id": built.id, "host": host, "port": port,
             "public_port": port, "admin_port": admin, "held": beside, "service": spec.service,
             "revision": spec.revision, "gpu": gpu, "network": "host", "user": image.get("User") or "",
             "state_dir": str(state_dir), "status_file": str(state_dir / "status.json"),
@@ -341,7 +358,7 @@ class LocalDockerTarget(Target):
         if beside:  # a candidate that fails must fail the update now, not restart until the timeout
             options["restart_policy"] = {"Name": "no"}
         handle["run"] = options
-        container = self._run(built.tag, options, host, port)
+        container = self._run(built.reference, options, host, port)
         handle["container"] = container.id
         role = "held on its admin port until promoted" if beside else "serving"
         self.progress(f"container {container.name} ({container.short_id}) on {host}:{port} (host network, "
@@ -356,7 +373,7 @@ class LocalDockerTarget(Target):
                           evidence=self.logs(handle, 60), scoring_uri=uri, details=info)
         detail = "init() is running"
         if server_state in ("ready", "serving"):
-            ok, detail = probe(f"{self.smoke_uri(handle)}/health/ready")
+            ok, detail = probe(f"{self._private_base(handle)}/health/ready")
             if ok:
                 return Status(State.HEALTHY, scoring_uri=uri, details=info)
         kills = _oom_kills(container)
@@ -492,10 +509,6 @@ class LocalDockerTarget(Target):
             pass
 
 
-def _repository(service: str) -> str:
-    return f"nbdeploy/{service.lower()}"
-
-
 def _published_port(container: Any) -> int:
     container.reload()
     for _ in range(50):
@@ -562,3 +575,16 @@ def _healthcheck_on(healthcheck: dict[str, Any] | None, port: int) -> dict[str, 
         return None  # not ours (a user's base image): keep it as it is
     return {"test": test, "interval": healthcheck.get("Interval") or 0, "timeout": healthcheck.get("Timeout") or 0,
             "retries": healthcheck.get("Retries") or 0, "start_period": healthcheck.get("StartPeriod") or 0}
+
+
+def docker_availability() -> Availability:
+    """Whether the docker SDK is installed and an engine answers (DOCKER_HOST or the local socket)."""
+    try:
+        import_docker()
+    except TargetNotAvailable as exc:
+        return Availability(False, str(exc))
+    try:
+        docker_client(timeout=5).close()
+    except EngineUnavailable as exc:
+        return Availability(False, str(exc))
+    return Availability(True)

@@ -18,12 +18,19 @@ import sys
 import time
 from pathlib import Path
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, TypedDict
+
 from nbdeploy.errors import Conflict, InvalidSpec
-from nbdeploy.specs import ProcessDeploymentConfig
+from nbdeploy.specs.deployment import DeploymentConfig, port_number, positive
 from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target
+from nbdeploy.targets.endpoint import Endpoint
 from nbdeploy.targets.net import check_port_free, client_host, free_port, probe
-from nbdeploy.targets.pyenv import isolated_python
+from nbdeploy.targets.options import Option
 from nbdeploy.targets.server_status import failure_reason, read_status_file
+
+if TYPE_CHECKING:
+    from nbdeploy.builders.base import BuildRequest
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +38,71 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 """Servers started by this process, so their exit codes are known and zombies reaped."""
 
 
+@dataclass
+class ProcessDeploymentConfig(DeploymentConfig):
+    """The scoring server as a local subprocess (no Docker)."""
+
+    target: ClassVar[str] = "process"
+    compute_type: ClassVar[str] = "process"
+    json_keys: ClassVar[dict[str, str]] = {"port": "port", "host": "host", "workers": "workers", "isolated": "isolated"}
+
+    port: int | None = None
+    """Port on ``host``; None picks a free one."""
+    host: str = "127.0.0.1"
+    workers: int = 1
+    isolated: bool | None = None
+    """True: run in a virtual environment built from the Environment (cached by its lock); False: run in this
+    interpreter (refused when it lacks a required package); None: isolated exactly when this interpreter does
+    not satisfy the environment's requirements."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.port is not None:
+            port_number("port", self.port)
+        positive("workers", self.workers)
+
+
+class ProcessHandle(TypedDict):
+    """What the process target records about a running revision."""
+
+    pid: int
+    pid_start: int | None
+    host: str
+    port: int
+    log: str
+    status_file: str
+    held: bool
+    """True while an update's new revision serves only its private admin port."""
+
+
 class ProcessTarget(Target):
-    """Runs each revision as ``python -m nbdeploy.server`` on 127.0.0.1."""
+    """Runs each revision as ``python -m nbdeploy.server`` on this machine."""
 
     name = "process"
+    aliases = ("subprocess",)
+    description = "The scoring server as a local subprocess: no Docker, fast iteration, Binder."
+    config_class = ProcessDeploymentConfig
+    options = (
+        Option("--port", "port", int, "Port to serve on (default: a free one)."),
+        Option("--host", "host", str, "Address to bind (default 127.0.0.1)."),
+        Option("--workers", "workers", int, "Scoring worker processes (default 1)."),
+        Option("--isolated", "isolated", bool,
+               "Run in a virtual environment built from the environment's lock (default: when this "
+               "interpreter lacks a required package); --no-isolated runs in this interpreter."),
+    )
+
+    def artifact_kind(self, request: BuildRequest) -> str | None:
+        config = request.config
+        if not isinstance(config, ProcessDeploymentConfig):
+            raise InvalidSpec("deployment_config", f"the process target needs a ProcessDeploymentConfig, got {type(config).__name__}")
+        from nbdeploy.builders.isolated import unsatisfied_requirements
+
+        missing = unsatisfied_requirements(request.environment)
+        if config.isolated is False and missing:
+            raise InvalidSpec("isolated", f"this interpreter ({sys.executable}) does not satisfy {', '.join(missing[:3])} "
+                              "required by the environment; deploy with --isolated (a virtual environment built from "
+                              "the environment), or install the packages here")
+        return "venv" if config.isolated or (config.isolated is None and missing) else None
 
     def start(self, spec: RevisionSpec, previous: Handle | None = None) -> Handle:
         config = spec.config
@@ -50,8 +118,9 @@ class ProcessTarget(Target):
         status_path = folder / f"revision-{spec.revision}.status.json"
         status_path.unlink(missing_ok=True)
         python, module, extra_path = (sys.executable, "nbdeploy.server", None)
-        if config.isolated:
-            python, module, extra_path = isolated_python(self.workspace, spec.environment, log_path)
+        if spec.artifact is not None:  # an isolated environment (builders/venv.py)
+            python = spec.artifact.reference
+            module, extra_path = spec.artifact.details["module"], spec.artifact.details["pythonpath"]
         argv = [
             python, "-m", module,
             "--entry-script", str(spec.bundle.path / spec.bundle.entry_script),
@@ -71,10 +140,11 @@ class ProcessTarget(Target):
             )
         _children[proc.pid] = proc
         log.info("service %s revision %d: pid %d on %s:%d", spec.service, spec.revision, proc.pid, config.host, port)
-        return {
+        handle: ProcessHandle = {
             "pid": proc.pid, "pid_start": _start_time(proc.pid), "host": config.host, "port": port,
             "log": str(log_path), "status_file": str(status_path), "held": handover,
         }
+        return dict(handle)
 
     def status(self, handle: Handle) -> Status:
         info = read_status_file(handle.get("status_file"))
@@ -89,8 +159,8 @@ class ProcessTarget(Target):
             return Status(State.FAILED, failure_reason(info, None), evidence=self.logs(handle, 60))
         # "ready": held back from the public port (an update's new revision) and answering on its admin
         # port, where the probe goes; Healthy there means ready to be promoted.
-        base = self.smoke_uri(handle) or ""
-        ok, detail = probe(base + "/health/ready")
+        private = self.private_endpoint(handle)
+        ok, detail = probe(private.base_url + "/health/ready") if private else (False, "no admin port yet")
         if ok:
             return Status(State.HEALTHY, scoring_uri=uri, details=info)
         return Status(State.UNHEALTHY, f"readiness probe failed: {detail}", evidence=self.logs(handle, 30), scoring_uri=uri)
@@ -135,12 +205,14 @@ class ProcessTarget(Target):
             raise Conflict("Key auth was off when this revision started; update the service with auth_enabled=True.")
         write_keys_file(keys_file, keys)
 
-    def smoke_uri(self, handle: Handle) -> str | None:
-        info = read_status_file(handle.get("status_file"))
-        port = info.get("admin_port") if handle.get("held") else handle["port"]
-        if not port:
-            return None
-        return f"http://{client_host(handle['host'])}:{port}"
+    def endpoint(self, handle: Handle) -> Endpoint | None:
+        return Endpoint(f"http://{client_host(handle['host'])}:{handle['port']}")
+
+    def private_endpoint(self, handle: Handle) -> Endpoint | None:
+        if not handle.get("held"):
+            return self.endpoint(handle)
+        port = read_status_file(handle.get("status_file")).get("admin_port")
+        return Endpoint(f"http://{client_host(handle['host'])}:{port}") if port else None
 
 
 # -- helpers -------------------------------------------------------------------------------------------

@@ -84,3 +84,27 @@ def test_failing_deploy_fails_papermill_and_the_output_shows_why(tmp_path):
 
     for svc in Webservice.list(tmp_path / "ws"):
         svc.delete()
+
+
+@pytest.mark.slow
+def test_a_notebook_that_fails_after_deploying_removes_its_temporary_service(tmp_path):
+    require("papermill")
+    import nbformat
+    import papermill as pm
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}, cells=[
+        new_code_cell(f"%load_ext nbdeploy\n%nbdeploy_workspace {tmp_path / 'ws'}"),
+        new_code_cell("%%score_script score.py\ndef init():\n    pass\ndef run(data):\n    return data"),
+        new_code_cell("%deploy kept-svc\n%deploy temp-svc --temporary"),
+        new_code_cell("raise RuntimeError('a later cell fails')"),
+    ])
+    src = tmp_path / "failing-later.ipynb"
+    nbformat.write(nb, src)
+    with pytest.raises(pm.PapermillExecutionError, match="a later cell fails"):
+        pm.execute_notebook(str(src), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), kernel_name="python3",
+                            progress_bar=False)
+    from nbdeploy.service import Webservice
+
+    assert [s.name for s in Webservice.list(tmp_path / "ws")] == ["kept-svc"]  # temp-svc went with the kernel
+    Webservice("kept-svc", tmp_path / "ws").delete()

@@ -84,3 +84,25 @@ def test_environment_and_inference_config_cells_feed_a_deploy(ip, diabetes_model
         ip.run_line_magic("deploy", "svc-typo --model diabetes --entry envscore.py --env greting-env")
     for name in ("svc-env", "svc-ic"):
         ip.run_line_magic("undeploy", name)
+
+
+def test_running_the_notebook_again_updates_its_service(ip, diabetes_model, capsys):
+    ip.run_cell_magic("score_script", "score.py", SCORE)
+    first = ip.run_line_magic("deploy", "svc-rerun --model diabetes:1")
+    assert first.revision == 1
+    again = ip.run_line_magic("deploy", "svc-rerun --model diabetes:1")  # the same cell, run again
+    assert "updating it" in capsys.readouterr().out
+    assert again.revision == 2 and again.refresh().state == "Healthy"
+    assert len(Webservice.list()) == 1
+
+
+def test_scoring_error_shows_what_run_raised(ip, diabetes_model):
+    from nbdeploy.errors import ScoringError
+
+    ip.run_cell_magic("score_script", "raising.py", "def init():\n    pass\n\ndef run(raw):\n    raise ValueError('expected 10 features, got 3')\n")
+    ip.run_line_magic("deploy", "svc-raise --model diabetes")
+    with pytest.raises(ScoringError) as info:
+        ip.run_line_magic("score", """svc-raise '{"data": [[1, 2, 3]]}'""")
+    shown = "\n".join(info.value._render_traceback_())
+    assert "answered 500" in shown and "ValueError: expected 10 features, got 3" in shown
+    assert "%logs svc-raise" in shown and "nbdeploy service logs" not in shown

@@ -113,3 +113,64 @@ def test_model_browser_search_select_download_deploy_delete(ip, diabetes_model, 
         assert browser.results == ["diabetes:1"]
     finally:
         browser.close()
+
+
+def test_a_refused_update_stays_visible_and_the_badge_never_flips(healthy, tmp_path):
+    panel = DeploymentPanel(healthy, poll_interval=0.05)
+    seen: list[str] = []
+    panel.observe(lambda change: seen.append(change["new"]), "state")
+    try:
+        assert _wait_for(lambda: panel.state == "Healthy")
+        seen.clear()
+        (tmp_path / "broken.py").write_text("def init():\n    raise RuntimeError('bad weights')\n\ndef run(d):\n    return d\n")
+        panel.update(inference_config=InferenceConfig(str(tmp_path / "broken.py")))
+        assert set(seen) <= {"Healthy"}, seen  # the new revision's Transitioning/Failed never reached the badge
+        assert panel.state == "Healthy" and panel.operation_failed
+        assert "bad weights" in panel.operation and "keeps serving" in panel.operation
+        time.sleep(0.3)  # polls later, the failed update is still shown
+        assert panel.operation_failed and not panel.test_button.disabled
+    finally:
+        panel.close()
+
+
+def test_actions_are_disabled_on_a_failed_service(ip, diabetes_model, tmp_path):
+    from nbdeploy.errors import DeploymentFailed
+
+    (tmp_path / "bad.py").write_text("def init():\n    raise ValueError('no')\n\ndef run(d):\n    return d\n")
+    svc = deploy("svc-dead", ["diabetes"], InferenceConfig(str(tmp_path / "bad.py")))
+    with pytest.raises(DeploymentFailed):
+        svc.wait_for_deployment(timeout_sec=60)
+    panel = DeploymentPanel(svc, poll_interval=0.05)
+    try:
+        assert _wait_for(lambda: panel.state == "Failed")
+        assert panel.test_button.disabled and panel.update_button.disabled and not panel.delete_button.disabled
+        assert "http://" not in panel.endpoints_html.value  # no dead scoring URL
+    finally:
+        panel.close()
+
+
+def test_model_browser_refreshes_itself_and_deploys_without_blocking(ip, diabetes_model, tmp_path):
+    browser = ModelBrowser(poll_interval=0.1)
+    try:
+        assert "nbdeploy models" in browser.children[0].value and browser.versions.options[0][1] == "diabetes:1"
+        ip.run_line_magic("register_model", f"{tmp_path / 'model.joblib'} --name fresh --description 'from a cell'")
+        assert _wait_for(lambda: "fresh:1" in browser.results, 10)  # no Search click needed
+        browser.select("fresh:1")
+        assert "from a cell" in browser.details.value
+        browser.select("diabetes:1")
+        (tmp_path / "score.py").write_text(SCORE)
+        browser.service_box.value, browser.entry_box.value = "svc-bg", str(tmp_path / "score.py")
+        browser.deploy_button.click()
+        assert browser._deploying is not None and browser._deploying.is_alive()  # the click returned, the deploy runs on
+        browser._deploying.join(120)
+        assert browser.message == "deployed svc-bg" and browser.panel_box.children[0].state == "Healthy"
+    finally:
+        browser.close()
+
+
+def test_services_board_chooser_shows_a_service(healthy):
+    board = ServicesBoard(poll=False)
+    try:
+        assert board.chooser.value == "svc-w" and "padding" in board.table.value
+    finally:
+        board.close()

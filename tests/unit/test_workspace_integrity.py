@@ -185,8 +185,8 @@ def test_world_readable_database_of_an_older_workspace_is_restricted_on_open(tmp
     assert stat.S_IMODE(ws.db_path.stat().st_mode) == 0o600
 
 
-def test_migration_3_gives_an_id_and_drops_keys_from_the_history(tmp_path: Path, monkeypatch) -> None:
-    ws_path = tmp_path / "old"  # a workspace as nbdeploy wrote it before migration 3
+def test_migration_4_gives_an_id_and_drops_keys_from_the_history(tmp_path: Path, monkeypatch) -> None:
+    ws_path = tmp_path / "old"  # a workspace as nbdeploy wrote it before migrations 3 and 4
     for sub in ("blobs", "tmp", "services", "cache"):
         (ws_path / sub).mkdir(parents=True)
     conn = sqlite3.connect(ws_path / "nbdeploy.db", isolation_level=None)
@@ -206,7 +206,7 @@ def test_migration_3_gives_an_id_and_drops_keys_from_the_history(tmp_path: Path,
     conn.commit()
     conn.close()
     ws = Workspace(ws_path)
-    assert ws.db().execute("PRAGMA user_version").fetchone()[0] == schema_version() >= 3
+    assert ws.db().execute("PRAGMA user_version").fetchone()[0] == schema_version() >= 4
     assert ws.id and (ws_path / "workspace.id").read_text().strip() == ws.id
     stored = json.loads(ws.db().execute("SELECT spec FROM service_revisions").fetchone()[0])
     assert "keys" not in stored["deployment_config"] and stored["deployment_config"]["authEnabled"] is True

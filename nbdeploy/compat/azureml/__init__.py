@@ -1,9 +1,14 @@
-"""Azure ML SDK v1 spelling: change ``azureml.`` to ``nbdeploy.compat.azureml.`` in a notebook's imports.
+"""Azure ML SDK v1 spelling on nbdeploy.
 
-``from nbdeploy.compat.azureml.core import Workspace, Model, Environment`` and friends mirror v1's modules.
+Two routes: add ``import nbdeploy.compat.v1`` (or ``%load_ext nbdeploy.v1``) as a notebook's first line and keep
+its ``azureml`` imports; or change ``azureml.`` to ``nbdeploy.compat.azureml.`` in its imports. The module tree
+mirrors v1's (``.core``, ``.core.model``, ``.core.webservice``, ``.core.compute``, ``.core.image``, ``.exceptions``, ...).
 """
 
+from nbdeploy.compat.azureml._compute import AksCompute, ComputeTarget
+from nbdeploy.compat.azureml._package import ContainerImage, Image
 from nbdeploy.compat.azureml._v1 import (
+    VERSION,
     AciWebservice,
     AksWebservice,
     CondaDependencies,
@@ -12,10 +17,11 @@ from nbdeploy.compat.azureml._v1 import (
     LocalWebservice,
     Model,
     Webservice,
-    Workspace,
 )
+from nbdeploy.compat.azureml._workspace import Workspace
+from nbdeploy.compat.azureml import core  # noqa: E402 - so ``azureml.core.VERSION`` works after ``from nbdeploy.compat import azureml``
 
 __all__ = [
-    "AciWebservice", "AksWebservice", "CondaDependencies", "Environment", "InferenceConfig", "LocalWebservice",
-    "Model", "Webservice", "Workspace",
+    "VERSION", "core", "AciWebservice", "AksCompute", "AksWebservice", "ComputeTarget", "CondaDependencies", "ContainerImage",
+    "Environment", "Image", "InferenceConfig", "LocalWebservice", "Model", "Webservice", "Workspace",
 ]

@@ -40,6 +40,8 @@ class DeploymentPanel(w.VBox):
     last_response = Unicode("", help="The last test-box answer (or error).")
     last_latency_ms = Float(0.0, help="Latency of the last test-box request.")
     deleted = Bool(False, help="The service was deleted from this panel.")
+    operation = Unicode("", help="The operation in flight or last finished here (a deploy or update) and its step.")
+    operation_failed = Bool(False, help="The last operation failed (the service itself may still be Healthy).")
 
     def __init__(self, service: Webservice | str, workspace: Workspace | str | None = None,
                  poll_interval: float = 2.0, poll: bool = True, **kwargs: Any) -> None:
@@ -49,6 +51,7 @@ class DeploymentPanel(w.VBox):
         self._closed = False
         self.header = w.HTML()
         self.reason_html = w.HTML()
+        self.operation_html = w.HTML()
         self.progress_html = w.HTML(_pre("", "no progress yet"))
         self.endpoints_html = w.HTML()
         self.test_input = w.Textarea(placeholder='{"data": [[...]]}', layout=w.Layout(width="100%", height="4em"))
@@ -70,7 +73,7 @@ class DeploymentPanel(w.VBox):
         self.confirm_box.children[1].on_click(lambda _: self.confirm_delete())
         self.confirm_box.children[2].on_click(lambda _: self.cancel_delete())
         sections = [
-            self.header, self.reason_html,
+            self.header, self.reason_html, self.operation_html,
             w.HTML("<b>Progress</b>"), self.progress_html,
             w.HTML("<b>Endpoints</b>"), self.endpoints_html,
             w.HTML("<b>Test</b>"), w.HBox([self.test_input, self.test_button]), self.response_html,
@@ -80,8 +83,8 @@ class DeploymentPanel(w.VBox):
         super().__init__(sections, layout=w.Layout(border="1px solid #d0d7de", padding="8px", width="100%"), **kwargs)
         self.add_class("nbdeploy-deployment-panel")
         self.service_name = service if isinstance(service, str) else service.name
-        self.observe(self._render_header, ["state", "reason", "service_name", "deleted"])
-        self.observe(self._render_endpoints, ["scoring_uri"])
+        self.observe(self._render_header, ["state", "reason", "service_name", "deleted", "operation", "operation_failed"])
+        self.observe(self._render_endpoints, ["scoring_uri", "state", "deleted"])
         self._render_header()
         self._render_endpoints()
         self.poller = Poller(self.refresh, poll_interval, name=f"nbdeploy-panel-{self.service_name}")
@@ -135,6 +138,11 @@ class DeploymentPanel(w.VBox):
             self.state, self.reason = state, reason
             if scoring_uri:
                 self.scoring_uri = scoring_uri
+
+    def set_operation(self, text: str, failed: bool = False) -> None:
+        """Show what the operation in flight is doing (or how the last one ended), beside the serving state."""
+        with self._lock:
+            self.operation, self.operation_failed = text, failed
 
     def add_line(self, text: str) -> None:
         """Append a build or start-up line to the progress section."""
@@ -205,6 +213,7 @@ class DeploymentPanel(w.VBox):
             svc.update(sink=WidgetSink(self), **kwargs)
         except NbdeployError as exc:
             self.add_line(f"update failed: {exc}")
+            self.set_operation(f"update failed: {getattr(exc, 'reason', exc)}", failed=True)
         self.refresh()
 
     def request_delete(self) -> None:
@@ -228,16 +237,31 @@ class DeploymentPanel(w.VBox):
             button.disabled = True
 
     # -- rendering ---------------------------------------------------------------------------------
+    @property
+    def serving(self) -> bool:
+        """Whether the service can be scored (not Failed, Deleted or gone)."""
+        return not self.deleted and self.state not in ("Failed", "Deleted", "Unknown")
+
     def _render_header(self, _: Any = None) -> None:
         target = ""
         if self._service is not None:
-            target = f" on <code>{escape(self._service.compute_type)}</code>"
-        self.header.value = f"<b style='font-size:1.2em'>{escape(self.service_name)}</b>{target} &nbsp; {badge(self.state)}"
+            target = f" on <code>{escape(self._service.target)}</code>"
+        revision = f" &nbsp; revision {self._service.revision}" if self._service is not None and self.state else ""
+        self.header.value = (f"<b style='font-size:1.2em'>{escape(self.service_name)}</b>{target} &nbsp; "
+                             f"{badge(self.state)}{revision}")
         self.reason_html.value = f"<small>{escape(self.reason)}</small>" if self.reason else ""
+        color = "#cf222e" if self.operation_failed else "#57606a"
+        self.operation_html.value = (f"<div style='color:{color}'><small>{escape(self.operation)}</small></div>"
+                                     if self.operation else "")
+        gone = self.deleted or self.state == "Deleted"
+        self.test_button.disabled = not self.serving
+        self.update_button.disabled = gone or self.state == "Failed"
+        self.delete_button.disabled = gone
 
     def _render_endpoints(self, _: Any = None) -> None:
-        swagger = self.scoring_uri.rsplit("/", 1)[0] + "/swagger.json" if self.scoring_uri else None
-        self.endpoints_html.value = f"scoring: {link(self.scoring_uri or None)}<br>swagger: {link(swagger)}"
+        uri = self.scoring_uri if self.serving else ""
+        swagger = uri.rsplit("/", 1)[0] + "/swagger.json" if uri else None
+        self.endpoints_html.value = f"scoring: {link(uri or None)}<br>swagger: {link(swagger)}"
 
     def close(self) -> None:
         """Stop the poller and close the widgets (the service itself keeps running)."""

@@ -56,15 +56,19 @@ class ServicesBoard(w.VBox):
             except NbdeployError as exc:  # deleted meanwhile
                 state, reason, uri = "Deleting", str(exc), None
             states[svc.name] = state
-            rows.append(f"<tr><td><b>{escape(svc.name)}</b></td><td>{escape(svc.compute_type)}</td><td>{badge(state)}</td>"
+            rows.append(f"<tr><td><b>{escape(svc.name)}</b></td><td>{escape(svc.target)}</td><td>{badge(state)}</td>"
                         f"<td>{svc.revision}</td><td>{escape(', '.join(svc.models))}</td><td>{link(uri)}</td>"
                         f"<td><small>{escape(reason)}</small></td></tr>")
         self.states = states
         self.names = list(states)
         if list(self.chooser.options) != self.names:
+            current = self.chooser.value
             self.chooser.options = self.names
-        head = "".join(f"<th style='text-align:left'>{h}</th>" for h in ("name", "target", "state", "rev", "models", "scoring uri", "reason"))
-        self.table.value = (f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>" if rows
+            self.chooser.value = current if current in self.names else (self.names[0] if self.names else None)
+        head = "".join(f"<th style='text-align:left;padding:2px 10px'>{h}</th>"
+                       for h in ("name", "target", "state", "rev", "models", "scoring uri", "reason"))
+        style = "<style>.nbdeploy-services-board td{padding:2px 10px;vertical-align:top}</style>"
+        self.table.value = (f"{style}<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>" if rows
                             else "<i>No services yet; deploy one with %deploy.</i>")
 
     def open_panel(self, name: str) -> DeploymentPanel:

@@ -4,7 +4,8 @@ Needs the official client: ``pip install 'nbdeploy[kubernetes]'`` (imported only
 cluster). See docs/kubernetes.md.
 """
 
+from nbdeploy.targets.kubernetes.config import AksDeploymentConfig
 from nbdeploy.targets.kubernetes.manifests import ManifestSpec, render_manifests
 from nbdeploy.targets.kubernetes.target import KubernetesTarget
 
-__all__ = ["KubernetesTarget", "ManifestSpec", "render_manifests"]
+__all__ = ["AksDeploymentConfig", "KubernetesTarget", "ManifestSpec", "render_manifests"]

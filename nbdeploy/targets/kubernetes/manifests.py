@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbdeploy.specs import AksDeploymentConfig
+from nbdeploy.targets.kubernetes.config import AksDeploymentConfig
 
 CONTAINER_NAME = "scoring"
 CONTAINER_PORT = 5001

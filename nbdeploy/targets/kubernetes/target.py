@@ -13,12 +13,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from nbdeploy.errors import Conflict, InvalidSpec
-from nbdeploy.specs import AksDeploymentConfig
-from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target
+from nbdeploy.errors import Conflict, InvalidSpec, TargetNotAvailable
+from nbdeploy.targets.kubernetes.config import AksDeploymentConfig
+from nbdeploy.targets.base import Availability, Handle, RevisionSpec, State, Status, Target
+from nbdeploy.targets.endpoint import Endpoint
+from nbdeploy.targets.local_docker import docker_availability
+from nbdeploy.targets.options import Option
 from nbdeploy.targets.kubernetes.cluster import Cluster, api_error, connect, import_kubernetes
 from nbdeploy.targets.kubernetes.manifests import (
     CONTAINER_PORT,
@@ -49,6 +52,9 @@ from nbdeploy.targets.kubernetes.objects import (
 )
 from nbdeploy.targets.kubernetes.status import Verdict, event_lines
 
+if TYPE_CHECKING:
+    from nbdeploy.builders.base import BuildRequest
+
 log = logging.getLogger(__name__)
 
 ANNOTATION_KEYS = "nbdeploy.io/keys-version"
@@ -62,20 +68,58 @@ class KubernetesTarget(Target):
     """Runs services as Deployments on the cluster of a kubeconfig context."""
 
     name = "aks"
+    aliases = ("kubernetes",)
+    description = "A Deployment + Service on a Kubernetes cluster: replicas, autoscaling, rolling updates."
+    config_class = AksDeploymentConfig
+    extra = "kubernetes"
+    options = (
+        Option("--replicas", "num_replicas", int, "Fixed number of replicas (turns autoscaling off)."),
+        Option("--kubeconfig", "kubeconfig", str, "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)."),
+        Option("--context", "context", str, "kubeconfig context (default: its current context)."),
+        Option("--namespace", "namespace", str, "Namespace (default: the context's, else 'default'); created when missing."),
+        Option("--autoscale-min", "autoscale_min_replicas", int, "Autoscaling: fewest replicas (default 1)."),
+        Option("--autoscale-max", "autoscale_max_replicas", int, "Autoscaling: most replicas (default 10)."),
+        Option("--autoscale-target", "autoscale_target_utilization", int, "Autoscaling: target CPU utilization in % (default 70)."),
+        Option("--cpu", "cpu_cores", float, "CPU cores requested per replica (default 0.1)."),
+        Option("--memory-gb", "memory_gb", float, "Memory requested per replica in GB (default 0.5)."),
+        Option("--cpu-limit", "cpu_cores_limit", float, "CPU limit per replica (at least --cpu)."),
+        Option("--memory-gb-limit", "memory_gb_limit", float, "Memory limit per replica in GB (at least --memory-gb)."),
+        Option("--gpu", "gpu_cores", int, "GPUs per replica (nvidia.com/gpu)."),
+        Option("--service-type", "service_type", str, "How the service is exposed.", ("ClusterIP", "NodePort", "LoadBalancer")),
+        Option("--image-registry", "image_registry", str, "Push the image here (default: the cluster shares the local Docker engine)."),
+        Option("--image-pull-secret", "image_pull_secret", str, "Secret for pulling from --image-registry."),
+    )
 
-    def __init__(self, workspace: Any) -> None:
-        super().__init__(workspace)
-        self.progress: Callable[[str], None] = log.info
-        self.build_settings: Any = None
+    @classmethod
+    def availability(cls) -> Availability:
+        try:
+            import_kubernetes()
+        except TargetNotAvailable as exc:
+            return Availability(False, str(exc))
+        return docker_availability()  # images are built on the local engine
+
+    @classmethod
+    def option_values(cls, parsed: Mapping[str, Any]) -> dict[str, Any]:
+        """A replica count turns autoscaling off; an autoscaling bound turns it on."""
+        values = super().option_values(parsed)
+        if "num_replicas" in values:
+            values.setdefault("autoscale_enabled", False)
+        if any(k.startswith("autoscale_") and k != "autoscale_enabled" for k in values):
+            values.setdefault("autoscale_enabled", True)
+        return values
+
+    def artifact_kind(self, request: BuildRequest) -> str | None:
+        self._checked(request.config)
+        return "docker-image"
 
     # -- helpers -------------------------------------------------------------------------------------
     @staticmethod
-    def _config(spec: RevisionSpec) -> AksDeploymentConfig:
-        if not isinstance(spec.config, AksDeploymentConfig):
-            raise InvalidSpec("deployment_config", f"the aks target needs an AksDeploymentConfig, got {type(spec.config).__name__}")
-        if spec.config.token_auth_enabled:
+    def _checked(config: Any) -> AksDeploymentConfig:
+        if not isinstance(config, AksDeploymentConfig):
+            raise InvalidSpec("deployment_config", f"the aks target needs an AksDeploymentConfig, got {type(config).__name__}")
+        if config.token_auth_enabled:
             raise InvalidSpec("token_auth_enabled", "token auth is not available on the aks target; use key auth (auth_enabled=True)")
-        return spec.config
+        return config
 
     @staticmethod
     def _cluster(handle: Handle) -> Cluster:
@@ -86,7 +130,7 @@ class KubernetesTarget(Target):
 
     # -- verbs ---------------------------------------------------------------------------------------
     def start(self, spec: RevisionSpec, previous: Handle | None = None) -> Handle:
-        config = self._config(spec)
+        config = self._checked(spec.config)
         cluster = connect(config.kubeconfig, config.context)
         namespace = config.namespace or cluster.namespace
         created_namespace = ensure_namespace(cluster, namespace, config.create_namespace, spec.service)
@@ -118,15 +162,13 @@ class KubernetesTarget(Target):
         }
 
     def _image(self, spec: RevisionSpec, config: AksDeploymentConfig) -> str:
-        from nbdeploy.builders.docker_builder import build_image, docker_client
-        from nbdeploy.targets.local_docker import image_spec_for
-
-        client = docker_client()
-        built = build_image(client, image_spec_for(spec), spec.bundle.path, f"nbdeploy/{spec.service}",
-                            spec.bundle.source_dir, settings=self.build_settings, progress=self.progress)
+        if spec.artifact is None or spec.artifact.kind != "docker-image":
+            raise InvalidSpec("artifact", "the aks target runs a built image; build the revision first (deploy() does)")
         if not config.image_registry:
-            return built.tag  # the kubelet uses this engine (imagePullPolicy Never)
-        return push_image(client, built.tag, config.image_registry, self.progress)
+            return spec.artifact.reference  # the kubelet uses this engine (imagePullPolicy Never)
+        from nbdeploy.builders.docker_builder import docker_client
+
+        return push_image(docker_client(), spec.artifact.reference, config.image_registry, self.progress)
 
     def status(self, handle: Handle) -> Status:
         cluster = self._cluster(handle)
@@ -135,8 +177,8 @@ class KubernetesTarget(Target):
         if verdict.rollout_complete:
             from nbdeploy.targets.net import probe
 
-            base = self.smoke_uri(handle)
-            ok, detail = probe(base + "/health/ready", timeout=5) if base else (False, "no URL reaches the service")
+            endpoint = self.endpoint(handle)
+            ok, detail = probe(endpoint.base_url + "/health/ready", timeout=5) if endpoint else (False, "no URL reaches the service")
             if ok:
                 return Status(State.HEALTHY, scoring_uri=uri, details=verdict.details)
             return Status(State.UNHEALTHY, f"all replicas are available but a smoke request failed: {detail}",
@@ -248,22 +290,21 @@ class KubernetesTarget(Target):
                     raise api_error(exc, "patch", "pods", ns, cluster) from exc
         wait_for_key(cluster, ns, [p["metadata"]["name"] for p in pods], keys[0], KEYS_WAIT_S)
 
-    def scoring_uri(self, handle: Handle) -> str | None:
-        base = self.smoke_uri(handle)
-        return f"{base}/score" if base else None
+    def endpoint(self, handle: Handle) -> Endpoint | None:
+        """The Service as this machine reaches it: ingress host, load balancer, node port or a port-forward.
 
-    def smoke_uri(self, handle: Handle) -> str | None:
-        """The Service's URL as this machine reaches it: ingress host, load balancer, node port or a port-forward."""
+        A port-forward lives as long as this process: its URL stops working when the process exits.
+        """
         if handle.get("ingress_host"):
-            return f"http://{handle['ingress_host']}"
+            return Endpoint(f"http://{handle['ingress_host']}")
         cluster = self._cluster(handle)
         if handle.get("service_type") == "LoadBalancer":
             address = load_balancer_address(cluster, handle)
             if address:
-                return f"http://{address}"
+                return Endpoint(f"http://{address}")
         if handle.get("service_type") in ("NodePort", "LoadBalancer") and handle.get("node_port"):
-            return f"http://{node_address(cluster)}:{handle['node_port']}"
+            return Endpoint(f"http://{node_address(cluster)}:{handle['node_port']}")
         from nbdeploy.targets.kubernetes.portforward import forwarder
 
         fwd = forwarder(cluster, handle["namespace"], handle["name"], CONTAINER_PORT)
-        return f"http://127.0.0.1:{fwd.port}"
+        return Endpoint(f"http://127.0.0.1:{fwd.port}")

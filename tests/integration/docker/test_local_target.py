@@ -16,7 +16,9 @@ import pytest
 
 from nbdeploy.errors import Conflict, DeploymentFailed, UpdateFailed
 from nbdeploy.specs import LocalDeploymentConfig
-from nbdeploy.targets.base import RevisionSpec, State, get_target
+from nbdeploy.builders.base import BuildRequest, get_builder
+from nbdeploy.targets.base import RevisionSpec, State
+from nbdeploy.targets.registry import get_target
 from nbdeploy.workspace import Workspace
 
 from .docker_testapp import make_app, make_bundle, make_environment
@@ -42,6 +44,13 @@ def revision(service, app: Path, n=1, **config):
     return RevisionSpec(service, n, make_bundle(app), LocalDeploymentConfig(**config), make_environment())
 
 
+def start(target, spec, previous=None):
+    """Build the revision's image (the service's build step), then start it."""
+    request = BuildRequest(spec.service, spec.revision, spec.bundle, spec.config, spec.environment)
+    spec.artifact = get_builder(target.artifact_kind(request), target.workspace).build(request)
+    return target.start(spec, previous=previous)
+
+
 def score(uri, data=(1, 2)):
     return httpx.post(uri, json={"data": list(data)}, timeout=10).json()
 
@@ -49,7 +58,7 @@ def score(uri, data=(1, 2)):
 def test_deploy_is_healthy_scores_and_is_removed(target, resources, tmp_path):
     service = resources.service()
     app = make_app(tmp_path / "app", weight=2.0)
-    handle = target.start(revision(service, app, cpu_cores=0.5, memory_gb=0.5, restart_policy="on-failure"))
+    handle = start(target, revision(service, app, cpu_cores=0.5, memory_gb=0.5, restart_policy="on-failure"))
     status = wait(target, handle)
     assert status.state == State.HEALTHY, status
     assert score(target.scoring_uri(handle)) == [2.0, 4.0]
@@ -73,7 +82,7 @@ def test_deploy_is_healthy_scores_and_is_removed(target, resources, tmp_path):
 
 
 def test_bridge_mode_publishes_the_port(target, resources, tmp_path):
-    handle = target.start(revision(resources.service(), make_app(tmp_path / "app"), network_mode="bridge"))
+    handle = start(target, revision(resources.service(), make_app(tmp_path / "app"), network_mode="bridge"))
     assert wait(target, handle).state == State.HEALTHY
     assert score(target.scoring_uri(handle)) == [2.0, 4.0]
     container = target.client().containers.get(handle["container"])
@@ -86,7 +95,7 @@ def test_bridge_mode_publishes_the_port(target, resources, tmp_path):
 def test_key_auth_and_key_rotation(target, resources, tmp_path):
     spec = revision(resources.service(), make_app(tmp_path / "app"), auth_enabled=True)
     spec.keys = ("primary-key-1", "secondary-key-1")
-    handle = target.start(spec)
+    handle = start(target, spec)
     assert wait(target, handle).state == State.HEALTHY
     uri = target.scoring_uri(handle)
     assert httpx.post(uri, json={"data": [1]}).status_code == 401
@@ -108,13 +117,13 @@ def test_port_in_use_is_a_conflict(target, resources, tmp_path, network_mode):
         port = sock.getsockname()[1]
         service = resources.service()
         with pytest.raises(Conflict, match=str(port)):
-            target.start(revision(service, make_app(tmp_path / "app"), port=port, network_mode=network_mode))
+            start(target, revision(service, make_app(tmp_path / "app"), port=port, network_mode=network_mode))
         assert not target.client().containers.list(all=True, filters={"label": f"nbdeploy.service={service}"})
 
 
 def test_container_that_exits_at_once_is_failed_with_the_traceback(target, resources, tmp_path):
     app = make_app(tmp_path / "app", init_extra="raise RuntimeError('nbdeploy-test: model file is corrupt')")
-    handle = target.start(revision(resources.service(), app))
+    handle = start(target, revision(resources.service(), app))
     status = wait(target, handle)
     assert status.state == State.FAILED, status
     assert "init() failed" in status.reason and "code 3" in status.reason
@@ -123,7 +132,7 @@ def test_container_that_exits_at_once_is_failed_with_the_traceback(target, resou
 
 def test_container_killed_for_memory_is_failed_with_oom(target, resources, tmp_path):
     app = make_app(tmp_path / "app", init_extra="global hog; hog = bytearray(400 * 2**20)")
-    handle = target.start(revision(resources.service(), app, memory_gb=0.125))
+    handle = start(target, revision(resources.service(), app, memory_gb=0.125))
     status = wait(target, handle)
     assert status.state == State.FAILED, status
     assert "memory" in status.reason.lower() or "oom" in status.reason.lower(), status
@@ -132,17 +141,17 @@ def test_container_killed_for_memory_is_failed_with_oom(target, resources, tmp_p
 def test_host_update_hands_the_port_over(target, resources, tmp_path):
     """SIGUSR1 adds the new container to the public port beside the old one; retire drains the old one."""
     service = resources.service()
-    old = target.start(revision(service, make_app(tmp_path / "v1", weight=1.0), restart_policy="always"))
+    old = start(target, revision(service, make_app(tmp_path / "v1", weight=1.0), restart_policy="always"))
     assert wait(target, old).state == State.HEALTHY
     public = target.scoring_uri(old)
 
-    new = target.start(revision(service, make_app(tmp_path / "v2", weight=10.0), n=2, restart_policy="always"),
+    new = start(target, revision(service, make_app(tmp_path / "v2", weight=10.0), n=2, restart_policy="always"),
                        previous=old)
     assert new["held"] and new["port"] == old["port"] and new["admin_port"] != old["admin_port"]
     assert wait(target, new).state == State.HEALTHY
     container = target.client().containers.get(new["container"])
     assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "no"  # a failing candidate fails the update
-    assert score(target.smoke_uri(new) + "/score") == [10.0, 20.0]
+    assert score(target.private_endpoint(new).scoring_uri) == [10.0, 20.0]
     assert {tuple(score(public)) for _ in range(10)} == {(1.0, 2.0)}  # held: only the old one is public
 
     new = target.promote(new, old)
@@ -169,17 +178,17 @@ def test_host_update_hands_the_port_over(target, resources, tmp_path):
 
 def test_host_update_whose_candidate_fails_keeps_the_old_one(target, resources, tmp_path):
     service = resources.service()
-    old = target.start(revision(service, make_app(tmp_path / "v1", weight=1.0)))
+    old = start(target, revision(service, make_app(tmp_path / "v1", weight=1.0)))
     assert wait(target, old).state == State.HEALTHY
     app = make_app(tmp_path / "v2", init_extra="raise RuntimeError('nbdeploy-test: broken v2')")
-    new = target.start(revision(service, app, n=2, restart_policy="always"), previous=old)
+    new = start(target, revision(service, app, n=2, restart_policy="always"), previous=old)
     status = wait(target, new)
     assert status.state == State.FAILED and "nbdeploy-test: broken v2" in status.evidence, status
     target.abort(new, old)
     assert wait(target, old).state == State.HEALTHY and score(target.scoring_uri(old)) == [1.0, 2.0]
 
     # a candidate that cannot take the public port is removed; the old one keeps serving
-    new = target.start(revision(service, make_app(tmp_path / "v3"), n=3), previous=old)
+    new = start(target, revision(service, make_app(tmp_path / "v3"), n=3), previous=old)
     assert wait(target, new).state == State.HEALTHY
     target.client().containers.get(new["container"]).kill()
     with pytest.raises(UpdateFailed, match="public port"):
@@ -191,14 +200,14 @@ def test_host_update_whose_candidate_fails_keeps_the_old_one(target, resources, 
 
 def test_bridge_update_moves_the_public_port_only_when_healthy(target, resources, tmp_path):
     service = resources.service()
-    old = target.start(revision(service, make_app(tmp_path / "v1", weight=1.0), network_mode="bridge"))
+    old = start(target, revision(service, make_app(tmp_path / "v1", weight=1.0), network_mode="bridge"))
     assert wait(target, old).state == State.HEALTHY
     public = target.scoring_uri(old)
 
-    new = target.start(revision(service, make_app(tmp_path / "v2", weight=10.0), n=2, network_mode="bridge"), previous=old)
+    new = start(target, revision(service, make_app(tmp_path / "v2", weight=10.0), n=2, network_mode="bridge"), previous=old)
     assert wait(target, new).state == State.HEALTHY
     assert new["port"] != old["port"] and target.scoring_uri(new) == public
-    assert score(target.smoke_uri(new) + "/score") == [10.0, 20.0]
+    assert score(target.private_endpoint(new).scoring_uri) == [10.0, 20.0]
     assert score(public) == [1.0, 2.0]  # still the old revision
 
     new = target.promote(new, old)
@@ -208,7 +217,7 @@ def test_bridge_update_moves_the_public_port_only_when_healthy(target, resources
     assert target.status(old).state == State.FAILED  # gone
 
     # a revision that fails on the public port rolls back to the serving one
-    broken = target.start(revision(service, make_app(tmp_path / "v3", init_extra="pass"), n=3, network_mode="bridge"), previous=new)
+    broken = start(target, revision(service, make_app(tmp_path / "v3", init_extra="pass"), n=3, network_mode="bridge"), previous=new)
     assert wait(target, broken).state == State.HEALTHY
     broken["image"] = "nbdeploy-test/absent:0"  # cannot run on the public port
     with pytest.raises(DeploymentFailed, match="could not start"):
@@ -223,10 +232,10 @@ def test_update_across_network_modes_keeps_the_port(target, resources, tmp_path,
     """A bridge container (say, from an older nbdeploy) updated to host mode and back: the old one frees the port
     first (a short outage), then the new one serves it."""
     service = resources.service()
-    old = target.start(revision(service, make_app(tmp_path / "v1", weight=1.0), network_mode=modes[0]))
+    old = start(target, revision(service, make_app(tmp_path / "v1", weight=1.0), network_mode=modes[0]))
     assert wait(target, old).state == State.HEALTHY
     public = target.scoring_uri(old)
-    new = target.start(revision(service, make_app(tmp_path / "v2", weight=10.0), n=2, network_mode=modes[1]), previous=old)
+    new = start(target, revision(service, make_app(tmp_path / "v2", weight=10.0), n=2, network_mode=modes[1]), previous=old)
     assert wait(target, new).state == State.HEALTHY
     assert score(public) == [1.0, 2.0]
     new = target.promote(new, old)

@@ -27,7 +27,7 @@ def test_cli_deploys_scores_and_deletes_on_kubernetes(cluster, workspace, model,
                    "--namespace", NAMESPACE, "--cpu", "0.05", "--memory-gb", "0.1", "--service-type", "NodePort", "--no-auth").stdout
     assert "Healthy" in out
     shown = json.loads(nbdeploy(workspace.path, "service", "show", name, "-o", "json").stdout)
-    assert shown["computeType"] == "aks" and shown["state"] == "Healthy" and shown["image"]
+    assert shown["computeType"] == "AKS" and shown["target"] == "aks" and shown["state"] == "Healthy" and shown["image"]
     answer = json.loads(nbdeploy(workspace.path, "service", "run", name, "--data", '{"data": [1, 2]}').stdout)
     assert answer["y"] == [2.0, 4.0]
     bad = nbdeploy(workspace.path, "service", "update", name, "--workers", "2", check=False)

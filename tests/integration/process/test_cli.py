@@ -51,7 +51,7 @@ def test_deploy_with_v1_config_files(workspace, model, score_py, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["service", "deploy", "-n", "x-svc", "--entry-script", "score.py"], "at least one model"),
+    (["service", "deploy", "-n", "x-svc", "--entry-script", "score.py"], "Entry script score.py does not exist"),
     (["service", "deploy", "-n", "x-svc", "-m", "diabetes"], "--entry-script"),
     (["service", "deploy", "-n", "x-svc", "-m", "nope", "--entry-script", "{script}"], "No model named 'nope'"),
     (["service", "deploy", "-n", "x-svc", "-m", "diabetes", "--entry-script", "{script}", "--target", "mars"], "No target named 'mars'"),
@@ -71,3 +71,39 @@ def test_failed_deploy_exits_non_zero_with_the_reason(workspace, model, tmp_path
     result = nbdeploy(workspace.path, "service", "deploy", "-n", "broken-cli", "-m", "diabetes", "--entry-script", str(broken), check=False)
     assert result.returncode == 1
     assert "Failed" in result.stderr and "no weights" in result.stderr
+
+
+def test_a_script_that_needs_no_model_deploys_without_one(workspace, tmp_path):
+    script = tmp_path / "echo.py"
+    script.write_text("def init():\n    pass\ndef run(raw):\n    return {'echo': raw}\n")
+    nbdeploy(workspace.path, "service", "deploy", "-n", "no-model", "--entry-script", str(script))
+    answer = json.loads(nbdeploy(workspace.path, "service", "run", "no-model", "--data", "hi").stdout)
+    assert answer == {"echo": "hi"}
+
+
+def test_target_options_come_from_the_target(workspace):
+    aks = nbdeploy(workspace.path, "service", "deploy", "--target", "aks", "--help").stdout
+    process = nbdeploy(workspace.path, "service", "deploy", "--target", "process", "--help").stdout
+    assert "--replicas" in aks and "--namespace" in aks and "--workers" not in aks
+    assert "--workers" in process and "--isolated" in process and "--replicas" not in process
+    assert "--auth / --no-auth" in aks and "--auth / --no-auth" in process  # the common options
+    refused = nbdeploy(workspace.path, "service", "deploy", "-n", "x-svc", "--entry-script", "s.py", "--replicas", "2",
+                       check=False)
+    assert refused.returncode == 2
+    assert ("--replicas is not an option of --target process; its own options: --port, --host, --workers, "
+            "--isolated") in refused.stderr
+    listing = nbdeploy(workspace.path, "service", "targets", "--no-check").stdout
+    assert [line.split()[0] for line in listing.splitlines()[1:]] == ["aks", "local", "process"]
+
+
+def test_requirements_are_never_ignored_on_the_process_target(workspace, model, score_py, tmp_path):
+    (tmp_path / "req.txt").write_text("nbdeploy-no-such-package==1.0\n")
+    refused = nbdeploy(workspace.path, "service", "deploy", "-n", "req-svc", "-m", "diabetes", "--entry-script",
+                       str(score_py), "--requirements", str(tmp_path / "req.txt"), "--no-isolated", check=False)
+    assert refused.returncode == 1 and "does not satisfy nbdeploy-no-such-package==1.0" in refused.stderr
+    assert "--isolated" in refused.stderr
+    isolated = nbdeploy(workspace.path, "service", "deploy", "-n", "req-svc", "-m", "diabetes", "--entry-script",
+                        str(score_py), "--requirements", str(tmp_path / "req.txt"), check=False)
+    assert isolated.returncode == 1 and "nbdeploy-no-such-package" in isolated.stderr  # the isolated build ran
+    assert "isolated environment" in isolated.stdout + isolated.stderr
+    assert "req-svc" not in nbdeploy(workspace.path, "service", "list").stdout

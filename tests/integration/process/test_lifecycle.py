@@ -272,3 +272,20 @@ def test_other_observers_see_deleting_while_delete_runs(workspace, model, score_
     monkeypatch.setattr(target, "stop", stop_and_look)
     svc.delete()
     assert seen == ["Deleting"]
+
+
+def test_overwrite_builds_first_so_a_failed_build_keeps_the_old_service(workspace, model, score_py, diabetes):
+    X, _ = diabetes
+    svc = nbdeploy.deploy("keep-me", [model], nbdeploy.InferenceConfig(str(score_py)), workspace=workspace)
+    svc.wait_for_deployment()
+    pid = svc._current()[0]["pid"]
+    broken = nbdeploy.Environment("broken")
+    broken.python.conda_dependencies.add_pip_package("nbdeploy-no-such-package==1.0")
+    from nbdeploy.errors import BuildError
+
+    with pytest.raises(BuildError, match="nbdeploy-no-such-package"):
+        nbdeploy.deploy("keep-me", [model], nbdeploy.InferenceConfig(str(score_py), environment=broken),
+                        overwrite=True, workspace=workspace)
+    again = Webservice("keep-me", workspace)
+    assert again.revision == 1 and _pid_alive(pid) and again.status().state == "Healthy"
+    assert len(again.run({"data": X[:1]})) == 1

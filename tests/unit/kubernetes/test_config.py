@@ -6,7 +6,7 @@ import pytest
 
 from nbdeploy.errors import InvalidSpec
 from nbdeploy.specs import AksDeploymentConfig, deployment_config_from_dict
-from nbdeploy.targets.kubernetes.cli_options import FIELDS, OPTIONS, config_overrides
+from nbdeploy.targets.kubernetes.target import KubernetesTarget
 
 
 def test_v1_defaults() -> None:
@@ -49,35 +49,17 @@ def test_deploymentconfig_json_round_trip() -> None:
 
 
 def test_cli_options_map_to_config_fields() -> None:
-    assert all(hasattr(AksDeploymentConfig(), f) for f in FIELDS)
-    assert {o.flag for o in OPTIONS} >= {"--replicas", "--kubeconfig", "--context", "--namespace", "--autoscale-min",
-                                         "--autoscale-max", "--cpu", "--memory-gb"}
-    assert config_overrides({"num_replicas": 2, "cpu_cores": 0.5, "memory_gb": None, "port": 1}) == {"num_replicas": 2, "cpu_cores": 0.5}
-    assert config_overrides({"autoscale_max_replicas": 3}) == {"autoscale_max_replicas": 3, "autoscale_enabled": True}
+    assert all(hasattr(AksDeploymentConfig(), o.field) for o in KubernetesTarget.options)
+    assert {o.flag for o in KubernetesTarget.options} >= {"--replicas", "--kubeconfig", "--context", "--namespace",
+                                                          "--autoscale-min", "--autoscale-max", "--cpu", "--memory-gb"}
+    values = KubernetesTarget.option_values
+    assert values({"num_replicas": 2, "cpu_cores": 0.5, "memory_gb": None}) == {"num_replicas": 2, "cpu_cores": 0.5, "autoscale_enabled": False}
+    assert values({"autoscale_max_replicas": 3}) == {"autoscale_max_replicas": 3, "autoscale_enabled": True}
 
 
 def test_autoscale_options_with_replicas_are_refused() -> None:
     with pytest.raises(InvalidSpec):
-        AksDeploymentConfig().merged(**config_overrides({"num_replicas": 2, "autoscale_min_replicas": 1}))
-
-
-def test_click_options_parse() -> None:
-    import click
-    from click.testing import CliRunner
-
-    from nbdeploy.targets.kubernetes.cli_options import click_options
-
-    seen: dict = {}
-
-    @click.command()
-    @click_options
-    def cmd(**values: object) -> None:
-        seen.update(config_overrides(values))
-
-    result = CliRunner().invoke(cmd, ["--replicas", "2", "--cpu", "0.5", "--memory-gb", "1", "--namespace", "ns",
-                                      "--service-type", "NodePort"])
-    assert result.exit_code == 0, result.output
-    assert seen == {"num_replicas": 2, "cpu_cores": 0.5, "memory_gb": 1.0, "namespace": "ns", "service_type": "NodePort"}
+        AksDeploymentConfig().merged(**KubernetesTarget.option_values({"num_replicas": 2, "autoscale_min_replicas": 1}))
 
 
 def test_missing_client_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ def test_unknown_option_is_a_usage_error(ip, model_file):
         ip.run_line_magic("register_model", f"{model_file} --name m --colour red")
     with pytest.raises(UsageError, match="unrecognized arguments"):
         ip.run_line_magic("deploy", "svc-x --model m --bogus 1")
-    with pytest.raises(UsageError, match="invalid choice"):
+    with pytest.raises(UsageError, match="No target named 'moon'. Available: aks, local, process"):
         ip.run_line_magic("deploy", "svc-x --model m --target moon")
     with pytest.raises(UsageError):
         ip.run_line_magic("logs", "")
@@ -62,16 +62,30 @@ def test_deploy_without_entry_script(ip, model_file):
 
 
 @pytest.mark.parametrize("target", ["edge", "fpga"])
-def test_targets_not_built_yet_say_so(ip, target):
-    with pytest.raises(UsageError, match=f"The '{target}' target is not available yet"):
+def test_targets_not_built_are_never_offered(ip, target):
+    with pytest.raises(UsageError, match=f"No target named '{target}'"):
         ip.run_line_magic("deploy", f"svc-x --model m --target {target}")
 
 
 def test_option_that_does_not_apply_to_the_target(ip, model_file):
     ip.run_line_magic("register_model", f"{model_file} --name diabetes")
     ip.run_cell_magic("score_script", "", GOOD_SCRIPT)
-    with pytest.raises(UsageError, match="--namespace does not apply to --target process"):
+    with pytest.raises(UsageError, match=r"--namespace is not an option of target 'process' \(it is one of aks\); "
+                                         r"process's own options: --port, --host, --workers, --isolated"):
         ip.run_line_magic("deploy", "svc-x --model diabetes --namespace prod")
+    with pytest.raises(UsageError, match=r"unrecognized arguments: --replicas 2: not options of --target local; "
+                                         r"its own options: --port, --host, --cpu"):
+        ip.run_line_magic("deploy", "svc-x --model diabetes --target local --replicas 2")
+    assert len(ip.run_line_magic("services", "")) == 0
+
+
+def test_deploy_help_is_generated_from_the_targets(ip, capsys):
+    assert ip.run_line_magic("deploy", "--help") is None
+    everything = capsys.readouterr().out
+    assert "--replicas" in everything and "(aks)" in everything and "--workers" in everything
+    ip.run_line_magic("deploy", "--target aks --help")
+    aks = capsys.readouterr().out
+    assert "options of --target aks" in aks and "--replicas" in aks and "--workers" not in aks
 
 
 def test_bad_tag_environment_and_inference_config(ip, model_file):
@@ -112,3 +126,61 @@ def test_inference_config_is_used_by_deploy(ip, tmp_path):
     ip.run_cell_magic("inference_config", "", '{"entryScript": "s.py"}')
     magics = ip.magics_manager.registry["NbdeployMagics"]
     assert magics.session.inference_config.entry_script_path == (tmp_path / "s.py").resolve()
+
+
+def test_options_take_shell_quoting(ip, model_file):
+    model = ip.run_line_magic("register_model", f"{model_file} --name quoted --description 'a tuned model' --tag 'team=data science'")
+    assert model.description == "a tuned model" and model.tags == {"team": "data science"}
+    with pytest.raises(UsageError, match="check the quotes"):
+        ip.run_line_magic("register_model", f"{model_file} --name q --description 'unclosed")
+
+
+def test_every_magic_has_help(ip, capsys):
+    for magic in ("register_model", "models", "services", "logs", "undeploy", "nbdeploy_workspace"):
+        assert ip.run_line_magic(magic, "--help") is None
+        assert "usage:" in capsys.readouterr().out.lower()
+
+
+def test_score_accepts_the_quoted_json_its_hint_shows(ip):
+    with pytest.raises(UsageError, match="No service named 'svc-x'"):  # the body parsed: the service is the problem
+        ip.run_line_magic("score", """svc-x '{"data": [[1, 2]]}'""")
+
+
+def test_a_second_score_script_does_not_silently_change_the_default(ip, tmp_path, capsys):
+    ip.run_cell_magic("score_script", "score.py", GOOD_SCRIPT)
+    ip.run_cell_magic("score_script", "broken.py", GOOD_SCRIPT)
+    out = capsys.readouterr().out
+    assert "%deploy's default stays score.py" in out
+    magics = ip.magics_manager.registry["NbdeployMagics"]
+    assert magics.session.entry_script == (tmp_path / "score.py").resolve()
+    ip.run_cell_magic("score_script", "broken.py --default", GOOD_SCRIPT)
+    assert magics.session.entry_script == (tmp_path / "broken.py").resolve()
+
+
+def test_deploy_of_a_service_not_made_by_deploy_is_refused_with_the_fix(ip, model_file, tmp_path):
+    import nbdeploy
+
+    model = ip.run_line_magic("register_model", f"{model_file} --name m")
+    (tmp_path / "s.py").write_text(GOOD_SCRIPT)
+    ws = ip.magics_manager.registry["NbdeployMagics"].session.workspace()
+    nbdeploy.deploy("from-python", [model], nbdeploy.InferenceConfig(str(tmp_path / "s.py")), workspace=ws).delete
+    with pytest.raises(UsageError, match="exists \\(not deployed with %deploy\\): add --overwrite"):
+        ip.run_line_magic("deploy", f"from-python --model m --entry {tmp_path / 's.py'}")
+
+
+def test_interrupt_while_waiting_says_what_state_the_service_is_in():
+    from nbdeploy.notebook.magics import _explain_interrupt
+    from nbdeploy.targets.base import State, Status
+
+    class Starting:
+        name = "slow-svc"
+
+        def status(self):
+            return Status(State.TRANSITIONING, "init() is running")
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        with _explain_interrupt(Starting()):
+            raise KeyboardInterrupt
+    shown = "\n".join(info.value._render_traceback_())
+    assert "slow-svc is Transitioning (init() is running) and keeps starting in the background" in shown
+    assert "%undeploy slow-svc" in shown

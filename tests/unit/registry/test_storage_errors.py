@@ -241,7 +241,7 @@ def test_non_utf8_metadata_is_a_one_line_error(tmp_path: Path, argv: tuple[str, 
 
 
 def test_read_only_workspace_of_the_previous_schema_stays_readable(small_disk: Path, tmp_path: Path) -> None:
-    """A workspace written before migration 3 (no id yet) on a read-only mount is read without migrating."""
+    """A workspace written before migration 4 (no id yet) on a read-only mount is read without migrating."""
     import sqlite3
 
     import nbdeploy.workspace as wsmod
@@ -251,10 +251,10 @@ def test_read_only_workspace_of_the_previous_schema_stays_readable(small_disk: P
         (ws / sub).mkdir(parents=True)
     conn = sqlite3.connect(ws / "nbdeploy.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
-    for _, script in wsmod.MIGRATIONS[:2]:
+    for _, script in wsmod.MIGRATIONS[:3]:
         for statement in wsmod._split_sql(script):
             conn.execute(statement)
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute("PRAGMA user_version = 3")
     conn.execute("INSERT INTO models(name, version, created_time, kind, root, size, digest) "
                  "VALUES ('old', 1, 't', 'file', 'm.bin', 1, 'sha256:00')")
     conn.close()

@@ -11,7 +11,6 @@ import pytest
 
 from nbdeploy.errors import InvalidInput, InvalidSpec
 from nbdeploy.specs import (
-    AciDeploymentConfig,
     AksDeploymentConfig,
     CondaDependencies,
     Environment,
@@ -153,7 +152,7 @@ def test_inference_config_unknown_key_names_allowed(tmp_path, script):
 
 def test_deployment_configs_round_trip(tmp_path):
     for config in (ProcessDeploymentConfig(port=8890, workers=2), LocalDeploymentConfig(port=6789, memory_gb=1.5),
-                   AciDeploymentConfig(cpu_cores=1, memory_gb=2, auth_enabled=True, primary_key="k" * 10),
+                   LocalDeploymentConfig(cpu_cores=1, memory_gb=2, auth_enabled=True, primary_key="k" * 10),
                    AksDeploymentConfig(num_replicas=2, namespace="team-a", cpu_cores_limit=1)):
         doc = config.to_dict()
         (tmp_path / "dc.json").write_text(json.dumps(doc))
@@ -163,6 +162,12 @@ def test_deployment_configs_round_trip(tmp_path):
 def test_v1_deploymentconfig_compute_types_are_case_insensitive():
     assert isinstance(deployment_config_from_dict({"computeType": "LOCAL", "port": 6789}), LocalDeploymentConfig)
     assert isinstance(deployment_config_from_dict({"computeType": "aks", "numReplicas": 1}), AksDeploymentConfig)
+    assert isinstance(deployment_config_from_dict({"computeType": "AKSENDPOINT", "numReplicas": 1}), AksDeploymentConfig)
+
+
+def test_unbuilt_compute_type_is_refused_with_the_supported_ones():
+    with pytest.raises(InvalidSpec, match=r"computeType: 'ACI' is not supported \(allowed: AKS, local, process\)"):
+        deployment_config_from_dict({"computeType": "ACI"})
 
 
 @pytest.mark.parametrize("kwargs, key", [

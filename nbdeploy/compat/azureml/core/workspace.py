@@ -1,5 +1,5 @@
 """Mirror of ``azureml.core.workspace``."""
 
-from nbdeploy.compat.azureml._v1 import Workspace
+from nbdeploy.compat.azureml._workspace import Workspace
 
 __all__ = ["Workspace"]

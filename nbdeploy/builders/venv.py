@@ -1,4 +1,4 @@
-"""Isolated Python environments for the process target: a virtual environment per Environment digest.
+"""Isolated Python environments (the process target's `isolated` mode): a virtual environment per Environment digest.
 
 The scoring server is copied next to it as the top-level package ``nbdeploy_server`` (exactly as images
 carry it), so the environment needs only the server's three dependencies plus the user's packages.

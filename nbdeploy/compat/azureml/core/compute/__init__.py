@@ -1,0 +1,5 @@
+"""Mirror of ``azureml.core.compute``: ``ComputeTarget``, ``AksCompute`` (attach existing clusters), refusals for the rest."""
+
+from nbdeploy.compat.azureml._compute import AksCompute, AmlCompute, ComputeInstance, ComputeTarget
+
+__all__ = ["AksCompute", "AmlCompute", "ComputeInstance", "ComputeTarget"]
