@@ -147,7 +147,7 @@ def quote(value: str, what: str) -> str:
 def _pairs(items: Mapping[str, str], key_re: re.Pattern[str], what: str) -> str:
     out = []
     for key in sorted(items):
-        if not key_re.match(key):
+        if not key_re.fullmatch(key):
             raise InvalidSpec(f"{what} {key!r}", "not a valid name")
         out.append(f"{key}={quote(str(items[key]), f'{what} {key}')}")
     return " \\\n    ".join(out)
@@ -193,7 +193,7 @@ def _runtime_lines(spec: ImageSpec) -> list[str]:
     """The base (or the environment's base Dockerfile) and its system packages, as stage ``runtime``."""
     base_lines, base_ref = _base_stage(spec)
     for pkg in spec.system_packages:
-        if not _APT_NAME.match(pkg):
+        if not _APT_NAME.fullmatch(pkg):
             raise InvalidSpec("system package", f"{pkg!r} is not a Debian package name")
     lines = list(base_lines) + [f"FROM {base_ref} AS runtime", "USER root"]
     if spec.system_packages:
