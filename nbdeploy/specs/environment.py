@@ -80,7 +80,7 @@ class Environment:
     """The software environment a service runs in."""
 
     def __init__(self, name: str, version: str | None = None) -> None:
-        if not isinstance(name, str) or not ENV_NAME_RE.match(name):
+        if not isinstance(name, str) or not ENV_NAME_RE.fullmatch(name):
             raise InvalidSpec("environment name", f"{name!r} must start with a letter or digit and use letters, digits, '.', '_', '-'")
         self.name = name
         self.version = version
@@ -273,9 +273,17 @@ class Environment:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """A complete, JSON-serializable description (stored in revision records)."""
+        """A complete, JSON-serializable description (stored in revision records and saved environments).
+
+        Index URLs lose inline passwords (``https://user:secret@host`` is stored as ``https://host``): give
+        credentials by reference instead, ``https://user:${PIP_PASSWORD}@host/simple`` (expanded at build
+        time), ``~/.netrc`` or keyring.
+        """
         doc = self.to_v1_document()
         doc["pipOptions"] = asdict(self.pip_options)
+        options = doc["pipOptions"]
+        options["index_url"] = _stored_url(options["index_url"])
+        options["extra_index_urls"] = [_stored_url(u) for u in options["extra_index_urls"]]
         doc["docker"]["gpuSupport"] = self.docker.gpu_support
         doc["docker"]["systemPackages"] = list(self.docker.system_packages)
         return doc
@@ -320,6 +328,24 @@ class Environment:
 
     def __repr__(self) -> str:
         return f"Environment(name={self.name!r}, pip={self.pip_packages!r}, base_image={self.docker.base_image!r})"
+
+
+def _stored_url(url: str | None) -> str | None:
+    """An index URL as it may be stored: without an inline password (a ``${VAR}`` reference is kept)."""
+    if not url:
+        return url
+    from nbdeploy.specs.credentials import redact_index_url
+
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    if "${" in userinfo:
+        return url
+    stored, had_credentials = redact_index_url(url)
+    if had_credentials:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "the credentials in %s are not stored; give them by reference (${VAR} in the URL, ~/.netrc or keyring)", stored)
+    return stored
 
 
 def _as_list(value: Any, key: str, source: str | None) -> list[str]:

@@ -91,7 +91,7 @@ class AksDeploymentConfig(DeploymentConfig):
             raise InvalidSpec("cpu_cores_limit", f"{self.cpu_cores_limit} is below the request cpu_cores={self.cpu_cores}")
         if self.memory_gb_limit is not None and self.memory_gb_limit < self.memory_gb:
             raise InvalidSpec("memory_gb_limit", f"{self.memory_gb_limit} is below the request memory_gb={self.memory_gb}")
-        if self.namespace is not None and not NAMESPACE_RE.match(self.namespace):
+        if self.namespace is not None and not NAMESPACE_RE.fullmatch(self.namespace):
             raise InvalidSpec("namespace", f"{self.namespace!r} must be lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit")
         autoscale_values = [k for k in ("autoscale_min_replicas", "autoscale_max_replicas", "autoscale_refresh_seconds", "autoscale_target_utilization") if getattr(self, k) is not None]
         if self.autoscale_enabled and self.num_replicas is not None:
