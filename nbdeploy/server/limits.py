@@ -1,0 +1,260 @@
+"""Connection limits of a worker: request-head size (431), header-read timeout, a connection cap.
+
+uvicorn's httptools protocol has none of these: a connection that never finishes its request head stays
+open for ever, a request head is buffered whatever its size, and idle sockets can use up the process's
+file descriptors until ``accept`` fails for real clients. :func:`protocol_class` returns a subclass of that
+protocol that adds them, and :func:`sweep` is the worker's once-per-tick task that enforces the timeout.
+
+Per request the subclass costs a counter update in ``data_received`` and two attribute stores; the
+timeout needs no timer per request (the sweeper looks at every connection a few times per timeout), and
+the cap is only checked when a connection is accepted.
+
+- **Head size**: bytes received while a request head is incomplete are counted; past
+  ``max_header_bytes`` the worker answers 431 ``{"message": ...}`` with ``Connection: close``, stops
+  parsing (what else arrives is read and dropped, so the client can finish sending and read the answer)
+  and closes the connection after a short linger. Memory stays bounded by the limit plus one read.
+- **Header timeout**: a connection must deliver a complete request head within ``header_timeout``
+  seconds of being accepted, or of the first byte of its next request on a kept-alive connection.
+  Otherwise it is closed: with a 408 answer when part of a head arrived, silently when nothing did.
+- **Keep-alive timeout**: uvicorn's timer (``timeout_keep_alive``), with a second chance: when it fires
+  right after the event loop was blocked (a long ``run()``), the connection's request may be waiting,
+  unread, in the socket; it is closed only if nothing arrived one loop pass later.
+- **Connection cap**: at most ``max_connections`` open connections per worker (never more than the
+  open-file limit allows, less a reserve). Accepting one more closes the oldest connections that have
+  no request in progress (idle keep-alive or still sending their head), a batch at a time; when every
+  connection has a request in progress, the new one is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+from . import jsonio
+from .settings import DEFAULT_HEADER_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES
+
+log = logging.getLogger("nbdeploy.server")
+FD_RESERVE = 32  # descriptors kept free for user code, logs and the listening sockets
+LINGER_S = 2.0  # how long a rejected connection is read and drained before it is closed
+
+
+class HeadTooLarge(Exception):
+    """Raised inside the parser's callback when a complete head turns out to be over the limit."""
+
+
+def effective_max_connections(wanted: int) -> int:
+    """``wanted``, lowered so that open connections cannot use up the process's open-file limit."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft == resource.RLIM_INFINITY:
+            return max(1, wanted)
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return max(1, wanted)
+    try:
+        open_now = len(os.listdir("/proc/self/fd"))
+    except OSError:  # pragma: no cover - no procfs
+        open_now = 64
+    return max(1, min(wanted, soft - open_now - FD_RESERVE))
+
+
+def _json_answer(status: bytes, message: str) -> bytes:
+    body = jsonio.dumps({"message": message})
+    return b"HTTP/1.1 %s\r\ncontent-type: application/json\r\nx-ms-run-function-failed: False\r\n" \
+           b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, len(body), body)
+
+
+class _Drain:
+    """Stands in for the HTTP parser of a rejected connection: what still arrives is dropped."""
+
+    def feed_data(self, data: bytes) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:  # uvicorn may ask the parser about the connection
+        return lambda *args, **kwargs: False
+
+
+class Limits:
+    """One worker's limits and its table of open connections (oldest first)."""
+
+    def __init__(self, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+                 header_timeout: float = DEFAULT_HEADER_TIMEOUT_S,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+        self.max_header_bytes = int(max_header_bytes)
+        self.header_timeout = float(header_timeout)
+        self.max_connections = effective_max_connections(int(max_connections))
+        self.batch = max(1, min(32, self.max_connections // 8))
+        self.conns: dict[Any, None] = {}  # insertion order = age
+        self.rejected_heads = 0
+        self.timed_out = 0
+        self.evicted = 0
+        self.refused = 0
+        self._warned = 0.0
+        self.answer_431 = _json_answer(b"431 Request Header Fields Too Large",
+                                       f"Request header fields too large: the request line and headers "
+                                       f"must not exceed {self.max_header_bytes} bytes.")
+        self.answer_408 = _json_answer(b"408 Request Timeout",
+                                       f"Request header timeout: the request head did not arrive within "
+                                       f"{self.header_timeout:g} s.")
+
+    def _warn(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._warned > 10.0:  # at most one line per 10 s under a flood
+            self._warned = now
+            log.warning(message, *args)
+
+    def admit(self, conn: Any) -> bool:
+        """Register a new connection, closing idle ones to make room; False: no room, close it."""
+        conns = self.conns
+        if len(conns) >= self.max_connections:
+            victims = []
+            for old in conns:
+                if old._head >= 0:  # no request in progress: idle keep-alive, or still sending its head
+                    victims.append(old)
+                    if len(victims) >= self.batch:
+                        break
+            for old in victims:
+                del conns[old]
+                old.transport.close()
+            self.evicted += len(victims)
+            if not victims:
+                self.refused += 1
+                self._warn("Connection cap (%d per worker) reached with a request in progress on each; "
+                           "closing new connections", self.max_connections)
+                return False
+            self._warn("Connection cap (%d per worker) reached: closed %d idle connection(s)",
+                       self.max_connections, len(victims))
+        conns[conn] = None
+        return True
+
+    def sweep_once(self, now: float) -> None:
+        """Close connections whose request head is overdue (see the module docstring)."""
+        timeout = self.header_timeout
+        for conn in list(self.conns):
+            head = conn._head
+            if head < 0 or (head == 0 and conn._heads):
+                continue  # a request in progress, or an idle kept-alive connection (uvicorn's timer)
+            if conn._seen != conn._heads:
+                conn._seen, conn._seen_at = conn._heads, now
+            elif now - conn._seen_at >= timeout:
+                self.timed_out += 1
+                self.conns.pop(conn, None)
+                conn.head_timed_out(head > 0)
+
+
+async def sweep(limits: Limits) -> None:
+    """Run :meth:`Limits.sweep_once` a few times per header timeout, for ever (cancelled at shutdown).
+
+    A round that starts late (the loop was blocked, typically by a long ``run()``) only waits: bytes that
+    arrived meanwhile are still unread in the sockets, and the next loop pass reads them.
+    """
+    tick = min(1.0, max(0.05, limits.header_timeout / 4))
+    last = time.monotonic()
+    while True:
+        await asyncio.sleep(tick)
+        now = time.monotonic()
+        late = now - last > 2 * tick
+        last = now
+        if not late:
+            limits.sweep_once(now)
+
+
+def protocol_class(limits: Limits) -> type:
+    """uvicorn's httptools protocol with ``limits`` applied."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    base_data_received = HttpToolsProtocol.data_received
+    base_headers_complete = HttpToolsProtocol.on_headers_complete
+    base_response_complete = HttpToolsProtocol.on_response_complete
+    max_head = limits.max_header_bytes
+
+    class LimitedHttpToolsProtocol(HttpToolsProtocol):
+        _head = 0  # bytes of the current request head received so far; -1 while a request is in progress
+        _heads = 0  # request heads completed on this connection
+        _seen = -1  # the sweeper's bookkeeping: which head it is timing, and since when
+        _seen_at = 0.0
+        _too_large = False
+        _second_chance = False
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if not limits.admit(self):
+                transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            limits.conns.pop(self, None)
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            head = self._head
+            if head < 0:
+                base_data_received(self, data)
+                return
+            self._head = head = head + len(data)
+            base_data_received(self, data)
+            if head > max_head and self._head >= 0 and not self._too_large:
+                self._reject()  # still no complete head, and already past the limit
+
+        def on_headers_complete(self) -> None:
+            head = self._head
+            self._head = -1
+            self._heads += 1
+            if head > max_head and self._head_size() > max_head:
+                self._too_large = True
+                raise HeadTooLarge()  # uvicorn turns a callback error into send_400_response
+            base_headers_complete(self)
+
+        def on_response_complete(self) -> None:
+            base_response_complete(self)
+            self._second_chance = False
+            cycle = self.cycle
+            if cycle is None or cycle.response_complete:  # not a pipelined request in progress
+                self._head = 0
+
+        def send_400_response(self, msg: str) -> None:
+            if self._too_large:
+                self._reject()
+            else:
+                super().send_400_response(msg)
+
+        def timeout_keep_alive_handler(self) -> None:
+            if not self._second_chance:
+                self._second_chance = True
+                self.timeout_keep_alive_task = self.loop.call_later(0.05, self.timeout_keep_alive_handler)
+                return
+            super().timeout_keep_alive_handler()
+
+        # -- rare paths ----------------------------------------------------------------------------
+        def _head_size(self) -> int:
+            return len(self.url) + 14 + sum(len(n) + len(v) + 4 for n, v in self.headers)
+
+        def _reject(self) -> None:
+            """431 and close, reading (and dropping) what the client still sends for a short while."""
+            self._too_large = True
+            limits.rejected_heads += 1
+            limits.conns.pop(self, None)
+            self.parser = _Drain()  # type: ignore[assignment]
+            transport = self.transport
+            if transport.is_closing():
+                return
+            transport.write(limits.answer_431)
+            try:
+                if transport.can_write_eof():
+                    transport.write_eof()
+            except (OSError, RuntimeError, NotImplementedError):
+                pass
+            self.loop.call_later(LINGER_S, transport.close)
+
+        def head_timed_out(self, partial: bool) -> None:
+            transport = self.transport
+            if transport.is_closing():
+                return
+            if partial:
+                transport.write(limits.answer_408)
+            transport.close()
+
+    return LimitedHttpToolsProtocol
