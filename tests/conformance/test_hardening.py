@@ -190,6 +190,18 @@ def test_json_nested_too_deeply_is_400_with_the_contract_headers(tmp_path, depth
             s.stop()
 
 
+def test_body_not_utf8_to_an_inference_schema_script_is_400(tmp_path):
+    """A deliberate difference (docs/server.md): azmlinfsrv answers 500, the client's input is at fault."""
+    server = start("ours", SCRIPTS / "schema_std.py", tmp_path)
+    try:
+        for body in (b'{"text": "\xff"}', b"\xff", b'{"text": "caf\xe9"}'):
+            r = server.request("POST", "/score", body, {"Content-Type": "application/json"})
+            assert r.status == 400 and "could not be decoded as JSON" in r.json()["message"], r.body
+            assert "x-request-id" in r.headers and r.headers["x-ms-run-function-failed"] == "False"
+    finally:
+        server.stop()
+
+
 def test_keys_file_emptied_or_garbled_in_place_lets_nobody_in(tmp_path):
     """Issue 11 item 10: docs/server.md says a missing or empty keys file lets nobody in; so does a garbled
     one, even with a key in the environment. The reason is logged."""
