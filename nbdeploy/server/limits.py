@@ -5,9 +5,9 @@ open for ever, a request head is buffered whatever its size, and idle sockets ca
 file descriptors until ``accept`` fails for real clients. :func:`protocol_class` returns a subclass of that
 protocol that adds them, and :func:`sweep` is the worker's once-per-tick task that enforces the timeout.
 
-Per request the subclass costs a counter update in ``data_received`` and two attribute stores; the
-timeout needs no timer per request (the sweeper looks at every connection a few times per timeout), and
-the cap is only checked when a connection is accepted.
+Per request the subclass costs one overridden ``data_received`` (a counter and a few attribute reads);
+the timeout needs no timer per request (the sweeper looks at every connection a few times per timeout),
+and the cap is only checked when a connection is accepted.
 
 - **Head size**: bytes received while a request head is incomplete are counted; past
   ``max_header_bytes`` the worker answers 431 ``{"message": ...}`` with ``Connection: close``, stops
@@ -16,9 +16,7 @@ the cap is only checked when a connection is accepted.
 - **Header timeout**: a connection must deliver a complete request head within ``header_timeout``
   seconds of being accepted, or of the first byte of its next request on a kept-alive connection.
   Otherwise it is closed: with a 408 answer when part of a head arrived, silently when nothing did.
-- **Keep-alive timeout**: uvicorn's timer (``timeout_keep_alive``), with a second chance: when it fires
-  right after the event loop was blocked (a long ``run()``), the connection's request may be waiting,
-  unread, in the socket; it is closed only if nothing arrived one loop pass later.
+- **Keep-alive timeout**: uvicorn's own timer (``timeout_keep_alive``), set from the settings.
 - **Connection cap**: at most ``max_connections`` open connections per worker (never more than the
   open-file limit allows, less a reserve). Accepting one more closes the oldest connections that have
   no request in progress (idle keep-alive or still sending their head), a batch at a time; when every
@@ -39,10 +37,6 @@ from .settings import DEFAULT_HEADER_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS, DEFAULT
 log = logging.getLogger("nbdeploy.server")
 FD_RESERVE = 32  # descriptors kept free for user code, logs and the listening sockets
 LINGER_S = 2.0  # how long a rejected connection is read and drained before it is closed
-
-
-class HeadTooLarge(Exception):
-    """Raised inside the parser's callback when a complete head turns out to be over the limit."""
 
 
 def effective_max_connections(wanted: int) -> int:
@@ -66,16 +60,6 @@ def _json_answer(status: bytes, message: str) -> bytes:
     body = jsonio.dumps({"message": message})
     return b"HTTP/1.1 %s\r\ncontent-type: application/json\r\nx-ms-run-function-failed: False\r\n" \
            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, len(body), body)
-
-
-class _Drain:
-    """Stands in for the HTTP parser of a rejected connection: what still arrives is dropped."""
-
-    def feed_data(self, data: bytes) -> None:
-        pass
-
-    def __getattr__(self, name: str) -> Any:  # uvicorn may ask the parser about the connection
-        return lambda *args, **kwargs: False
 
 
 class Limits:
@@ -113,7 +97,8 @@ class Limits:
         if len(conns) >= self.max_connections:
             victims = []
             for old in conns:
-                if old._head >= 0:  # no request in progress: idle keep-alive, or still sending its head
+                # no request in progress: still sending its head, or idle between kept-alive requests
+                if old.cycle is None or old.cycle.response_complete:
                     victims.append(old)
                     if len(victims) >= self.batch:
                         break
@@ -135,15 +120,16 @@ class Limits:
         """Close connections whose request head is overdue (see the module docstring)."""
         timeout = self.header_timeout
         for conn in list(self.conns):
-            head = conn._head
-            if head < 0 or (head == 0 and conn._heads):
-                continue  # a request in progress, or an idle kept-alive connection (uvicorn's timer)
-            if conn._seen != conn._heads:
-                conn._seen, conn._seen_at = conn._heads, now
+            cycle, partial = conn.cycle, conn._partial
+            if cycle is not None and not (partial and cycle.response_complete):
+                continue  # a request in progress, or idle after one (uvicorn's keep-alive timer)
+            # a new connection (nothing complete yet), or part of the next head on a kept-alive one
+            if conn._seen is not cycle:
+                conn._seen, conn._seen_at = cycle, now
             elif now - conn._seen_at >= timeout:
                 self.timed_out += 1
                 self.conns.pop(conn, None)
-                conn.head_timed_out(head > 0)
+                conn.head_timed_out(partial > 0)
 
 
 async def sweep(limits: Limits) -> None:
@@ -163,22 +149,30 @@ async def sweep(limits: Limits) -> None:
             limits.sweep_once(now)
 
 
+_STRADDLE = (b"\n", b"\r\n")  # a read that may start with the end of a "\r\n\r\n" begun in the last one
+
+
 def protocol_class(limits: Limits) -> type:
-    """uvicorn's httptools protocol with ``limits`` applied."""
+    """uvicorn's httptools protocol with ``limits`` applied.
+
+    The hot path is one override, ``data_received``: it counts the bytes of a request head, and it sees
+    that a head is complete when uvicorn has made a new request cycle. A read that takes the count past
+    the limit is checked before it is parsed (the rare path: a head that big, or a big body in the same
+    read as a small head), so an oversized head never reaches the application.
+    """
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     base_data_received = HttpToolsProtocol.data_received
-    base_headers_complete = HttpToolsProtocol.on_headers_complete
-    base_response_complete = HttpToolsProtocol.on_response_complete
     max_head = limits.max_header_bytes
 
     class LimitedHttpToolsProtocol(HttpToolsProtocol):
-        _head = 0  # bytes of the current request head received so far; -1 while a request is in progress
-        _heads = 0  # request heads completed on this connection
-        _seen = -1  # the sweeper's bookkeeping: which head it is timing, and since when
-        _seen_at = 0.0
-        _too_large = False
-        _second_chance = False
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # set here, in one order, so that every instance keeps CPython's compact attribute layout
+            self._partial = 0  # bytes of a request head still incomplete after the reads so far
+            self._seen: Any = self  # the sweeper's bookkeeping: which head it is timing (by the cycle
+            self._seen_at = 0.0  # before it), and since when
+            self._too_large = False
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -190,54 +184,41 @@ def protocol_class(limits: Limits) -> type:
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
-            head = self._head
-            if head < 0:
-                base_data_received(self, data)
-                return
-            self._head = head = head + len(data)
-            base_data_received(self, data)
-            if head > max_head and self._head >= 0 and not self._too_large:
-                self._reject()  # still no complete head, and already past the limit
-
-        def on_headers_complete(self) -> None:
-            head = self._head
-            self._head = -1
-            self._heads += 1
-            if head > max_head and self._head_size() > max_head:
-                self._too_large = True
-                raise HeadTooLarge()  # uvicorn turns a callback error into send_400_response
-            base_headers_complete(self)
-
-        def on_response_complete(self) -> None:
-            base_response_complete(self)
-            self._second_chance = False
             cycle = self.cycle
-            if cycle is None or cycle.response_complete:  # not a pipelined request in progress
-                self._head = 0
-
-        def send_400_response(self, msg: str) -> None:
-            if self._too_large:
-                self._reject()
-            else:
-                super().send_400_response(msg)
-
-        def timeout_keep_alive_handler(self) -> None:
-            if not self._second_chance:
-                self._second_chance = True
-                self.timeout_keep_alive_task = self.loop.call_later(0.05, self.timeout_keep_alive_handler)
+            partial = self._partial
+            if partial + len(data) > max_head and self._over_limit(partial, data, cycle):
                 return
-            super().timeout_keep_alive_handler()
+            base_data_received(self, data)
+            if self.cycle is cycle and (cycle is None or cycle.response_complete):
+                self._partial = partial + len(data)  # no request started: the head is still incomplete
+            elif partial:
+                self._partial = 0
 
         # -- rare paths ----------------------------------------------------------------------------
-        def _head_size(self) -> int:
-            return len(self.url) + 14 + sum(len(n) + len(v) + 4 for n, v in self.headers)
+        def _over_limit(self, before: int, data: bytes, cycle: Any) -> bool:
+            """A big read: reject it if it takes a request head past the limit (it is not parsed then)."""
+            if self._too_large:
+                return True  # rejected already: drop what still comes
+            if cycle is not None and not cycle.response_complete:
+                return False  # the body of the request in progress
+            end = data.find(b"\r\n\r\n")
+            if end >= 0:
+                size = before + end + 4
+            elif data.startswith(_STRADDLE):
+                size = before + 3  # the terminator may have begun in the previous read
+            else:
+                size = before + len(data)  # no end of head in this read
+            if size <= max_head:
+                return False
+            self._reject()
+            return True
 
         def _reject(self) -> None:
             """431 and close, reading (and dropping) what the client still sends for a short while."""
             self._too_large = True
+            self._partial = max_head  # every later read goes through _over_limit, which drops it
             limits.rejected_heads += 1
             limits.conns.pop(self, None)
-            self.parser = _Drain()  # type: ignore[assignment]
             transport = self.transport
             if transport.is_closing():
                 return

@@ -328,3 +328,4 @@ def test_port_zero_is_picked_by_the_server_and_reported(tmp_path):
         assert server.request("POST", "/score", b"x", TEXT, port=data["public_port"]).json() == {"got": "x"}
     finally:
         server.stop()
+
