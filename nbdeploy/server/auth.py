@@ -84,7 +84,7 @@ class KeyAuth:
     def check(self, authorization: bytes | None) -> bool:
         """True when the header is ``Bearer <a current key>`` (compared in constant time)."""
         keys = self.keys()
-        if not keys or not authorization or not authorization[:7].lower() == b"bearer ":
+        if not keys or not authorization or authorization[:7].lower() != b"bearer ":
             return False
         token = authorization[7:].strip()
         ok = False

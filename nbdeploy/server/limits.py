@@ -32,7 +32,11 @@ import time
 from typing import Any
 
 from . import jsonio
-from .settings import DEFAULT_HEADER_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES
+from .settings import (
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES,
+)
 
 log = logging.getLogger("nbdeploy.server")
 FD_RESERVE = 32  # descriptors kept free for user code, logs and the listening sockets

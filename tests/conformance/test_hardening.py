@@ -177,7 +177,7 @@ def test_json_nested_too_deeply_is_400_with_the_contract_headers(tmp_path, depth
     try:
         answers = [servers[0].request("GET", "/score?a=" + deep, headers={"x-request-id": "deep-1"}),
                    servers[1].request("GET", "/score?text=" + deep, headers={"x-request-id": "deep-1"}),
-                   servers[1].request("POST", "/score", '{"text": %s}' % deep,
+                   servers[1].request("POST", "/score", f'{{"text": {deep}}}',
                                       {"Content-Type": "application/json", "x-request-id": "deep-1"})]
         for r in answers:
             assert r.status == 400, (r.status, r.body[:200])
@@ -221,8 +221,8 @@ def test_keys_file_emptied_or_garbled_in_place_lets_nobody_in(tmp_path):
                 fh.write(content)
             seen = server.log().count(reason)
             # the file is looked at (at most once a second) when a request needs a key
-            wait_for(lambda: status("p1") == 401 and server.log().count(reason) > seen, 5,
-                     f"the file re-read after writing {content!r}")
+            wait_for(lambda reason=reason, seen=seen: status("p1") == 401 and server.log().count(reason) > seen,
+                     5, f"the file re-read after writing {content!r}")
             assert status("p1") == 401 and status("s1") == 401 and status("envkey") == 401
         keys.write_text(json.dumps({"primaryKey": "p2"}))
         wait_for(lambda: status("p2") == 200, 5, "the new key accepted")

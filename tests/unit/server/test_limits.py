@@ -109,7 +109,7 @@ def test_head_size_is_counted_across_reads_and_checked_before_parsing():
 def test_sweeper_times_out_new_and_half_sent_heads_only():
     async def go() -> None:
         lim = limits.Limits(header_timeout=1.0)
-        fresh, t_fresh = await connect(lim)
+        _, t_fresh = await connect(lim)
         partial, t_partial = await connect(lim)
         partial.data_received(b"GET / HTTP/1.1\r\nHo")
         idle, t_idle = await connect(lim)  # served once, then idle on keep-alive (uvicorn's timer)
@@ -138,8 +138,8 @@ def test_cap_closes_the_oldest_connections_without_a_request_in_progress():
         busy, t_busy = await connect(lim)
         busy.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")  # body pending
         await settle()
-        idle1, t1 = await connect(lim)
-        idle2, t2 = await connect(lim)
+        _, t1 = await connect(lim)
+        _, t2 = await connect(lim)
         new, t_new = await connect(lim)  # over the cap: the oldest idle one goes, not the busy one
         assert t1.closing and not (t_busy.closing or t2.closing or t_new.closing) and lim.evicted == 1
         new.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
@@ -148,7 +148,7 @@ def test_cap_closes_the_oldest_connections_without_a_request_in_progress():
         assert t2.closing and not t_newer.closing
         newer.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
         await settle()
-        last, t_last = await connect(lim)  # every connection is busy: the new one is refused
+        _, t_last = await connect(lim)  # every connection is busy: the new one is refused
         assert t_last.closing and lim.refused == 1 and not t_busy.closing
 
     run(go())
