@@ -153,6 +153,11 @@ async def sweep(limits: Limits) -> None:
             limits.sweep_once(now)
 
 
+# the names uvicorn 0.54's HttpToolsProtocol.data_received and _unset_keepalive_if_required use
+_UVICORN_DATA_RECEIVED = ("_unset_keepalive_if_required", "parser", "feed_data", "httptools", "HttpParserError",
+                          "logger", "warning", "send_400_response", "HttpParserUpgrade", "_should_upgrade",
+                          "handle_websocket_upgrade", "_unsupported_upgrade_warning")
+_UVICORN_UNSET_KEEPALIVE = ("timeout_keep_alive_task", "cancel")
 _STRADDLE = (b"\n", b"\r\n")  # a read that may start with the end of a "\r\n\r\n" begun in the last one
 
 
@@ -164,9 +169,15 @@ def protocol_class(limits: Limits) -> type:
     the limit is checked before it is parsed (the rare path: a head that big, or a big body in the same
     read as a small head), so an oversized head never reaches the application.
     """
+    import httptools
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     base_data_received = HttpToolsProtocol.data_received
+    # When uvicorn's data_received uses the same names as the one this was written against (0.54), its
+    # steps are done here, without its two extra calls; any other uvicorn gets a plain call to it.
+    inline = (HttpToolsProtocol.data_received.__code__.co_names == _UVICORN_DATA_RECEIVED
+              and HttpToolsProtocol._unset_keepalive_if_required.__code__.co_names == _UVICORN_UNSET_KEEPALIVE)
+    parser_error, parser_upgrade = httptools.HttpParserError, httptools.HttpParserUpgrade
     max_head = limits.max_header_bytes
 
     class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -192,9 +203,36 @@ def protocol_class(limits: Limits) -> type:
             partial = self._partial
             if partial + len(data) > max_head and self._over_limit(partial, data, cycle):
                 return
-            base_data_received(self, data)
+            task = self.timeout_keep_alive_task
+            if task is not None:
+                task.cancel()
+                self.timeout_keep_alive_task = None
+            try:
+                self.parser.feed_data(data)
+            except parser_error:
+                msg = "Invalid HTTP request received."
+                self.logger.warning(msg)
+                self.send_400_response(msg)
+                return
+            except parser_upgrade:
+                if self._should_upgrade():
+                    self.handle_websocket_upgrade()
+                else:
+                    self._unsupported_upgrade_warning()
             if self.cycle is cycle and (cycle is None or cycle.response_complete):
                 self._partial = partial + len(data)  # no request started: the head is still incomplete
+            elif partial:
+                self._partial = 0
+
+        def _data_received_plain(self, data: bytes) -> None:
+            """The same, calling uvicorn's own ``data_received`` (for uvicorn versions not checked here)."""
+            cycle = self.cycle
+            partial = self._partial
+            if partial + len(data) > max_head and self._over_limit(partial, data, cycle):
+                return
+            base_data_received(self, data)
+            if self.cycle is cycle and (cycle is None or cycle.response_complete):
+                self._partial = partial + len(data)
             elif partial:
                 self._partial = 0
 
@@ -242,4 +280,6 @@ def protocol_class(limits: Limits) -> type:
                 transport.write(limits.answer_408)
             transport.close()
 
+    if not inline:
+        LimitedHttpToolsProtocol.data_received = LimitedHttpToolsProtocol._data_received_plain  # type: ignore[method-assign]
     return LimitedHttpToolsProtocol

@@ -75,7 +75,16 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def test_head_size_is_counted_across_reads_and_checked_before_parsing():
+def test_this_uvicorn_gets_the_inlined_data_received():
+    cls = limits.protocol_class(limits.Limits())
+    assert cls.data_received is not cls._data_received_plain  # else every read pays two more calls
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_head_size_is_counted_across_reads_and_checked_before_parsing(monkeypatch, inline):
+    if not inline:  # another uvicorn: uvicorn's own data_received is called
+        monkeypatch.setattr(limits, "_UVICORN_DATA_RECEIVED", ())
+
     async def go() -> None:
         lim = limits.Limits(max_header_bytes=120)
         head = b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 60 + b"\r\n\r\n"  # 96 bytes: fits
