@@ -40,6 +40,7 @@ _ROUTES = {"/": "/", "/score": "/score", "/swagger.json": "/swagger.json", "/hea
            "/health/ready": "/health/ready", "/metrics": "/metrics"}
 _PLAIN_TYPES = frozenset((str, list, dict, int, float, bool, type(None)))
 _FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
+_ALLOW_OTHER = b"GET, HEAD, OPTIONS"
 
 
 def request_ids() -> Callable[[], bytes]:
@@ -74,6 +75,8 @@ def query_dict(query_string: bytes) -> dict[str, Any]:
     for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
         try:
             parsed = jsonio.loads(value)
+        except jsonio.TooDeep:
+            raise errors.too_deep() from None
         except ValueError:
             parsed = value
         grouped.setdefault(key, []).append(parsed)
@@ -171,6 +174,7 @@ class App:
         self._version = [(b"x-ms-server-version", SERVER_VERSION.encode())] if settings.version_header else []
         self._ok_head = [_JSON, _OK]  # the constant head of a successful /score answer
         self._cors = CorsPolicy(settings.cors_origins) if settings.cors_origins else None
+        self._score_allow = b"GET, HEAD, OPTIONS, POST" if script.style == loader.RAWHTTP else b"GET, OPTIONS, POST"
         self.batcher: Batcher | None = None
         if script.batch:
             self.batcher = Batcher(self._timed_batch, int(script.batch["max_batch_size"]),
@@ -218,10 +222,10 @@ class App:
         try:
             if path == "/score":
                 if method not in ("POST", "GET", "OPTIONS", "HEAD"):
-                    raise errors.method_not_allowed()
+                    raise errors.method_not_allowed(self._score_allow)
             elif path in _ROUTES:
                 if method not in ("GET", "HEAD", "OPTIONS"):
-                    raise errors.method_not_allowed()
+                    raise errors.method_not_allowed(_ALLOW_OTHER)
             else:
                 raise errors.not_found()
             if self._cors is not None:  # like flask-cors on the reference's blueprint: every route it has
@@ -235,10 +239,12 @@ class App:
             elif len(rid) > 100:
                 raise errors.request_id_too_long()
             ids.append((b"x-request-id", rid))
+            # the reference's rule: x-ms-request-id echoes the legacy header when sent, else the client id,
+            # else x-request-id; x-ms-client-request-id echoes the client id, else the legacy header
             client = cid if cid is not None else legacy
             if client is not None and len(client) > 100 or (legacy is not None and len(legacy) > 100):
                 raise errors.client_id_too_long()
-            ids.append((b"x-ms-request-id", client if client is not None else rid))
+            ids.append((b"x-ms-request-id", legacy if legacy is not None else client if client is not None else rid))
             if client is not None:
                 ids.append((b"x-ms-client-request-id", client))
             if trace is not None:
@@ -276,6 +282,8 @@ class App:
             headers += self._version
         if exc.with_ids:
             headers += ids
+        if exc.headers:
+            headers += exc.headers
         if exc.close:
             headers.append(_CLOSE)
         if cors:
@@ -301,9 +309,11 @@ class App:
 
     async def swagger_doc(self, scope: dict, send: Send, ids: list) -> int:
         version = "2"
-        for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        # like Werkzeug's args.get: the first value, blank included (?version= and ?version are 404s)
+        for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
             if key == "version":
                 version = value
+                break
         key = {"2": "2", "2.0": "2", "3": "3", "3.0": "3", "3.1": "3.1"}.get(version)
         supported = ", ".join(sorted(k for k, v in self.swagger.items() if v is not None))
         if key is None:
@@ -348,7 +358,11 @@ class App:
             return await self.respond(send, 200, [_HTML, _OK, *self._version, *ids, *cors], b"")
         if style == loader.PLAIN:
             if method == "GET":
-                arg: Any = jsonio.encode_str(query_dict(scope.get("query_string", b"")))
+                query = query_dict(scope.get("query_string", b""))
+                try:
+                    arg: Any = jsonio.encode_str(query)
+                except RecursionError:  # parsed, but deeper than the encoder goes
+                    raise errors.too_deep() from None
             elif ctype is not None and ctype.split(b";", 1)[0].strip().lower() in _FORM_TYPES:
                 arg = ""  # the reference's quirk: Werkzeug consumed the form body
             else:
@@ -481,7 +495,7 @@ class App:
                                       ours=False)
         try:
             body = jsonio.dumps({} if value is None else value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             log.error("run() returned a value that is not JSON serializable", exc_info=exc)
             raise errors.internal(f"{type(exc).__name__}: {exc}" if self.s.detailed_errors else None) from None
         headers = self._ok_head + [exec_ms]

@@ -9,13 +9,14 @@ class HTTPError(Exception):
     """An answer the server makes instead of ``run()``'s; ``with_ids`` says if request-id headers go along."""
 
     def __init__(self, status: int, message: str, run_failed: bool = False, with_ids: bool = True,
-                 close: bool = False) -> None:
+                 close: bool = False, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.run_failed = run_failed
         self.with_ids = with_ids
         self.close = close
+        self.headers = headers
 
     def body(self) -> bytes:
         return jsonio.dumps({"message": self.message})
@@ -29,8 +30,10 @@ def not_found() -> HTTPError:
     return HTTPError(404, NOT_FOUND, with_ids=False)
 
 
-def method_not_allowed() -> HTTPError:
-    return HTTPError(405, "The method is not allowed for the requested URL.", with_ids=False)
+def method_not_allowed(allow: bytes) -> HTTPError:
+    """405 with the ``Allow`` header RFC 9110 asks for (the reference sends none)."""
+    return HTTPError(405, "The method is not allowed for the requested URL.", with_ids=False,
+                     headers=((b"allow", allow),))
 
 
 def unauthorized() -> HTTPError:
@@ -52,6 +55,11 @@ def body_too_large(limit: int) -> HTTPError:
 
 def not_utf8(exc: Exception) -> HTTPError:
     return HTTPError(400, f"Input cannot be decoded as UTF-8: {exc}")
+
+
+def too_deep() -> HTTPError:
+    """JSON nested deeper than the parser (or the encoder) goes."""
+    return HTTPError(400, "JSON input is nested too deeply.")
 
 
 def expects_json() -> HTTPError:
@@ -99,7 +107,7 @@ def swagger_unsupported(version: str, supported: str) -> HTTPError:
 
 def score_method_not_allowed() -> HTTPError:
     """HEAD on ``/score`` (Flask routes it with GET) for a script that is not ``@rawhttp``."""
-    return HTTPError(405, "Method not allowed")
+    return HTTPError(405, "Method not allowed", headers=((b"allow", b"GET, OPTIONS, POST"),))
 
 
 def not_ready() -> HTTPError:

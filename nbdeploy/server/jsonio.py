@@ -18,15 +18,29 @@ def dumps(value: Any) -> bytes:
     return _encoder.encode(value).encode()
 
 
+class TooDeep(ValueError):
+    """The JSON document is nested deeper than the parser goes (a ``ValueError``, like other bad JSON)."""
+
+
+def _std_loads(data: bytes | str) -> Any:
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise TooDeep("JSON input is nested too deeply") from None
+
+
 try:  # pragma: no cover - depends on the environment
     import orjson as _orjson
 
     def loads(data: bytes | str) -> Any:
-        """Parse JSON; orjson is strict like ``json.loads`` except for NaN, so fall back on error."""
+        """Parse JSON; orjson is strict like ``json.loads`` except for NaN, so fall back on error.
+
+        Never raises ``RecursionError``: a document nested too deeply raises :class:`TooDeep`.
+        """
         try:
             return _orjson.loads(data)
         except _orjson.JSONDecodeError:
-            return json.loads(data)
+            return _std_loads(data)
 
 except ImportError:  # pragma: no cover
-    loads = json.loads
+    loads = _std_loads

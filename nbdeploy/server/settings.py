@@ -11,6 +11,10 @@ log = logging.getLogger("nbdeploy.server")
 
 DEFAULT_BODY_LIMIT = 100 * 1024 * 1024
 DEFAULT_TIMEOUT_MS = 3_600_000
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_HEADER_TIMEOUT_S = 5.0
+DEFAULT_KEEP_ALIVE_TIMEOUT_S = 5.0
+DEFAULT_MAX_CONNECTIONS = 1000
 
 
 def _env_bool(value: str | None, default: bool) -> bool:
@@ -29,10 +33,15 @@ class Settings:
     app_root: str = field(default_factory=os.getcwd)
     host: str = "127.0.0.1"
     port: int = 5001
+    port_reserved: bool = False  # the master picked the port (``--port 0``) and holds it with SO_REUSEPORT
     workers: int = 1
     scoring_timeout_ms: int = DEFAULT_TIMEOUT_MS
     hang_grace_ms: int = 5000
     body_limit: int = DEFAULT_BODY_LIMIT
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    keep_alive_timeout_s: float = DEFAULT_KEEP_ALIVE_TIMEOUT_S
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     service_name: str = "ML service"
     service_version: str = "1.0"
     service_path_prefix: str = ""
@@ -105,11 +114,17 @@ def load(args: dict[str, object], env: dict[str, str] | None = None) -> Settings
     s.model_dir = str(pick("model_dir", "AZUREML_MODEL_DIR", ""))
     s.source_dir = pick("source_dir", "AZUREML_SOURCE_DIRECTORY", None)  # type: ignore[assignment]
     s.host = str(pick("host", "NBDEPLOY_HOST", "127.0.0.1"))
-    s.port = int(args.get("port") or 5001)  # like azmlinfsrv, SERVER_PORT is not read
+    port = args.get("port")
+    s.port = 5001 if port is None else int(str(port))  # like azmlinfsrv, SERVER_PORT is not read
     s.workers = max(1, int(pick("workers", "WORKER_COUNT", 1, int)))  # type: ignore[arg-type]
     s.scoring_timeout_ms = int(pick("scoring_timeout_ms", "SCORING_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, int))  # type: ignore[arg-type]
     s.hang_grace_ms = int(pick("hang_grace_ms", "NBDEPLOY_HANG_GRACE_MS", 5000, int))  # type: ignore[arg-type]
     s.body_limit = int(pick("max_body_bytes", "NBDEPLOY_MAX_BODY_BYTES", DEFAULT_BODY_LIMIT, int))  # type: ignore[arg-type]
+    s.max_header_bytes = int(pick("max_header_bytes", "NBDEPLOY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES, int))  # type: ignore[arg-type]
+    s.header_timeout_s = float(pick("header_timeout", "NBDEPLOY_HEADER_TIMEOUT_S", DEFAULT_HEADER_TIMEOUT_S, float))  # type: ignore[arg-type]
+    s.keep_alive_timeout_s = float(pick("keep_alive_timeout", "NBDEPLOY_KEEP_ALIVE_TIMEOUT_S",
+                                        DEFAULT_KEEP_ALIVE_TIMEOUT_S, float))  # type: ignore[arg-type]
+    s.max_connections = int(pick("max_connections", "NBDEPLOY_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, int))  # type: ignore[arg-type]
     s.service_name = str(get("SERVICE_NAME") or "ML service")
     s.service_version = str(get("SERVICE_VERSION") or "1.0")
     s.service_path_prefix = str(get("SERVICE_PATH_PREFIX") or "")

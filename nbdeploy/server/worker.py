@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 
 import uvicorn
 
+from . import limits as limits_mod
 from . import loader, logs, sockets, swagger
 from .app import App, State
 
@@ -26,10 +27,12 @@ EXIT_BIND_FAILED = 4
 class Server(uvicorn.Server):
     """uvicorn's server with our signals: SIGTERM drains, SIGUSR1 binds the public port."""
 
-    def __init__(self, config: uvicorn.Config, state: State, on_release: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, state: State, on_release: Callable[[], None],
+                 limits: limits_mod.Limits | None = None) -> None:
         super().__init__(config)
         self.state = state
         self.on_release = on_release
+        self.limits = limits
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -42,6 +45,8 @@ class Server(uvicorn.Server):
         signal.signal(signal.SIGTERM, lambda *_: self.drain())
         signal.signal(signal.SIGINT, lambda *_: self.drain())
         loop.add_signal_handler(signal.SIGUSR1, self.on_release)
+        if self.limits is not None:
+            self._sweeper = loop.create_task(limits_mod.sweep(self.limits))
 
     def drain(self) -> None:
         self.state.draining = True
@@ -85,10 +90,14 @@ def run(settings: Any, index: int, report: Callable[[str, str], None], shm: mmap
                          settings.service_version, settings.service_path_prefix, settings.app_root, entry_dir)
     state = State()
     app = App(settings, script, docs, state, _busy_slot(shm, index))
-    config = uvicorn.Config(app, loop="uvloop" if sys.platform != "win32" else "asyncio", http="httptools",
+    limits = limits_mod.Limits(settings.max_header_bytes, settings.header_timeout_s, settings.max_connections)
+    config = uvicorn.Config(app, loop="uvloop" if sys.platform != "win32" else "asyncio",
+                            http=limits_mod.protocol_class(limits),
                             lifespan="off", access_log=False, server_header=False, log_config=None,
+                            timeout_keep_alive=settings.keep_alive_timeout_s,
                             timeout_graceful_shutdown=settings.graceful_timeout_s, backlog=2048)
-    reuse = settings.reuse_port or settings.workers > 1
+    # several workers, a handover, or a port the master picked (port 0, reserved with SO_REUSEPORT)
+    reuse = settings.reuse_port or settings.workers > 1 or settings.port_reserved
     listen: list[Any] = []
     try:
         if settings.admin_port is not None:
@@ -113,10 +122,11 @@ def run(settings: Any, index: int, report: Callable[[str, str], None], shm: mmap
         if settings.hold_public and not state.draining:
             asyncio.get_running_loop().create_task(bind_public())
 
-    server = Server(config, state, release)
+    server = Server(config, state, release, limits)
     state.ready = True
     report("ready" if settings.hold_public else "serving", "")
-    log.info("Worker %d (pid %d) ready for serving traffic", index, os.getpid())
+    where = ", ".join(f"{sock.getsockname()[0]}:{sock.getsockname()[1]}" for sock in listen)
+    log.info("Worker %d (pid %d) ready for serving traffic on %s", index, os.getpid(), where)
     # Everything alive now (modules, the model) lives as long as the worker: move it out of the
     # collector's generations so that full collections while serving do not walk it (fewer, shorter
     # GC pauses in the latency tail).

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from nbdeploy.server import shims
 from nbdeploy.server.app import query_dict
 from nbdeploy.server.auth import KeyAuth
-from nbdeploy.server.model_path import Model, ModelNotFoundException
+from nbdeploy.server.model_path import Model, ModelNotFoundException, WebserviceException
 from nbdeploy.server.request import AMLRequest, header_dict, parse_multipart
 from nbdeploy.server.response import AMLResponse, response_parts
 from nbdeploy.server.settings import load
@@ -76,7 +76,12 @@ def test_key_auth(tmp_path):
     assert auth.check(b"Bearer a") and auth.check(b"bearer b") and not auth.check(b"Bearer c")
     assert not auth.check(None)
     assert not KeyAuth(str(tmp_path / "missing.json")).check(b"Bearer a")
+    assert not KeyAuth(str(tmp_path / "missing.json"), "env").check(b"Bearer env")  # nobody gets in
     assert KeyAuth(None, "env").check(b"Bearer env")
+    for broken in ("", "{not json", "[]", "{}", '{"primaryKey": ""}'):
+        keys.write_text(broken)
+        auth._checked = 0.0  # as if a second passed
+        assert not auth.check(b"Bearer a"), broken
 
 
 def test_get_model_path(tmp_path, monkeypatch):
@@ -90,6 +95,22 @@ def test_get_model_path(tmp_path, monkeypatch):
     assert Model.get_model_path("m", version=2).endswith("m/2/f2.pkl")
     with pytest.raises(ModelNotFoundException):
         Model.get_model_path("absent")
+    # azureml-core's classes: a version asked for and missing is a WebserviceException (same message)
+    with pytest.raises(WebserviceException, match="Model m not found in cache"):
+        Model.get_model_path("m", version=7)
+    with pytest.raises(WebserviceException, match="Model absent not found"):
+        Model.get_model_path("absent", version=1)
+    (tmp_path / "azureml-models" / "m" / "2" / "extra.txt").write_text("")
+    with pytest.raises(WebserviceException, match="can contain only 1 file or folder"):
+        Model.get_model_path("m", version=2)
+
+
+def test_json_nested_too_deeply_is_a_value_error():
+    from nbdeploy.server import jsonio
+
+    with pytest.raises(jsonio.TooDeep):
+        jsonio.loads("[" * 100_000 + "]" * 100_000)
+    assert isinstance(jsonio.TooDeep(), ValueError)
 
 
 def test_settings_flags_win_over_env(tmp_path):
@@ -106,7 +127,10 @@ def test_status_file_is_atomic(tmp_path):
     sf.set("loading")
     sf.set("failed", "boom")
     assert json.loads(path.read_text()) == {"pid": os.getpid(), "state": "failed", "admin_port": 1234,
-                                            "public_port": 5001, "error": "boom"}
+                                            "public_port": 5001, "error": "boom", "exit_code": None,
+                                            "stop_signal": None, "last_worker_exit": None, "worker_restarts": 0}
+    sf.update(exit_code=3)
+    assert json.loads(path.read_text())["exit_code"] == 3
     assert list(tmp_path.iterdir()) == [path]
 
 
