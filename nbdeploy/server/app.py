@@ -137,7 +137,7 @@ class CorsPolicy:
         return out
 
 
-class State:
+class WorkerState:
     """Worker state the app reports: ready once init() succeeded; draining after SIGTERM."""
 
     def __init__(self) -> None:
@@ -149,7 +149,7 @@ class App:
     """ASGI entry point for one worker."""
 
     def __init__(self, settings: Any, script: loader.Script, swagger: dict[str, bytes | None],
-                 state: State, busy: tuple[memoryview, int] | None = None, fast_send: bool = True) -> None:
+                 state: WorkerState, busy: tuple[memoryview, int] | None = None, fast_send: bool = True) -> None:
         self.s = settings
         self.script = script
         self.run = script.run

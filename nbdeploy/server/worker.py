@@ -17,7 +17,7 @@ import uvicorn
 
 from . import limits as limits_mod
 from . import loader, logs, sockets, swagger
-from .app import App, State
+from .app import App, WorkerState
 
 log = logging.getLogger("nbdeploy.server")
 EXIT_INIT_FAILED = 3
@@ -27,7 +27,7 @@ EXIT_BIND_FAILED = 4
 class Server(uvicorn.Server):
     """uvicorn's server with our signals: SIGTERM drains, SIGUSR1 binds the public port."""
 
-    def __init__(self, config: uvicorn.Config, state: State, on_release: Callable[[], None],
+    def __init__(self, config: uvicorn.Config, state: WorkerState, on_release: Callable[[], None],
                  limits: limits_mod.Limits | None = None) -> None:
         super().__init__(config)
         self.state = state
@@ -88,7 +88,7 @@ def run(settings: Any, index: int, report: Callable[[str, str], None], shm: mmap
     entry_dir = os.path.dirname(settings.entry_path) if settings.entry_path else None
     docs = swagger.build(script.run, script.style == loader.SCHEMA, settings.service_name,
                          settings.service_version, settings.service_path_prefix, settings.app_root, entry_dir)
-    state = State()
+    state = WorkerState()
     app = App(settings, script, docs, state, _busy_slot(shm, index))
     limits = limits_mod.Limits(settings.max_header_bytes, settings.header_timeout_s, settings.max_connections)
     config = uvicorn.Config(app, loop="uvloop" if sys.platform != "win32" else "asyncio",
