@@ -415,18 +415,23 @@ export class NbdeployPanel extends Widget {
     }
   }
 
-  private async operation(label: string, run: () => Promise<unknown>): Promise<void> {
+  private async operation(label: string, run: () => Promise<unknown>, reload = true): Promise<boolean> {
     const status = this.view.status;
     status.className = 'nbdeploy-op-status';
     status.textContent = `${label}…`;
+    let ok = true;
     try {
       await run();
       status.textContent = `${label}: done`;
     } catch (error) {
+      ok = false;
       status.className = 'nbdeploy-op-status nbdeploy-error';
       status.textContent = `${label} failed: ${messageOf(error)}`;
     }
-    await this.loadDetail();
+    if (reload) {
+      await this.loadDetail();
+    }
+    return ok;
   }
 
   private async score(): Promise<void> {
@@ -447,21 +452,21 @@ export class NbdeployPanel extends Widget {
     }
   }
 
-  private updateService(): Promise<void> {
+  private async updateService(): Promise<void> {
     const name = this.selected!;
     const models = this.view.models.value
       .split(/[\s,]+/)
       .map(m => m.trim())
       .filter(Boolean);
-    return this.operation(models.length ? `update to ${models.join(', ')}` : 'reload', () =>
+    await this.operation(models.length ? `update to ${models.join(', ')}` : 'reload', () =>
       postJSON(`services/${encodeURIComponent(name)}/update`, models.length ? { models } : {})
     );
   }
 
-  private rollback(): Promise<void> {
+  private async rollback(): Promise<void> {
     const name = this.selected!;
     const revision = Number(this.view.rollback.value);
-    return this.operation(`roll back to revision ${revision}`, () =>
+    await this.operation(`roll back to revision ${revision}`, () =>
       postJSON(`services/${encodeURIComponent(name)}/rollback`, { revision })
     );
   }
@@ -476,8 +481,12 @@ export class NbdeployPanel extends Widget {
     if (!result.button.accept) {
       return;
     }
-    await this.operation(`delete ${name}`, () => requestAPI(`services/${encodeURIComponent(name)}`, { method: 'DELETE' }));
-    if (!this.services.some(s => s.name === name)) {
+    const deleted = await this.operation(
+      `delete ${name}`,
+      () => requestAPI(`services/${encodeURIComponent(name)}`, { method: 'DELETE' }),
+      false
+    );
+    if (deleted && this.selected === name) {
       this.closeService();
     }
   }
