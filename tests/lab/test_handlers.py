@@ -60,6 +60,19 @@ def test_targets_come_from_the_target_registry(lab_server: LabServer) -> None:
     assert doc["workspace"] == str(lab_server.workspace)
 
 
+def test_saved_environments_are_offered_and_a_missing_one_is_named(lab_server: LabServer) -> None:
+    from nbdeploy import Environment, Workspace
+    from nbdeploy.specs.environment_store import save_environment
+
+    save_environment(Workspace(lab_server.workspace), Environment("sklearn-env"))
+    with lab_server.client() as client:
+        assert client.get(lab_server.url("targets")).json()["environments"] == ["sklearn-env"]
+        missing = client.post(lab_server.url("services"), json={
+            "name": "env-svc", "models": ["scaler:1"], "entryScript": "score.py", "environment": "sklearn-evn"})
+    assert missing.status_code == 404 and missing.json()["type"] == "EnvironmentNotFound"
+    assert "Did you mean 'sklearn-env'" in missing.json()["message"]
+
+
 def test_models_list_versions_newest_first_with_tags_size_and_users(lab_server: LabServer) -> None:
     with lab_server.client() as client:
         models = client.get(lab_server.url("models")).json()["models"]

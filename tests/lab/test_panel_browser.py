@@ -135,9 +135,18 @@ def test_panel_lists_pushes_deletes_and_survives_a_reload(lab: LabServer) -> Non
         assert [s.name for s in Webservice.list(lab.workspace)] == []
         driver.save_screenshot(str(ARTIFACTS / "lab-panel-after-delete.png"))
 
-        # 4. a service deployed meanwhile appears live; after a page reload the panel works again
-        _deploy(lab, "second-svc")
+        # 4. deploy a model version from the registry tree; it appears and turns Healthy (pushed)
+        driver.execute_script("const d = document.querySelector(\"#nbdeploy-panel details[data-model='scaler']\"); d.open = true;")
+        version = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#nbdeploy-panel .nbdeploy-version[data-id='scaler:2']"))
+        assert "scale=3" in version.text and "multiplies by 3" in version.text and "not deployed" in version.text
+        version.find_element(By.CSS_SELECTOR, ".nbdeploy-deploy-open").click()
+        version.find_element(By.CSS_SELECTOR, ".nbdeploy-deploy-name").send_keys("second-svc")
+        version.find_element(By.CSS_SELECTOR, ".nbdeploy-deploy-go").click()
         wait.until(lambda d: "Healthy" in row_text("second-svc"))
+        assert "models scaler:2" in row_text("second-svc")
+        driver.save_screenshot(str(ARTIFACTS / "lab-panel-deployed-from-panel.png"))
+
+        # 5. after a page reload the panel works again
         driver.refresh()
         open_panel()
         wait.until(lambda d: "Healthy" in row_text("second-svc"))
