@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,35 @@ def version_summary(model: Model, used_by: list[str]) -> dict[str, Any]:
         "framework": model.model_framework, "createdTime": model.created_time.isoformat(),
         "createdBy": model.created_by, "usedBy": used_by,
     }
+
+
+def registry_fingerprint(ws: Workspace) -> tuple[Any, ...]:
+    """Cheap (one query): moves when a version is registered or deleted, a tag changes or a service starts or
+    stops using a version."""
+    if not ws.exists():
+        return ()
+    row = ws.db(create=False).execute(
+        "SELECT (SELECT COUNT(*) FROM models), (SELECT COALESCE(MAX(id), 0) FROM models),"
+        " (SELECT group_concat(model || ':' || key || '=' || value, ';') FROM model_tags),"
+        " (SELECT group_concat(model_id || '>' || service, ';') FROM model_usage)").fetchone()
+    return tuple(row)
+
+
+_MODELS_CACHE: dict[str, tuple[tuple[Any, ...], str]] = {}
+_MODELS_CACHE_LOCK = threading.Lock()
+
+
+def models_json(ws: Workspace) -> str:
+    """``{"models": models_doc(ws)}`` as JSON, rebuilt only when :func:`registry_fingerprint` moved."""
+    key, fingerprint = str(ws.path), registry_fingerprint(ws)
+    with _MODELS_CACHE_LOCK:
+        cached = _MODELS_CACHE.get(key)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    text = json.dumps({"models": models_doc(ws)}, default=str)
+    with _MODELS_CACHE_LOCK:
+        _MODELS_CACHE[key] = (fingerprint, text)
+    return text
 
 
 def models_doc(ws: Workspace, name: str | None = None) -> list[dict[str, Any]]:

@@ -97,7 +97,13 @@ class ModelsHandler(NbdeployHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        await self.answer(lambda ws: {"models": api.models_doc(ws)})
+        try:
+            text = await asyncio.get_running_loop().run_in_executor(
+                self.nbdeploy["read_pool"], partial(self._with_workspace, api.models_json))
+        except Exception as exc:
+            self.send_error_doc(exc)
+            return
+        self.finish(text)
 
 
 class ModelVersionsHandler(NbdeployHandler):
@@ -278,3 +284,19 @@ def setup_handlers(serverapp: Any) -> None:
     base = url_path_join(web_app.settings["base_url"], "nbdeploy", "api")
     web_app.add_handlers(".*$", [(url_path_join(base, route), handler) for route, handler in ROUTES])
     atexit.register(stop_all)
+    settings = web_app.settings[SETTINGS_KEY]
+    settings["read_pool"].submit(_prewarm, settings)
+
+
+def _prewarm(settings: dict[str, Any]) -> None:
+    """While JupyterLab loads in the browser: the default workspace's first scan and registry document,
+    so the panel's first open answers from memory."""
+    try:
+        ws = as_workspace(settings["workspace"])
+        if not ws.exists():
+            return
+        watcher_for(ws, **settings["watch"])
+        api.models_json(ws)
+        api.target_names()
+    except Exception as exc:  # a broken workspace shows when the panel asks, with its message
+        log.info("nbdeploy: prewarm skipped: %s", exc)

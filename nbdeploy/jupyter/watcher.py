@@ -25,6 +25,7 @@ from typing import Any
 from nbdeploy.errors import NbdeployError
 from nbdeploy.jupyter import api
 from nbdeploy.service import Webservice
+from nbdeploy.service_records import ServiceStore
 from nbdeploy.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -39,13 +40,15 @@ class _Entry:
     service: Webservice
     fingerprint: tuple[Any, ...]
     doc: dict[str, Any]
+    started: bool = True
+    """Whether a target runs the serving revision; a record not started yet changes only by a database write."""
 
 
 class WorkspaceWatcher:
     """Watches one workspace in a daemon thread; see the module docstring."""
 
     def __init__(self, workspace: Workspace, check_s: float = 0.1, fast_poll_s: float = 0.5,
-                 slow_poll_s: float = 10.0, linger_s: float = 60.0) -> None:
+                 slow_poll_s: float = 10.0, linger_s: float = 300.0) -> None:
         self.workspace = workspace
         self.check_s, self.fast_poll_s, self.slow_poll_s, self.linger_s = check_s, fast_poll_s, slow_poll_s, linger_s
         self._entries: dict[str, _Entry] = {}
@@ -134,7 +137,7 @@ class WorkspaceWatcher:
                     self._observe(list(self._entries))
                     next_slow = now + self.slow_poll_s
                 elif now >= next_fast:
-                    self._observe([n for n, e in self._entries.items() if _busy(e.doc)])
+                    self._observe([n for n, e in self._entries.items() if _busy(e)])
                     next_fast = now + self.fast_poll_s
                 self._stop.wait(self.check_s)
         except Exception:
@@ -158,7 +161,8 @@ class WorkspaceWatcher:
         for svc in Webservice.list(self.workspace) if self.workspace.exists() else []:
             try:
                 revisions = svc.revisions()
-                fingerprint = api.service_fingerprint(svc, revisions)
+                started = ServiceStore(self.workspace).revision(svc.name, svc.revision).handle is not None
+                fingerprint = (*api.service_fingerprint(svc, revisions), started)
                 seen.add(svc.name)
                 old = self._entries.get(svc.name)
                 if old is not None and old.fingerprint == fingerprint:
@@ -167,14 +171,14 @@ class WorkspaceWatcher:
             except NbdeployError:  # deleted between the list and the read: the next scan drops it
                 continue
             with self._lock:
-                self._entries[svc.name] = _Entry(svc, fingerprint, doc)
+                self._entries[svc.name] = _Entry(svc, fingerprint, doc, started)
             if old is None or old.doc != doc:
                 changed.append(doc)
         gone = [name for name in self._entries if name not in seen]
         with self._lock:
             for name in gone:
                 del self._entries[name]
-        models = self._registry_fingerprint()
+        models = api.registry_fingerprint(self.workspace)
         models_changed = self._models_fingerprint is not None and models != self._models_fingerprint
         self._models_fingerprint = models
         if first:
@@ -202,19 +206,14 @@ class WorkspaceWatcher:
                     entry.doc = doc
                 self._emit({"type": "service", "service": doc})
 
-    def _registry_fingerprint(self) -> tuple[Any, ...]:
-        """Cheap: counts and the newest row of the registry tables (a registration, tag change or delete moves it)."""
-        if not self.workspace.exists():
-            return ()
-        row = self.workspace.db(create=False).execute(
-            "SELECT (SELECT COUNT(*) FROM models), (SELECT COALESCE(MAX(id), 0) FROM models),"
-            " (SELECT COUNT(*) FROM model_tags), (SELECT group_concat(key || '=' || value) FROM model_tags),"
-            " (SELECT COUNT(*) FROM model_usage)").fetchone()
-        return tuple(row)
+
+def _busy(entry: _Entry) -> bool:
+    """Worth observing often: changing without a database write (a revision starting up, a delete stopping)."""
+    doc = entry.doc
+    return (doc.get("state") in BUSY_STATES or doc.get("inFlight") is not None) and entry.started
 
 
-def _busy(doc: dict[str, Any]) -> bool:
-    return doc.get("state") in BUSY_STATES or doc.get("inFlight") is not None
+
 
 
 _WATCHERS: dict[str, WorkspaceWatcher] = {}
