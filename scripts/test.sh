@@ -15,6 +15,7 @@ export NBDEPLOY_REFERENCE_PYTHON=$(tests/engines/reference-server.sh up | tail -
 for engine in ${NBDEPLOY_TEST_ENGINES:-docker kubernetes}; do
   "tests/engines/$engine.sh" up
 done
+labextension/test.sh "$py"  # jest for the lab extension (builds it first when its output is missing)
 set +e
 "$py" -m pytest "$@"
 rc=$?

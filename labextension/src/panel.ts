@@ -64,6 +64,7 @@ export class NbdeployPanel extends Widget {
   private selected: string | null = null;
   private logTimer: number | null = null;
   private elapsedTimer: number | null = null;
+  private modelsStale = false;
 
   private readonly banner = h('div', { class: 'nbdeploy-banner', hidden: true });
   private readonly live = h('span', { class: 'nbdeploy-live', title: 'event stream' }, 'connecting');
@@ -493,6 +494,11 @@ export class NbdeployPanel extends Widget {
 
   // -- the registry and the deploy form ------------------------------------------------------------
   private renderModels(): void {
+    if (this.modelsBox.querySelector('.nbdeploy-deploy-form')) {
+      this.modelsStale = true; // never redraw under an open deploy form; redrawn when it closes
+      return;
+    }
+    this.modelsStale = false;
     if (!this.models.length) {
       this.modelsBox.replaceChildren(
         h('div', { class: 'nbdeploy-empty' }, 'No models registered. Use Model.register(), %register_model or nbdeploy model register.')
@@ -547,6 +553,9 @@ export class NbdeployPanel extends Widget {
       const existing = row.querySelector('.nbdeploy-deploy-form');
       if (existing) {
         existing.remove();
+        if (this.modelsStale) {
+          this.renderModels();
+        }
       } else {
         row.append(this.deployForm(v));
       }
