@@ -68,7 +68,7 @@ def start_server(root: Path, workspace: Path) -> tuple[subprocess.Popen[bytes], 
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_server", "--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--config={config}",
          f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", *(["--allow-root"] if os.geteuid() == 0 else [])],
-        cwd=root, env=env, stdout=open(root / f"server-{port}.log", "wb"), stderr=subprocess.STDOUT)
+        cwd=root, env=env, stdout=open(root / f"server-{port}.log", "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115 - the server keeps it
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:

@@ -148,7 +148,7 @@ def observe_state(svc: Webservice) -> dict[str, Any]:
         uri = status.scoring_uri or svc.scoring_uri
     except NbdeployError as exc:
         return {"state": "Unknown", "reason": str(exc).splitlines()[0], "observed": True}
-    except Exception as exc:  # an engine's own error (a broken Docker socket, ...): shown, never fatal
+    except Exception as exc:  # noqa: BLE001 - an engine's own error (a broken Docker socket, ...): shown, never fatal
         return {"state": "Unknown", "reason": f"{type(exc).__name__}: {exc}", "observed": True}
     return {"state": str(status.state), "reason": status.reason, "scoringUri": uri, "observed": True}
 

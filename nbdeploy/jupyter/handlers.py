@@ -13,10 +13,11 @@ import asyncio
 import atexit
 import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -57,7 +58,7 @@ class NbdeployHandler(APIHandler):
             body = self.json_body() if self.request.method in ("POST", "PUT") else {}
             result = await asyncio.get_running_loop().run_in_executor(
                 pool, partial(self._with_workspace, fn, *(body if a is _BODY else a for a in args)))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error answer
             self.send_error_doc(exc)
             return
         self.set_status(status)
@@ -100,7 +101,7 @@ class ModelsHandler(NbdeployHandler):
         try:
             text = await asyncio.get_running_loop().run_in_executor(
                 self.nbdeploy["read_pool"], partial(self._with_workspace, api.models_json))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error answer
             self.send_error_doc(exc)
             return
         self.finish(text)
@@ -226,7 +227,7 @@ class EventsHandler(NbdeployHandler):
             ws = await loop.run_in_executor(self.nbdeploy["read_pool"], self.resolve_workspace)
             unsubscribe = await loop.run_in_executor(
                 self.nbdeploy["read_pool"], partial(subscribe_to, ws, push, **self.nbdeploy["watch"]))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error answer
             self.send_error_doc(exc)
             return
         self.set_header("Content-Type", "text/event-stream")
@@ -298,5 +299,5 @@ def _prewarm(settings: dict[str, Any]) -> None:
         watcher_for(ws, **settings["watch"])
         api.models_json(ws)
         api.target_names()
-    except Exception as exc:  # a broken workspace shows when the panel asks, with its message
+    except Exception as exc:  # noqa: BLE001 - a broken workspace shows when the panel asks, with its message
         log.info("nbdeploy: prewarm skipped: %s", exc)

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, TOKEN, LabServer, ensure_labextension, start_server, stop_server, make_workspace
+from .conftest import (
+    ROOT,
+    TOKEN,
+    LabServer,
+    ensure_labextension,
+    make_workspace,
+    start_server,
+    stop_server,
+)
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
