@@ -212,3 +212,25 @@ def test_changes_from_outside_the_server_are_pushed(lab_server: LabServer, tmp_p
         wait_for(lambda: events.find(lambda e: e == {"type": "removed", "name": "outside-svc"}), 10, what="removed pushed")
     finally:
         events.close()
+
+
+@pytest.mark.slow
+def test_a_refused_update_stays_visible_while_the_service_keeps_serving(lab_server: LabServer) -> None:
+    from nbdeploy import InferenceConfig, ProcessDeploymentConfig, deploy
+    from nbdeploy.errors import UpdateFailed
+
+    broken = lab_server.root / "broken.py"
+    broken.write_text("def init():\n    raise RuntimeError('no model here')\n\ndef run(raw):\n    return raw\n")
+    svc = deploy("refused-svc", ["scaler:1"], InferenceConfig(str(lab_server.root / "score.py")),
+                 ProcessDeploymentConfig(), workspace=lab_server.workspace)
+    svc.wait_for_deployment()
+    with pytest.raises(UpdateFailed):
+        svc.update(inference_config=InferenceConfig(str(broken)))
+    with lab_server.client() as client:
+        summary = wait_for(lambda: next((s for s in client.get(lab_server.url("services")).json()["services"]
+                                         if s["name"] == "refused-svc" and s["failedUpdate"]), None), 30, what="the failed update")
+        assert summary["state"] == "Healthy" and summary["revision"] == 1 and summary["inFlight"] is None
+        assert summary["failedUpdate"]["revision"] == 2 and summary["failedUpdate"]["outcome"] == "failed"
+        assert "init() failed" in summary["failedUpdate"]["reason"]
+        assert client.post(lab_server.url("services/refused-svc/score"), json={"payload": '{"data": [2]}'}).json()["result"] == [4]
+    svc.delete()
