@@ -293,6 +293,10 @@ export class NbdeployPanel extends Widget {
     }
     await this.loadDetail();
     await this.refreshLogs();
+    this.startTimers();
+  }
+
+  private startTimers(): void {
     this.stopTimers();
     this.logTimer = window.setInterval(() => {
       if (this.view.follow.checked) {
@@ -482,6 +486,7 @@ export class NbdeployPanel extends Widget {
     if (!result.button.accept) {
       return;
     }
+    this.stopTimers(); // no log or detail reads racing the delete (they would answer 404)
     const deleted = await this.operation(
       `delete ${name}`,
       () => requestAPI(`services/${encodeURIComponent(name)}`, { method: 'DELETE' }),
@@ -489,6 +494,8 @@ export class NbdeployPanel extends Widget {
     );
     if (deleted && this.selected === name) {
       this.closeService();
+    } else if (!deleted && this.selected === name) {
+      this.startTimers();
     }
   }
 

@@ -2,7 +2,8 @@
 
 No notebook and no kernel: the panel lists a service deployed on the process target from Python, shows
 state changes pushed by the server (the watcher's polls are switched off here, so only the push can
-deliver them), deletes the service through its confirmation dialog, and works again after a page reload.
+deliver them), deletes the service through its confirmation dialog, deploys a version from the registry tree, works again
+after a page reload, and stays live with two notebooks open.
 Screenshots go to test-artifacts/.
 """
 
@@ -162,6 +163,14 @@ def test_panel_lists_pushes_deletes_and_survives_a_reload(lab: LabServer) -> Non
         with httpx.Client(headers={"Authorization": f"token {TOKEN}"}, trust_env=False) as client:
             assert client.get(f"{lab.base}/api/kernels").json() == []  # no kernel was needed
         driver.save_screenshot(str(ARTIFACTS / "lab-panel-after-reload.png"))
+        # 6. with two notebooks open (and their kernels), the one panel stays live
+        for _ in range(2):
+            driver.execute_script("window.jupyterapp.commands.execute('notebook:create-new', {kernelName: 'python3'})")
+        wait.until(lambda d: d.execute_script("return document.querySelectorAll('.jp-NotebookPanel').length") == 2)
+        _deploy(lab, "third-svc")
+        wait.until(lambda d: "Healthy" in row_text("third-svc"))
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".nbdeploy-panel")) == 1
+        driver.save_screenshot(str(ARTIFACTS / "lab-panel-with-notebooks.png"))
         logs = driver.get_log("browser") if hasattr(driver, "get_log") else []
         severe = [e["message"] for e in logs if e.get("level") == "SEVERE" and "nbdeploy" in e.get("message", "")]
         # the one error answer expected: the "boom" test request (502 with the entry script's exception)
