@@ -25,6 +25,7 @@ done
 for entry in "${pids[@]}"; do
   wait "${entry%%:*}" || { echo "tests/engines/${entry#*:}.sh up failed:" >&2; tail -n 30 "/tmp/logs/engine-${entry#*:}.log" >&2; exit 1; }
 done
+labextension/test.sh "$py"  # jest for the lab extension (builds it first when its output is missing)
 set +e
 "$py" -m pytest "$@"
 rc=$?
