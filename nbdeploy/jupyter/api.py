@@ -129,7 +129,7 @@ def service_summary(svc: Webservice, revisions: list[dict[str, Any]] | None = No
     in_flight = next((r for r in reversed(later) if r["outcome"] == "starting"), None)
     failed = next((r for r in reversed(later) if r["outcome"] == "failed"), None)
     doc: dict[str, Any] = {
-        "name": svc.name, "target": svc.compute_type, "revision": current,
+        "name": svc.name, "target": svc.target, "revision": current,
         "models": list((serving or {}).get("models") or []), "description": svc.description, "tags": svc.tags,
         "authEnabled": svc.auth_enabled, "createdTime": svc.created_time, "updatedTime": svc.updated_time,
         "inFlight": _revision_brief(in_flight), "failedUpdate": _revision_brief(failed) if failed and not in_flight else None,
