@@ -44,7 +44,7 @@ def error_doc(exc: BaseException) -> tuple[int, dict[str, Any]]:
 
 def target_names() -> list[str]:
     """Deployment targets from the target registry (the one place the panel's server asks for them)."""
-    from nbdeploy.targets.base import target_names as registered
+    from nbdeploy.targets.registry import target_names as registered
 
     return list(registered())
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 import nbdeploy
-from nbdeploy.targets.base import target_names
+from nbdeploy.targets.registry import target_names
 
 from .conftest import TOKEN, LabServer, wait_for
 
