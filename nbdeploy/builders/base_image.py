@@ -210,7 +210,7 @@ def build_base_image(spec: BaseImageSpec, client: object | None = None, cache_di
     return BaseImageResult(spec.tag, image.id, tarball, cached, False)
 
 
-def _existing_image(client: object, tag: str):  # noqa: ANN202 (docker.models.images.Image)
+def _existing_image(client: object, tag: str):  # -> docker.models.images.Image
     import docker.errors
 
     try:

@@ -574,7 +574,7 @@ class _PayloadServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 if self.path != outer.path:
                     self.send_error(404)
                     return

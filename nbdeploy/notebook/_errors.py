@@ -38,7 +38,7 @@ def last_traceback(log_text: str) -> list[str]:
     if not starts:
         return []
     block = [lines[starts[-1]]]
-    for line in lines[starts[-1] + 1:]:
+    for line in lines[starts[-1] + 1 :]:
         block.append(line)
         if line and not line.startswith((" ", "\t")) and "Traceback" not in line:
             break  # the exception line ends the traceback

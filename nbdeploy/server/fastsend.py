@@ -13,11 +13,23 @@ are the same either way.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _CLOSE = (b"connection", b"close")
-_NEEDED = ("transport", "flow", "default_headers", "message_event", "on_response", "keep_alive", "scope",
-           "disconnected", "response_started", "response_complete", "access_log")
+_NEEDED = (
+    "transport",
+    "flow",
+    "default_headers",
+    "message_event",
+    "on_response",
+    "keep_alive",
+    "scope",
+    "disconnected",
+    "response_started",
+    "response_complete",
+    "access_log",
+)
 
 
 def make_writer() -> Callable[[Any, int, list[tuple[bytes, bytes]], bytes], bool] | None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from . import jsonio
@@ -101,8 +102,12 @@ class AMLRequest:
 
     @property
     def environ(self) -> dict[str, Any]:
-        env = {"REQUEST_METHOD": self.method, "PATH_INFO": self.path,
-               "QUERY_STRING": self.query_string.decode("latin-1"), "REMOTE_ADDR": self.remote_addr}
+        env = {
+            "REQUEST_METHOD": self.method,
+            "PATH_INFO": self.path,
+            "QUERY_STRING": self.query_string.decode("latin-1"),
+            "REMOTE_ADDR": self.remote_addr,
+        }
         for key, value in self.headers.items():
             env["HTTP_" + key.upper().replace("-", "_")] = value
         return env
@@ -164,7 +169,9 @@ class AMLRequest:
         if not (force or self.is_json):
             if silent:
                 return None
-            raise BadRequest("Did not attempt to load JSON data because the request Content-Type was not 'application/json'.")
+            raise BadRequest(
+                "Did not attempt to load JSON data because the request Content-Type was not 'application/json'."
+            )
         try:
             value = jsonio.loads(self._body)
         except ValueError as exc:

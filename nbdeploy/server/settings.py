@@ -122,8 +122,9 @@ def load(args: dict[str, object], env: dict[str, str] | None = None) -> Settings
     s.body_limit = int(pick("max_body_bytes", "NBDEPLOY_MAX_BODY_BYTES", DEFAULT_BODY_LIMIT, int))  # type: ignore[arg-type]
     s.max_header_bytes = int(pick("max_header_bytes", "NBDEPLOY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES, int))  # type: ignore[arg-type]
     s.header_timeout_s = float(pick("header_timeout", "NBDEPLOY_HEADER_TIMEOUT_S", DEFAULT_HEADER_TIMEOUT_S, float))  # type: ignore[arg-type]
-    s.keep_alive_timeout_s = float(pick("keep_alive_timeout", "NBDEPLOY_KEEP_ALIVE_TIMEOUT_S",
-                                        DEFAULT_KEEP_ALIVE_TIMEOUT_S, float))  # type: ignore[arg-type]
+    s.keep_alive_timeout_s = float(
+        pick("keep_alive_timeout", "NBDEPLOY_KEEP_ALIVE_TIMEOUT_S", DEFAULT_KEEP_ALIVE_TIMEOUT_S, float)
+    )  # type: ignore[arg-type]
     s.max_connections = int(pick("max_connections", "NBDEPLOY_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, int))  # type: ignore[arg-type]
     s.service_name = str(get("SERVICE_NAME") or "ML service")
     s.service_version = str(get("SERVICE_VERSION") or "1.0")

@@ -80,6 +80,13 @@ def raises_v1(v1_class: type[AzureMLException]) -> Callable[[F], F]:
 
 
 __all__ = [
-    "AzureMLException", "ComputeTargetException", "ModelNotFoundException", "NotSupportedInNbdeploy",
-    "ProjectSystemException", "UserErrorException", "WebserviceException", "as_v1", "raises_v1",
+    "AzureMLException",
+    "ComputeTargetException",
+    "ModelNotFoundException",
+    "NotSupportedInNbdeploy",
+    "ProjectSystemException",
+    "UserErrorException",
+    "WebserviceException",
+    "as_v1",
+    "raises_v1",
 ]

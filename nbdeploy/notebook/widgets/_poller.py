@@ -38,5 +38,5 @@ class Poller:
             try:
                 self.tick()
                 self.ticks += 1
-            except Exception:  # noqa: BLE001 - a failing refresh must not kill the panel
+            except Exception:
                 log.debug("poller tick failed", exc_info=True)
