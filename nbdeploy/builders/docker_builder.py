@@ -189,7 +189,7 @@ def assemble_context(files: Mapping[str, Path | bytes | str], hash_content: bool
                 info.size, info.mode = st.st_size, 0o755 if st.st_mode & 0o111 else 0o644
                 digest.update(str(info.mode).encode())
                 with open(source, "rb") as f:
-                    tar.addfile(info, _HashingReader(f, digest) if hash_content else f)  # type: ignore[arg-type]
+                    tar.addfile(info, _HashingReader(f, digest) if hash_content else f)
             digest.update(b"\0")
             sizes.append((arcname, info.size))
     spool.seek(0)

@@ -59,13 +59,13 @@ class TargetOptionsCommand(click.Command):
         try:
             return super().parse_args(ctx, args)
         except click.NoSuchOption as exc:
-            cls = ctx.meta.get("nbdeploy.target")
-            if cls is None:
+            chosen = ctx.meta.get("nbdeploy.target")
+            if chosen is None:
                 raise
-            known = ", ".join(target_flags(cls)) or "none beyond the common ones"
+            known = ", ".join(target_flags(chosen)) or "none beyond the common ones"
             raise click.UsageError(
-                f"{exc.option_name} is not an option of --target {cls.name}; "
-                f"its own options: {known} (see --target {cls.name} --help)",
+                f"{exc.option_name} is not an option of --target {chosen.name}; "
+                f"its own options: {known} (see --target {chosen.name} --help)",
                 ctx,
             ) from None
 

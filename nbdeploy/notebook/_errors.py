@@ -83,5 +83,5 @@ def reported(service: Any = None) -> Iterator[None]:
         raise UsageError(str(exc)) from None
     except (DeployError, BuildError, ScoringError) as exc:
         lines = short_report(exc, service)
-        exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
+        exc._render_traceback_ = lambda: lines  # type: ignore[union-attr]  # IPython reads this hook
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import errno
 import getpass
 import hashlib
@@ -492,7 +493,7 @@ class Model:
         if add_properties:
             self.add_properties(add_properties)
 
-    def used_by(self) -> list[str]:
+    def used_by(self) -> builtins.list[str]:  # `list` here is Model.list
         """Services recorded as using this version."""
         return store.users(self.workspace.db(create=False), self.id)
 

@@ -94,7 +94,7 @@ def _record(row: Sequence[Any]) -> ModelRecord:
         size=row[10],
         digest=row[11],
         tags=row[12] or {},
-        properties=row[13] or {},  # type: ignore[arg-type] - JSON text, decoded lazily
+        properties=row[13] or {},  # JSON text, decoded lazily
     )
 
 

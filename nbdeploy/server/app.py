@@ -161,7 +161,7 @@ class App:
         script: loader.Script,
         swagger: dict[str, bytes | None],
         state: WorkerState,
-        busy: tuple[memoryview, int] | None = None,
+        busy: tuple[memoryview[float], int] | None = None,
         fast_send: bool = True,
     ) -> None:
         self.s = settings
@@ -172,6 +172,7 @@ class App:
         self.metrics = Metrics()
         self.auth = KeyAuth(settings.auth_keys_file, settings.primary_key, settings.secondary_key)
         # the hang watchdog's slot: a float in shared memory, the monotonic time run() started (0: idle)
+        self._busy: memoryview[float] | list[float]
         self._busy, self._busy_index = busy if busy is not None else ([0.0], 0)
         self.timeout_ms = int(settings.scoring_timeout_ms)
         self.timeout_s = self.timeout_ms / 1000.0

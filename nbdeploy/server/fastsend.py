@@ -55,7 +55,7 @@ def make_writer() -> Callable[[Any, int, list[tuple[bytes, bytes]], bytes], bool
         ``headers`` must have lower-case names, a ``content-length`` and no ``transfer-encoding``;
         the caller builds them (never user code).
         """
-        cycle = getattr(send, "__self__", None)
+        cycle: Any = getattr(send, "__self__", None)  # uvicorn's RequestResponseCycle (untyped internals)
         if type(cycle) is not cycle_type:
             return False
         if cycle.response_started or cycle.disconnected or cycle.access_log or cycle.flow.write_paused:

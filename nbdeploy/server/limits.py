@@ -216,7 +216,7 @@ def protocol_class(limits: Limits) -> type:
             self._seen_at = 0.0  # before it), and since when
             self._too_large = False
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             if not limits.admit(self):
                 transport.close()

@@ -222,15 +222,15 @@ class Master:
             if self.rfd in ready:
                 self._read_reports()
             while self._signals:
-                sig = self._signals.pop(0)
-                if sig in (signal.SIGTERM, signal.SIGINT) and not self.stopping:
+                signum = self._signals.pop(0)
+                if signum in (signal.SIGTERM, signal.SIGINT) and not self.stopping:
                     log.info("Draining: finishing in-flight requests, then exiting")
                     self.stopping = True
-                    self.status.update(stop_signal=signal_name(sig))
+                    self.status.update(stop_signal=signal_name(signum))
                     self.status.set("stopping")
                     self.stop_children(signal.SIGTERM)
                     drain_deadline = time.monotonic() + self.s.graceful_timeout_s + 5
-                elif sig == signal.SIGUSR1 and not self.released and not self.stopping:
+                elif signum == signal.SIGUSR1 and not self.released and not self.stopping:
                     log.info("SIGUSR1: binding the public port %d", self.s.port)
                     self.released = True
                     self.s.hold_public = False  # workers started from now on (replacements) bind it at once

@@ -30,6 +30,7 @@ class AMLResponse:
     ) -> None:
         self.status_code = int(status_code)
         self.headers = Headers()
+        body: bytes | bytearray
         if message is None:
             body, ctype = b"{}", "application/json"
         elif json_str:

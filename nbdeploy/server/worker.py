@@ -63,7 +63,8 @@ class Server(uvicorn.Server):
         config = self.config
 
         def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
-            return config.http_protocol_class(
+            # uvicorn types the class as type[asyncio.Protocol]; its protocols take these arguments
+            return config.http_protocol_class(  # type: ignore[call-arg]
                 config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=_loop
             )
 
@@ -71,7 +72,7 @@ class Server(uvicorn.Server):
         self.servers.append(server)
 
 
-def _busy_slot(shm: mmap.mmap | None, index: int) -> tuple[memoryview, int] | None:
+def _busy_slot(shm: mmap.mmap | None, index: int) -> tuple[memoryview[float], int] | None:
     """This worker's float in the shared hang-watchdog array (the master reads it with struct)."""
     if shm is None:
         return None

@@ -93,7 +93,7 @@ class ComputeTarget:
         return self._state()[0]
 
     @property
-    def provisioning_errors(self) -> list[dict[str, str]] | None:
+    def provisioning_errors(self) -> list[dict[str, dict[str, str]]] | None:
         error = self._state()[1]
         return [{"error": {"message": error}}] if error else None
 
@@ -378,8 +378,9 @@ def _kubeconfig_doc(path: str) -> dict[str, Any]:
 
 def _contexts(path: str) -> tuple[list[str], str | None]:
     doc = _kubeconfig_doc(path)
-    names = [c.get("name") for c in doc.get("contexts") or [] if isinstance(c, dict) and c.get("name")]
-    return names, doc.get("current-context") or None
+    names = [str(c["name"]) for c in doc.get("contexts") or [] if isinstance(c, dict) and c.get("name")]
+    current = doc.get("current-context")
+    return names, str(current) if current else None
 
 
 def _server_of(path: str, context: str) -> str | None:

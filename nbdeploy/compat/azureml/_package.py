@@ -318,7 +318,7 @@ class Image:
     creation_state = property(lambda self: self._doc["creation_state"])
     image_location = property(lambda self: self._doc.get("image_location"))
     image_build_log_uri = property(lambda self: self._doc.get("build_log"))
-    models = property(lambda self: [_Model.get(*m.split(":"), workspace=self.workspace) for m in self._doc["models"]])
+    models = property(lambda self: [_Model.get(m, workspace=self.workspace) for m in self._doc["models"]])
 
     def inference_config(self) -> InferenceConfig:
         doc = self._doc["inference_config"]

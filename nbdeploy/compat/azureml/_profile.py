@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from nbdeploy.errors import InvalidInput
+from nbdeploy.errors import DeployError, InvalidInput
 from nbdeploy.progress import make_sink
 from nbdeploy.specs import InferenceConfig, deployment_config_class
 from nbdeploy.workspace import Workspace, as_workspace
@@ -164,8 +164,10 @@ def profile(
     ok = 0
     try:
         svc.wait_for_deployment()
-        uri = svc.scoring_uri
-        pid = int(svc._current()[0]["pid"])  # the process target's handle
+        uri, handle = svc.scoring_uri, svc._current()[0]
+        if uri is None or handle is None:
+            raise DeployError(name, svc.state, "the profiling service has no scoring URI after deploying")
+        pid = int(handle["pid"])  # the process target's handle
         cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
         with httpx.Client(trust_env=False, timeout=60) as client:
             for i in range(count):

@@ -217,11 +217,11 @@ class Workspace(_Workspace):
 
     @classmethod
     @raises_v1(UserErrorException)
-    def create(
+    def create(  # type: ignore[override]  # v1's signature
         cls,
         name: str | os.PathLike[str],
         auth: Any = None,
-        subscription_id: str | None = None,  # type: ignore[override]
+        subscription_id: str | None = None,
         resource_group: str | None = None,
         location: str | None = None,
         create_resource_group: bool = True,
@@ -264,7 +264,7 @@ class Workspace(_Workspace):
         ws = Workspace()
         return {ws.name: [ws]}
 
-    def write_config(self, path: str | os.PathLike[str] | None = None, file_name: str | None = None) -> Path:  # type: ignore[override]
+    def write_config(self, path: str | os.PathLike[str] | None = None, file_name: str | None = None) -> Path:
         """Write ``config.json`` with v1's keys and the folder (``"workspace"``) into ``path`` (default: cwd)."""
         folder = Path(path).expanduser().absolute() if path is not None else Path.cwd()
         folder.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ class NotSupportedInNbdeploy(AzureMLException):
     """A v1 feature nbdeploy refuses on purpose (training, provisioning cloud resources); says what to do."""
 
 
-_MIXED: dict[tuple[type, type], type] = {}
+_MIXED: dict[tuple[type, type], type[NbdeployError]] = {}
 
 
 def as_v1(exc: NbdeployError, v1_class: type[AzureMLException]) -> NbdeployError:

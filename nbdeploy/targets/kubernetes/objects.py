@@ -6,6 +6,7 @@ into nbdeploy's error by :func:`~nbdeploy.targets.kubernetes.cluster.api_error`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -93,15 +94,19 @@ def apply_all(
             "discover",
             _plural(kind),
             namespace,
-            lambda m=manifest: cluster.resource(m["apiVersion"], m["kind"]),
+            functools.partial(cluster.resource, manifest["apiVersion"], manifest["kind"]),
         )
         result = _api(
             cluster,
             "patch",
             _plural(kind),
             namespace,
-            lambda r=resource, m=manifest: r.server_side_apply(
-                body=m, namespace=namespace, field_manager=FIELD_MANAGER, force_conflicts=True
+            functools.partial(
+                resource.server_side_apply,
+                body=manifest,
+                namespace=namespace,
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
             ),
         )
         applied[(kind, name)] = result.to_dict()

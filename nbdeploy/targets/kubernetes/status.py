@@ -207,11 +207,11 @@ def classify(
     for cond in status.get("conditions") or []:
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
             seconds = _get(deployment, "spec", "progressDeadlineSeconds")
-            pod = details["pods"][0] if details["pods"] else None
+            first_pod = details["pods"][0] if details["pods"] else None
             return Verdict(
                 State.FAILED,
                 f"the rollout of Deployment {name} passed its deadline of {seconds} s: {cond.get('message', '')}",
-                evidence_pod=pod,
+                evidence_pod=first_pod,
                 details=details,
             )
         if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
