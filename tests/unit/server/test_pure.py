@@ -49,6 +49,15 @@ def test_multipart_files_and_fields():
     assert f.filename == "a.bin" and f.read() == b"\x00\x01"
 
 
+def test_multipart_part_without_name_is_skipped():
+    # a file part with no name= used to be filed under the key None (found by mypy)
+    body = (b"--B\r\nContent-Disposition: form-data; filename=\"a.bin\"\r\n\r\n\x00\r\n"
+            b"--B\r\nContent-Disposition: form-data; name*=utf-8''caf%C3%A9\r\n\r\nv\r\n--B--\r\n")
+    form, files = parse_multipart("multipart/form-data; boundary=B", body)
+    assert dict(files) == {}
+    assert form["caf\u00e9"] == "v"
+
+
 def test_amlrequest_werkzeug_api():
     scope = {"method": "POST", "path": "/score", "query_string": b"a=1&a=2",
              "headers": [(b"content-type", b"application/json"), (b"host", b"h")]}
