@@ -26,7 +26,7 @@ class Histogram:
     def lines(self, name: str, labels: str = "") -> list[str]:
         out, running = [], 0
         sep = "," if labels else ""
-        for bound, n in zip(BUCKETS, self.counts, strict=True):
+        for bound, n in zip(BUCKETS, self.counts[:-1], strict=True):  # the last count is +Inf
             running += n
             out.append(f'{name}_bucket{{{labels}{sep}le="{bound}"}} {running}')
         out.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.count}')
