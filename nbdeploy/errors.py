@@ -173,7 +173,8 @@ class UpdateFailed(DeployError):
     def __init__(self, service: str, state: str, reason: str, logs: str = "") -> None:
         super().__init__(service, state, reason, logs)
         self.message = f"Update of service {service!r} failed ({state}): {reason}" + (
-            "\nLog tail of the new revision:\n" + logs if logs else "")
+            "\nLog tail of the new revision:\n" + logs if logs else ""
+        )
         self.args = (self.message,)
 
 

@@ -75,7 +75,7 @@ class Builder(ABC):
     def build(self, request: BuildRequest) -> Artifact:
         """Build the artifact (or find it up to date) and return it; BuildError when the build fails."""
 
-    def remove(self, artifact: Artifact) -> None:
+    def remove(self, artifact: Artifact) -> None:  # noqa: B027 - optional hook, default no-op
         """Delete a built artifact when asked (``delete(delete_image=True)``); default: nothing."""
 
 

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nbdeploy.errors import BuildError, InvalidInput
 
@@ -180,7 +181,7 @@ def build_rootfs_tarball(spec: BaseImageSpec, cache_dir: Path | None = None, pro
     return tarball, False
 
 
-def build_base_image(spec: BaseImageSpec, client: object | None = None, cache_dir: Path | None = None,
+def build_base_image(spec: BaseImageSpec, client: Any = None, cache_dir: Path | None = None,
                      progress: Progress | None = None, force: bool = False) -> BaseImageResult:
     """Build (or reuse) the root filesystem tarball and import it into the engine as ``spec.tag``."""
     from nbdeploy.builders.docker_builder import docker_client
@@ -210,10 +211,10 @@ def build_base_image(spec: BaseImageSpec, client: object | None = None, cache_di
     return BaseImageResult(spec.tag, image.id, tarball, cached, False)
 
 
-def _existing_image(client: object, tag: str):  # noqa: ANN202 (docker.models.images.Image)
+def _existing_image(client: Any, tag: str) -> Any:  # docker.models.images.Image
     import docker.errors
 
     try:
-        return client.images.get(tag)  # type: ignore[attr-defined]
+        return client.images.get(tag)
     except docker.errors.ImageNotFound:
         return None

@@ -189,7 +189,7 @@ def assemble_context(files: Mapping[str, Path | bytes | str], hash_content: bool
                 info.size, info.mode = st.st_size, 0o755 if st.st_mode & 0o111 else 0o644
                 digest.update(str(info.mode).encode())
                 with open(source, "rb") as f:
-                    tar.addfile(info, _HashingReader(f, digest) if hash_content else f)  # type: ignore[arg-type]
+                    tar.addfile(info, _HashingReader(f, digest) if hash_content else f)
             digest.update(b"\0")
             sizes.append((arcname, info.size))
     spool.seek(0)
@@ -574,7 +574,7 @@ class _PayloadServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 if self.path != outer.path:
                     self.send_error(404)
                     return

@@ -190,7 +190,7 @@ class NbdeployMagics(Magics):
             config = InferenceConfig.from_dict(data, base_dir=".", source="%%inference_config")
         self.session.inference_config = config
         print(f"inference config: entry script {config.entry_script}, environment "
-              f"{config.environment.name if config.environment else '(the kernel’s)'}")
+              f"{config.environment.name if config.environment else '(the kernel’s)'}")  # noqa: RUF001
 
     # -- models ----------------------------------------------------------------------------------
     @_with_help

@@ -13,7 +13,8 @@ import logging
 import os
 import signal
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from . import SERVER_VERSION, errors, fastsend, jsonio, loader, logs
@@ -36,8 +37,14 @@ _TEXT = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
 _FAILED = (b"x-ms-run-function-failed", b"True")
 _OK = (b"x-ms-run-function-failed", b"False")
 _CLOSE = (b"connection", b"close")
-_ROUTES = {"/": "/", "/score": "/score", "/swagger.json": "/swagger.json", "/health/live": "/health/live",
-           "/health/ready": "/health/ready", "/metrics": "/metrics"}
+_ROUTES = {
+    "/": "/",
+    "/score": "/score",
+    "/swagger.json": "/swagger.json",
+    "/health/live": "/health/live",
+    "/health/ready": "/health/ready",
+    "/metrics": "/metrics",
+}
 _PLAIN_TYPES = frozenset((str, list, dict, int, float, bool, type(None)))
 _FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
 _ALLOW_OTHER = b"GET, HEAD, OPTIONS"
@@ -50,8 +57,7 @@ def request_ids() -> Callable[[], bytes]:
     and one format. Call it in the worker (after fork) so that every process gets its own prefix.
     """
     r = int.from_bytes(os.urandom(16), "big")
-    prefix = "%08x-%04x-4%03x-%04x-" % (r >> 96, (r >> 80) & 0xFFFF, (r >> 68) & 0xFFF,
-                                        0x8000 | ((r >> 54) & 0x3FFF))
+    prefix = f"{r >> 96:08x}-{(r >> 80) & 0xFFFF:04x}-4{(r >> 68) & 0xFFF:03x}-{0x8000 | ((r >> 54) & 0x3FFF):04x}-"
     counter = itertools.count(r & 0xFFFFFFFFFFFF)
     template = prefix.encode() + b"%012x"
 
@@ -104,8 +110,9 @@ class CorsPolicy:
 
         plain = [o for o in origins if _REGEX_HINTS.isdisjoint(o)]
         self.exact = {o.lower() for o in plain}
-        self.patterns = [re.compile(".*" if o == "*" else o, re.IGNORECASE) for o in origins
-                         if not _REGEX_HINTS.isdisjoint(o)]
+        self.patterns = [
+            re.compile(".*" if o == "*" else o, re.IGNORECASE) for o in origins if not _REGEX_HINTS.isdisjoint(o)
+        ]
         self.wildcard = "*" in origins
         self.default = b"*" if self.wildcard else sorted(plain)[0].encode("latin-1") if plain else None
         self.vary = len(origins) > 1 or bool(self.patterns)
@@ -148,8 +155,15 @@ class WorkerState:
 class App:
     """ASGI entry point for one worker."""
 
-    def __init__(self, settings: Any, script: loader.Script, swagger: dict[str, bytes | None],
-                 state: WorkerState, busy: tuple[memoryview, int] | None = None, fast_send: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Any,
+        script: loader.Script,
+        swagger: dict[str, bytes | None],
+        state: WorkerState,
+        busy: tuple[memoryview[float], int] | None = None,
+        fast_send: bool = True,
+    ) -> None:
         self.s = settings
         self.script = script
         self.run = script.run
@@ -158,6 +172,7 @@ class App:
         self.metrics = Metrics()
         self.auth = KeyAuth(settings.auth_keys_file, settings.primary_key, settings.secondary_key)
         # the hang watchdog's slot: a float in shared memory, the monotonic time run() started (0: idle)
+        self._busy: memoryview[float] | list[float]
         self._busy, self._busy_index = busy if busy is not None else ([0.0], 0)
         self.timeout_ms = int(settings.scoring_timeout_ms)
         self.timeout_s = self.timeout_ms / 1000.0
@@ -177,8 +192,9 @@ class App:
         self._score_allow = b"GET, HEAD, OPTIONS, POST" if script.style == loader.RAWHTTP else b"GET, OPTIONS, POST"
         self.batcher: Batcher | None = None
         if script.batch:
-            self.batcher = Batcher(self._timed_batch, int(script.batch["max_batch_size"]),
-                                   float(script.batch["max_latency_ms"]))
+            self.batcher = Batcher(
+                self._timed_batch, int(script.batch["max_batch_size"]), float(script.batch["max_latency_ms"])
+            )
 
     # -- ASGI ---------------------------------------------------------------------------------------
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
@@ -230,8 +246,12 @@ class App:
                 raise errors.not_found()
             if self._cors is not None:  # like flask-cors on the reference's blueprint: every route it has
                 cors = self._cors.headers(method, get)
-            if self.auth.enabled and path != "/" and not path.startswith("/health/") \
-                    and not self.auth.check(get(b"authorization")):
+            if (
+                self.auth.enabled
+                and path != "/"
+                and not path.startswith("/health/")
+                and not self.auth.check(get(b"authorization"))
+            ):
                 raise errors.unauthorized()
             # request ids (the reference's blueprint hooks)
             if rid is None:
@@ -242,7 +262,7 @@ class App:
             # the reference's rule: x-ms-request-id echoes the legacy header when sent, else the client id,
             # else x-request-id; x-ms-client-request-id echoes the client id, else the legacy header
             client = cid if cid is not None else legacy
-            if client is not None and len(client) > 100 or (legacy is not None and len(legacy) > 100):
+            if (client is not None and len(client) > 100) or (legacy is not None and len(legacy) > 100):
                 raise errors.client_id_too_long()
             ids.append((b"x-ms-request-id", legacy if legacy is not None else client if client is not None else rid))
             if client is not None:
@@ -263,8 +283,9 @@ class App:
         except ClientGone:
             return 499
 
-    async def respond(self, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
-                      ours: bool = True) -> int:
+    async def respond(
+        self, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes, ours: bool = True
+    ) -> int:
         """Send a complete response; ``ours``: the headers are the server's (lower-case names, no framing)."""
         headers.append((b"content-length", b"%d" % len(body)))
         if self.state.draining:
@@ -275,8 +296,9 @@ class App:
         await send({"type": "http.response.body", "body": body})
         return status
 
-    async def error(self, send: Send, exc: HTTPError, ids: list[tuple[bytes, bytes]],
-                    cors: list[tuple[bytes, bytes]] = _NO_HEADERS) -> int:
+    async def error(
+        self, send: Send, exc: HTTPError, ids: list[tuple[bytes, bytes]], cors: list[tuple[bytes, bytes]] = _NO_HEADERS
+    ) -> int:
         headers = [_JSON, _FAILED if exc.run_failed else _OK]
         if exc.with_ids or exc.status == 431:
             headers += self._version
@@ -348,8 +370,17 @@ class App:
             if not message.get("more_body"):
                 return b"".join(parts)
 
-    async def score(self, scope: dict, receive: Receive, send: Send, method: str, ids: list, cors: list,
-                    ctype: bytes | None, clen: int) -> int:
+    async def score(
+        self,
+        scope: dict,
+        receive: Receive,
+        send: Send,
+        method: str,
+        ids: list,
+        cors: list,
+        ctype: bytes | None,
+        clen: int,
+    ) -> int:
         body = await self.read_body(receive, clen) if method == "POST" or clen > 0 else b""
         style = self.script.style
         if method == "HEAD" and style != loader.RAWHTTP:  # Flask routed it (GET implies HEAD); run() is not called
@@ -487,12 +518,11 @@ class App:
         if type(value) not in _PLAIN_TYPES and is_response(value):
             try:
                 status, headers, body, failed = response_parts(value)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.error("Could not read the response run() returned", exc_info=exc)
                 raise errors.internal() from None
             headers.insert(1, _FAILED if failed else _OK)
-            return await self.respond(send, status, [*headers, exec_ms, *self._version, *ids, *cors], body,
-                                      ours=False)
+            return await self.respond(send, status, [*headers, exec_ms, *self._version, *ids, *cors], body, ours=False)
         try:
             body = jsonio.dumps({} if value is None else value)
         except (TypeError, ValueError, RecursionError) as exc:

@@ -61,7 +61,7 @@ class KeyAuth:
             self._refuse(stamp, f"is not valid JSON ({exc})")
             return
         if not isinstance(data, dict):
-            self._refuse(stamp, "is empty or not a JSON object {\"primaryKey\": ..., \"secondaryKey\": ...}")
+            self._refuse(stamp, 'is empty or not a JSON object {"primaryKey": ..., "secondaryKey": ...}')
             return
         keys = [str(k).encode() for k in (data.get("primaryKey"), data.get("secondaryKey")) if k]
         if not keys:

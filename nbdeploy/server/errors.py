@@ -8,8 +8,15 @@ from . import jsonio
 class HTTPError(Exception):
     """An answer the server makes instead of ``run()``'s; ``with_ids`` says if request-id headers go along."""
 
-    def __init__(self, status: int, message: str, run_failed: bool = False, with_ids: bool = True,
-                 close: bool = False, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        run_failed: bool = False,
+        with_ids: bool = True,
+        close: bool = False,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -22,8 +29,10 @@ class HTTPError(Exception):
         return jsonio.dumps({"message": self.message})
 
 
-NOT_FOUND = ("The requested URL was not found on the server. If you entered the URL manually please check "
-             "your spelling and try again.")
+NOT_FOUND = (
+    "The requested URL was not found on the server. If you entered the URL manually please check "
+    "your spelling and try again."
+)
 
 
 def not_found() -> HTTPError:
@@ -32,13 +41,15 @@ def not_found() -> HTTPError:
 
 def method_not_allowed(allow: bytes) -> HTTPError:
     """405 with the ``Allow`` header RFC 9110 asks for (the reference sends none)."""
-    return HTTPError(405, "The method is not allowed for the requested URL.", with_ids=False,
-                     headers=((b"allow", allow),))
+    return HTTPError(
+        405, "The method is not allowed for the requested URL.", with_ids=False, headers=((b"allow", allow),)
+    )
 
 
 def unauthorized() -> HTTPError:
-    return HTTPError(401, "Authorization failed: send 'Authorization: Bearer <key>' with a valid service key.",
-                     with_ids=False)
+    return HTTPError(
+        401, "Authorization failed: send 'Authorization: Bearer <key>' with a valid service key.", with_ids=False
+    )
 
 
 def request_id_too_long() -> HTTPError:
@@ -101,8 +112,11 @@ def swagger_invalid(version: str, supported: str = "2, 3, 3.1") -> HTTPError:
 
 
 def swagger_unsupported(version: str, supported: str) -> HTTPError:
-    return HTTPError(404, f"Swagger version [{version}] is not supported for the scoring script. "
-                          f"Supported swagger versions: [{supported}].")
+    return HTTPError(
+        404,
+        f"Swagger version [{version}] is not supported for the scoring script. "
+        f"Supported swagger versions: [{supported}].",
+    )
 
 
 def score_method_not_allowed() -> HTTPError:

@@ -7,7 +7,8 @@ separators), so orjson is used only for *decoding*; encoding uses a pre-built st
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _encoder = json.JSONEncoder(ensure_ascii=True, allow_nan=True)
 encode_str: Callable[[Any], str] = _encoder.encode

@@ -62,16 +62,21 @@ def effective_max_connections(wanted: int) -> int:
 
 def _json_answer(status: bytes, message: str) -> bytes:
     body = jsonio.dumps({"message": message})
-    return b"HTTP/1.1 %s\r\ncontent-type: application/json\r\nx-ms-run-function-failed: False\r\n" \
-           b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, len(body), body)
+    return (
+        b"HTTP/1.1 %s\r\ncontent-type: application/json\r\nx-ms-run-function-failed: False\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, len(body), body)
+    )
 
 
 class Limits:
     """One worker's limits and its table of open connections (oldest first)."""
 
-    def __init__(self, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-                 header_timeout: float = DEFAULT_HEADER_TIMEOUT_S,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT_S,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
         self.max_header_bytes = int(max_header_bytes)
         self.header_timeout = float(header_timeout)
         self.max_connections = effective_max_connections(int(max_connections))
@@ -82,12 +87,15 @@ class Limits:
         self.evicted = 0
         self.refused = 0
         self._warned = 0.0
-        self.answer_431 = _json_answer(b"431 Request Header Fields Too Large",
-                                       f"Request header fields too large: the request line and headers "
-                                       f"must not exceed {self.max_header_bytes} bytes.")
-        self.answer_408 = _json_answer(b"408 Request Timeout",
-                                       f"Request header timeout: the request head did not arrive within "
-                                       f"{self.header_timeout:g} s.")
+        self.answer_431 = _json_answer(
+            b"431 Request Header Fields Too Large",
+            f"Request header fields too large: the request line and headers "
+            f"must not exceed {self.max_header_bytes} bytes.",
+        )
+        self.answer_408 = _json_answer(
+            b"408 Request Timeout",
+            f"Request header timeout: the request head did not arrive within {self.header_timeout:g} s.",
+        )
 
     def _warn(self, message: str, *args: Any) -> None:
         now = time.monotonic()
@@ -112,11 +120,17 @@ class Limits:
             self.evicted += len(victims)
             if not victims:
                 self.refused += 1
-                self._warn("Connection cap (%d per worker) reached with a request in progress on each; "
-                           "closing new connections", self.max_connections)
+                self._warn(
+                    "Connection cap (%d per worker) reached with a request in progress on each; "
+                    "closing new connections",
+                    self.max_connections,
+                )
                 return False
-            self._warn("Connection cap (%d per worker) reached: closed %d idle connection(s)",
-                       self.max_connections, len(victims))
+            self._warn(
+                "Connection cap (%d per worker) reached: closed %d idle connection(s)",
+                self.max_connections,
+                len(victims),
+            )
         conns[conn] = None
         return True
 
@@ -154,9 +168,20 @@ async def sweep(limits: Limits) -> None:
 
 
 # the names uvicorn 0.54's HttpToolsProtocol.data_received and _unset_keepalive_if_required use
-_UVICORN_DATA_RECEIVED = ("_unset_keepalive_if_required", "parser", "feed_data", "httptools", "HttpParserError",
-                          "logger", "warning", "send_400_response", "HttpParserUpgrade", "_should_upgrade",
-                          "handle_websocket_upgrade", "_unsupported_upgrade_warning")
+_UVICORN_DATA_RECEIVED = (
+    "_unset_keepalive_if_required",
+    "parser",
+    "feed_data",
+    "httptools",
+    "HttpParserError",
+    "logger",
+    "warning",
+    "send_400_response",
+    "HttpParserUpgrade",
+    "_should_upgrade",
+    "handle_websocket_upgrade",
+    "_unsupported_upgrade_warning",
+)
 _UVICORN_UNSET_KEEPALIVE = ("timeout_keep_alive_task", "cancel")
 _STRADDLE = (b"\n", b"\r\n")  # a read that may start with the end of a "\r\n\r\n" begun in the last one
 
@@ -175,8 +200,10 @@ def protocol_class(limits: Limits) -> type:
     base_data_received = HttpToolsProtocol.data_received
     # When uvicorn's data_received uses the same names as the one this was written against (0.54), its
     # steps are done here, without its two extra calls; any other uvicorn gets a plain call to it.
-    inline = (HttpToolsProtocol.data_received.__code__.co_names == _UVICORN_DATA_RECEIVED
-              and HttpToolsProtocol._unset_keepalive_if_required.__code__.co_names == _UVICORN_UNSET_KEEPALIVE)
+    inline = (
+        HttpToolsProtocol.data_received.__code__.co_names == _UVICORN_DATA_RECEIVED
+        and HttpToolsProtocol._unset_keepalive_if_required.__code__.co_names == _UVICORN_UNSET_KEEPALIVE
+    )
     parser_error, parser_upgrade = httptools.HttpParserError, httptools.HttpParserUpgrade
     max_head = limits.max_header_bytes
 
@@ -189,7 +216,7 @@ def protocol_class(limits: Limits) -> type:
             self._seen_at = 0.0  # before it), and since when
             self._too_large = False
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             if not limits.admit(self):
                 transport.close()

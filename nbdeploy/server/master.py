@@ -71,7 +71,7 @@ class Master:
                         pass
 
                 code = worker.run(self.s, index, report, self.shm)
-            except BaseException:  # noqa: BLE001
+            except BaseException:
                 log.exception("Worker %d crashed", index)
             finally:
                 os._exit(code)
@@ -143,17 +143,29 @@ class Master:
             reason = "hung"
         else:
             reason = {3: "init failed", 4: "bind failed"}.get(code, "crashed")
-        self.status.update(last_worker_exit={
-            "worker": index, "pid": pid, "exit_code": code if code >= 0 else None,
-            "signal": signal_name(-code) if code < 0 else None, "reason": reason, "time": round(time.time(), 3)})
+        self.status.update(
+            last_worker_exit={
+                "worker": index,
+                "pid": pid,
+                "exit_code": code if code >= 0 else None,
+                "signal": signal_name(-code) if code < 0 else None,
+                "reason": reason,
+                "time": round(time.time(), 3),
+            }
+        )
 
     def _watchdog(self) -> None:
         now = time.monotonic()  # workers write time.monotonic() (one clock for every process)
         for pid, index in list(self.children.items()):
             started = struct.unpack_from("d", self.shm, index * 8)[0]
             if started and now - started > self.hang_after:
-                log.error("Worker %d (pid %d) has been in run() for %.1f s (scoring timeout %d ms); replacing it",
-                          index, pid, now - started, self.s.scoring_timeout_ms)
+                log.error(
+                    "Worker %d (pid %d) has been in run() for %.1f s (scoring timeout %d ms); replacing it",
+                    index,
+                    pid,
+                    now - started,
+                    self.s.scoring_timeout_ms,
+                )
                 struct.pack_into("d", self.shm, index * 8, 0.0)
                 self._hung.add(pid)
                 try:
@@ -210,15 +222,15 @@ class Master:
             if self.rfd in ready:
                 self._read_reports()
             while self._signals:
-                sig = self._signals.pop(0)
-                if sig in (signal.SIGTERM, signal.SIGINT) and not self.stopping:
+                signum = self._signals.pop(0)
+                if signum in (signal.SIGTERM, signal.SIGINT) and not self.stopping:
                     log.info("Draining: finishing in-flight requests, then exiting")
                     self.stopping = True
-                    self.status.update(stop_signal=signal_name(sig))
+                    self.status.update(stop_signal=signal_name(signum))
                     self.status.set("stopping")
                     self.stop_children(signal.SIGTERM)
                     drain_deadline = time.monotonic() + self.s.graceful_timeout_s + 5
-                elif sig == signal.SIGUSR1 and not self.released and not self.stopping:
+                elif signum == signal.SIGUSR1 and not self.released and not self.stopping:
                     log.info("SIGUSR1: binding the public port %d", self.s.port)
                     self.released = True
                     self.s.hold_public = False  # workers started from now on (replacements) bind it at once
@@ -244,17 +256,25 @@ def serve(settings: Any) -> int:
         except OSError as exc:
             log.error("Cannot bind %s:%d: %s", settings.host, settings.port, exc)
             StatusFile(settings.status_file, settings.admin_port, settings.port).update(
-                state="failed", error=str(exc), exit_code=1)
+                state="failed", error=str(exc), exit_code=1
+            )
             return 1
     try:
         master = Master(settings)
     except OSError as exc:  # the port 0 or admin port reservation
         log.error("Cannot bind %s: %s", settings.host, exc)
         StatusFile(settings.status_file, settings.admin_port, settings.port).update(
-            state="failed", error=f"cannot bind: {exc}", exit_code=1)
+            state="failed", error=f"cannot bind: {exc}", exit_code=1
+        )
         return 1
-    log.info("nbdeploy scoring server: entry script %s, model dir %s, %d worker(s), %s:%d",
-             settings.entry_path or "main.py", settings.model_dir, settings.workers, settings.host, settings.port)
+    log.info(
+        "nbdeploy scoring server: entry script %s, model dir %s, %d worker(s), %s:%d",
+        settings.entry_path or "main.py",
+        settings.model_dir,
+        settings.workers,
+        settings.host,
+        settings.port,
+    )
     code = 1
     try:
         code = master.run()

@@ -37,7 +37,8 @@ def _from_root(model_name: str) -> str:
         return local
     raise ModelNotFoundException(
         f"Model {model_name} not found in cache at {_models_dir()} or in current working directory "
-        f"{os.getcwd()}. For more info, set logging level to DEBUG.")
+        f"{os.getcwd()}. For more info, set logging level to DEBUG."
+    )
 
 
 def _local(model_name: str, version: int | None) -> str:

@@ -35,9 +35,17 @@ class StatusFile:
 
     def __init__(self, path: str | None, admin_port: int | None, public_port: int) -> None:
         self.path = path
-        self.data: dict[str, Any] = {"pid": os.getpid(), "state": None, "admin_port": admin_port,
-                                     "public_port": public_port, "error": None, "exit_code": None,
-                                     "stop_signal": None, "last_worker_exit": None, "worker_restarts": 0}
+        self.data: dict[str, Any] = {
+            "pid": os.getpid(),
+            "state": None,
+            "admin_port": admin_port,
+            "public_port": public_port,
+            "error": None,
+            "exit_code": None,
+            "stop_signal": None,
+            "last_worker_exit": None,
+            "worker_restarts": 0,
+        }
 
     def set(self, state: str, error: str | None = None) -> None:
         if self.data["state"] == state and self.data["error"] == error:

@@ -33,9 +33,24 @@ from nbdeploy.specs.conda import CondaDependencies
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 YAML_KEYS = {
-    "name", "version", "pip", "conda", "channels", "python", "requirements", "base_image", "base_dockerfile",
-    "variables", "environment_variables", "pip_index_url", "pip_extra_index_urls", "pip_trusted_hosts",
-    "ca_certificates", "user_managed_dependencies", "gpu", "system_packages",
+    "name",
+    "version",
+    "pip",
+    "conda",
+    "channels",
+    "python",
+    "requirements",
+    "base_image",
+    "base_dockerfile",
+    "variables",
+    "environment_variables",
+    "pip_index_url",
+    "pip_extra_index_urls",
+    "pip_trusted_hosts",
+    "ca_certificates",
+    "user_managed_dependencies",
+    "gpu",
+    "system_packages",
 }
 
 
@@ -81,7 +96,9 @@ class Environment:
 
     def __init__(self, name: str, version: str | None = None) -> None:
         if not isinstance(name, str) or not ENV_NAME_RE.fullmatch(name):
-            raise InvalidSpec("environment name", f"{name!r} must start with a letter or digit and use letters, digits, '.', '_', '-'")
+            raise InvalidSpec(
+                "environment name", f"{name!r} must start with a letter or digit and use letters, digits, '.', '_', '-'"
+            )
         self.name = name
         self.version = version
         self.python = PythonSection()
@@ -105,7 +122,9 @@ class Environment:
 
     # -- factories -------------------------------------------------------------------------------
     @classmethod
-    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str], pip_version: str | None = None) -> Environment:
+    def from_pip_requirements(
+        cls, name: str, file_path: str | os.PathLike[str], pip_version: str | None = None
+    ) -> Environment:
         """An environment whose pip packages are the lines of a requirements file."""
         env = cls(name)
         for line in _read_requirements(Path(file_path)):
@@ -123,8 +142,13 @@ class Environment:
         return env
 
     @classmethod
-    def from_current_kernel(cls, name: str, entry_script: str | os.PathLike[str] | None = None,
-                            source_directory: str | os.PathLike[str] | None = None, packages: Sequence[str] = ()) -> Environment:
+    def from_current_kernel(
+        cls,
+        name: str,
+        entry_script: str | os.PathLike[str] | None = None,
+        source_directory: str | os.PathLike[str] | None = None,
+        packages: Sequence[str] = (),
+    ) -> Environment:
         """Pin the packages that the entry script (and its source folder) import, at the versions installed here.
 
         Without an entry script, pins every installed distribution that is importable at top level
@@ -157,7 +181,9 @@ class Environment:
             try:
                 pins[dist] = metadata.version(dist)
             except metadata.PackageNotFoundError as exc:
-                raise InvalidInput(f"packages: {dist!r} is not installed in this kernel; install it or pin it with pip: [...]") from exc
+                raise InvalidInput(
+                    f"packages: {dist!r} is not installed in this kernel; install it or pin it with pip: [...]"
+                ) from exc
         env = cls(name)
         env.python.conda_dependencies.set_python_version(f"{sys.version_info.major}.{sys.version_info.minor}")
         for dist, version in sorted(pins.items()):
@@ -344,7 +370,9 @@ def _stored_url(url: str | None) -> str | None:
         import logging
 
         logging.getLogger(__name__).warning(
-            "the credentials in %s are not stored; give them by reference (${VAR} in the URL, ~/.netrc or keyring)", stored)
+            "the credentials in %s are not stored; give them by reference (${VAR} in the URL, ~/.netrc or keyring)",
+            stored,
+        )
     return stored
 
 

@@ -49,6 +49,15 @@ def test_multipart_files_and_fields():
     assert f.filename == "a.bin" and f.read() == b"\x00\x01"
 
 
+def test_multipart_part_without_name_is_skipped():
+    # a file part with no name= used to be filed under the key None (found by mypy)
+    body = (b"--B\r\nContent-Disposition: form-data; filename=\"a.bin\"\r\n\r\n\x00\r\n"
+            b"--B\r\nContent-Disposition: form-data; name*=utf-8''caf%C3%A9\r\n\r\nv\r\n--B--\r\n")
+    form, files = parse_multipart("multipart/form-data; boundary=B", body)
+    assert dict(files) == {}
+    assert form["caf\u00e9"] == "v"
+
+
 def test_amlrequest_werkzeug_api():
     scope = {"method": "POST", "path": "/score", "query_string": b"a=1&a=2",
              "headers": [(b"content-type", b"application/json"), (b"host", b"h")]}
@@ -144,3 +153,17 @@ def test_shims_register_only_missing_modules(monkeypatch):
     assert "azureml.core.model" in done and M is Model
     for name in [n for n in sys.modules if n == "azureml" or n.startswith("azureml.")]:
         del sys.modules[name]
+
+
+def test_histogram_lines_are_cumulative_and_end_with_inf():
+    from nbdeploy.server.metrics import BUCKETS, Histogram
+
+    h = Histogram()
+    for seconds in (0.0001, 0.003, 100.0):  # first bucket, a middle one, past the last bound
+        h.observe(seconds)
+    lines = h.lines("x")
+    buckets = [line for line in lines if line.startswith("x_bucket")]
+    assert len(buckets) == len(BUCKETS) + 1
+    assert buckets[0] == f'x_bucket{{le="{BUCKETS[0]}"}} 1'
+    assert buckets[-2] == f'x_bucket{{le="{BUCKETS[-1]}"}} 2' and buckets[-1] == 'x_bucket{le="+Inf"} 3'
+    assert "x_count 3" in lines
