@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "service": ("nbdeploy.cli.service", "service", "Deploy, inspect, score, update and delete services."),
     "serve": ("nbdeploy.cli.serve", "serve", "Run the scoring server for an entry script (azmlinfsrv equivalent)."),
     "base-image": ("nbdeploy.cli.base_image", "base_image", "Build Python base images without a registry."),
+    "batch": ("nbdeploy.cli.batch", "batch", "Batch inference over files and tables (v1 ParallelRunStep scripts)."),
 }
 
 
