@@ -63,6 +63,16 @@ class ServiceExecutor:
         self._done: queue.Queue[Outcome] = queue.Queue()
         self._in_flight = 0
         self._cancel = threading.Event()
+        self._local = threading.local()
+
+    def _service(self) -> Webservice:
+        """One Webservice handle per thread (each has its own HTTP client)."""
+        svc = getattr(self._local, "service", None)
+        if svc is None:
+            from nbdeploy.service import Webservice
+
+            svc = self._local.service = Webservice(self.service.name, self.service.workspace)
+        return svc
 
     def start(self) -> None:
         self._threads = ThreadPoolExecutor(self.capacity, thread_name_prefix="nbdeploy-batch-score")
@@ -123,7 +133,7 @@ class ServiceExecutor:
             if self._cancel.is_set():
                 raise RuntimeError("cancelled")
             try:
-                return post(self.service, body, self.timeout)
+                return post(self._service(), body, self.timeout)
             except _Retryable as exc:
                 if attempt == self.max_tries:
                     raise RuntimeError(f"{exc} (after {attempt} tries)") from exc
