@@ -29,6 +29,7 @@ def record_ends(path: str, start: int, quoted: bool, block: int = BLOCK) -> Iter
     last_end = start
     offset = start
     tail_blank = True
+    previous_byte = -1
     with open(path, "rb") as fh:
         fh.seek(start)
         while True:
@@ -58,10 +59,12 @@ def record_ends(path: str, start: int, quoted: bool, block: int = BLOCK) -> Iter
                     inside = local >= 0
                     cr = np.zeros(len(two), dtype=bool)
                     cr[inside] = arr[local[inside]] == CR
+                    cr[local == -1] = previous_byte == CR  # the CR ended the previous block
                     blank[two[cr]] = True
                 yield ends[~blank]
                 last_end = int(ends[-1])
             offset += len(data)
+            previous_byte = data[-1]
             tail_blank = not data[max(0, last_end - (offset - len(data))):].strip()
     if offset > last_end and not tail_blank:
         yield np.array([offset], dtype=np.int64)
