@@ -43,6 +43,7 @@ def run(
     progress: BatchProgress | None = None,
     name: str | None = None,
     stop: threading.Event | None = None,
+    shard: tuple[int, int] | None = None,
     **config_kwargs: Any,
 ) -> BatchResult:
     """Run ``entry_script``'s ``init()`` once per worker and ``run(mini_batch)`` over ``input``; write ``output``.
@@ -52,6 +53,7 @@ def run(
     arguments are :class:`ParallelRunConfig` fields (``mini_batch_size``, ``error_threshold``, ``output_action``,
     ...), or pass ``config``. ``processes`` sets ``process_count_per_node``. ``models`` are laid out under
     ``AZUREML_MODEL_DIR`` as for services. Rerunning the same job into the same ``output`` resumes it.
+    ``shard=(i, n)`` runs only the i-th of n contiguous parts of the plan, into ``output/shard-<i>``.
 
     Returns a :class:`BatchResult`; raises :class:`~nbdeploy.batch.errors.BatchFailed` when failures pass a
     threshold or init() fails, :class:`~nbdeploy.batch.errors.BatchStopped` on Ctrl-C.
@@ -68,7 +70,11 @@ def run(
         raise InvalidInput("input and output are required: the files/tables to score and the output folder")
     paths = resolve_inputs(input)
     plan = make_plan(paths, input_format, config.batch_size, config.partition_keys)
-    return run_local(config, plan, Path(output), models=models, workspace=workspace, overwrite=overwrite,
+    out = Path(output)
+    if shard is not None:
+        plan = plan.shard(*shard)
+        out = out / f"shard-{shard[0]}"
+    return run_local(config, plan, out, models=models, workspace=workspace, overwrite=overwrite,
                      use_journal=journal, progress=progress or default_progress(show_output),
                      name=name or Path(config.entry_script).stem, stop=stop)
 

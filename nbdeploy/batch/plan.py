@@ -70,6 +70,15 @@ class Plan:
     def __len__(self) -> int:
         return len(self.batches)
 
+    def shard(self, index: int, count: int) -> Plan:
+        """Shard ``index`` of ``count``: a contiguous run of mini-batches, renumbered from 0."""
+        from dataclasses import replace
+
+        from nbdeploy.batch.kubernetes import shard_range
+
+        part = [replace(self.batches[i], index=k) for k, i in enumerate(shard_range(len(self.batches), index, count))]
+        return Plan(self.input_format, part, f"{self.digest}/{index}of{count}", sum(b.items for b in part))
+
 
 def resolve_inputs(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
     """Absolute file paths for paths, folders (every file under them, sorted) and globs, in the order given."""

@@ -54,6 +54,8 @@ def batch() -> None:
 @click.option("--run-max-try", type=int, default=3, show_default=True, help="Tries per mini-batch.")
 @click.option("--env-var", "env_vars", multiple=True, metavar="KEY=VALUE", help="Environment variable for the workers (repeatable).")
 @click.option("--logging-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option("--shard", metavar="I/N", help="Run only part I of N of the mini-batches (into OUTPUT/shard-I).")
+@click.option("--shard-from-env", type=int, metavar="N", help="As --shard, with I from JOB_COMPLETION_INDEX (Indexed Jobs).")
 @click.argument("arguments", nargs=-1)
 @click.pass_context
 def run_cmd(ctx: click.Context, **params: Any) -> None:
@@ -109,7 +111,23 @@ def run_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     )
     if params.get("source_directory"):
         kwargs["source_directory"] = params["source_directory"]
+    shard = _shard(params.get("shard"), params.get("shard_from_env"))
+    if shard is not None:
+        kwargs["shard"] = shard
     return kwargs
+
+
+def _shard(text: str | None, from_env: int | None) -> tuple[int, int] | None:
+    if from_env is not None:
+        import os
+
+        text = f"{os.environ.get('JOB_COMPLETION_INDEX', '')}/{from_env}"
+    if text is None:
+        return None
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise click.BadParameter(f"expected I/N with 0 <= I < N (JOB_COMPLETION_INDEX for --shard-from-env), got {text!r}", param_hint="--shard")
+    return int(index), int(count)
 
 
 def score_kwargs(params: dict[str, Any]) -> dict[str, Any]:

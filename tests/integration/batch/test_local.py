@@ -199,3 +199,16 @@ def test_rerunning_a_finished_job_does_nothing_and_changed_inputs_are_refused(tm
     assert second.output_file.read_bytes() == data
     with pytest.raises(nbdeploy.errors.Conflict, match="another job"):
         run(script, table_csv, tmp_path / "out", models=[model], workspace=workspace, mini_batch_size=400, processes=1)
+
+
+def test_shards_concatenated_in_order_equal_the_whole_job(tmp_path, workspace, model, table_csv):
+    """What each pod of the Indexed Job runs (``--shard I/N``), checked locally."""
+    script = write(tmp_path, "score_rows.py", TABULAR)
+    whole = run(script, table_csv, tmp_path / "whole", models=[model], workspace=workspace, mini_batch_size=400, processes=1)
+    parts = []
+    for index in range(3):
+        part = run(script, table_csv, tmp_path / "sharded", models=[model], workspace=workspace, mini_batch_size=400,
+                   processes=1, shard=(index, 3))
+        assert part.output_file == tmp_path / "sharded" / f"shard-{index}" / "parallel_run_step.txt"
+        parts.append(part.output_file.read_bytes())
+    assert b"".join(parts) == whole.output_file.read_bytes()
