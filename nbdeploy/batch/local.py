@@ -68,15 +68,21 @@ def run(
         config = config.with_changes(process_count_per_node=processes)
     if input is None or output is None:
         raise InvalidInput("input and output are required: the files/tables to score and the output folder")
-    paths = resolve_inputs(input)
-    plan = make_plan(paths, input_format, config.batch_size, config.partition_keys)
     out = Path(output)
+    paths = [p for p in resolve_inputs(input) if not _inside(p, out)]  # an output folder inside an input folder
+    if not paths:
+        raise InvalidInput(f"input: no files outside the output folder {out}")
+    plan = make_plan(paths, input_format, config.batch_size, config.partition_keys)
     if shard is not None:
         plan = plan.shard(*shard)
         out = out / f"shard-{shard[0]}"
     return run_local(config, plan, out, models=models, workspace=workspace, overwrite=overwrite,
                      use_journal=journal, progress=progress or default_progress(show_output),
                      name=name or Path(config.entry_script).stem, stop=stop)
+
+
+def _inside(path: str, folder: Path) -> bool:
+    return Path(path).resolve().is_relative_to(folder.resolve())
 
 
 def prepare_bundle(config: ParallelRunConfig, models: Sequence[Model | str], workspace: Any) -> tuple[Bundle, Workspace]:

@@ -185,11 +185,13 @@ def score(
     if isinstance(max_tries, bool) or not isinstance(max_tries, int) or max_tries < 1:
         raise InvalidSpec("max_tries", f"must be an integer >= 1, got {max_tries!r}")
     svc = service if isinstance(service, Webservice) else Webservice(service, workspace)
-    plan = make_plan(resolve_inputs(input), input_format, parse_mini_batch_size(mini_batch_size), partition_keys)
+    out = Path(output).resolve()
+    paths = [p for p in resolve_inputs(input) if not Path(p).resolve().is_relative_to(out)]
+    plan = make_plan(paths, input_format, parse_mini_batch_size(mini_batch_size), partition_keys)
     out_name = (append_row_file_name or DEFAULT_APPEND_ROW_FILE) if output_action == APPEND_ROW else None
     identity = {"plan": plan.digest, "batches": len(plan), "input_format": plan.input_format,
                 "output_action": output_action, "output": out_name, "service": svc.name}
-    book = Journal.open(Path(output).resolve(), out_name, identity, overwrite=overwrite, enabled=journal)
+    book = Journal.open(out, out_name, identity, overwrite=overwrite, enabled=journal)
     executor = ServiceExecutor(svc, concurrency, timeout, max_tries, payload_key, output_action == APPEND_ROW)
     limits = Limits(error_threshold, allowed_failed_count, allowed_failed_percent, run_max_try=1)
     unit = "files" if plan.input_format == FILES else "rows"

@@ -38,12 +38,20 @@ def _common_options(fn: Any) -> Any:
     return fn
 
 
+class _DashDashCommand(click.Command):
+    """Remembers whether ``--`` came before the script's arguments (a shell-expanded glob must not become one)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["dashdash"] = "--" in args
+        return super().parse_args(ctx, args)
+
+
 @click.group()
 def batch() -> None:
     """Batch inference over files and tables (v1 ParallelRunStep scripts), locally or through a service."""
 
 
-@batch.command("run")
+@batch.command("run", cls=_DashDashCommand)
 @click.option("-e", "--entry-script", required=True, type=click.Path(dir_okay=False), help="Script with init() and run(mini_batch).")
 @click.option("--source-directory", type=click.Path(file_okay=False), help="Folder shipped with the entry script.")
 @click.option("-m", "--model", "models", multiple=True, metavar="NAME[:VERSION]", help="Registered model under AZUREML_MODEL_DIR (repeatable).")
@@ -66,6 +74,9 @@ def run_cmd(ctx: click.Context, **params: Any) -> None:
     """
     from nbdeploy.batch import run
 
+    if params["arguments"] and not ctx.meta.get("dashdash"):
+        raise click.UsageError(f"unexpected argument {params['arguments'][0]!r}: quote globs (-i 'data/*.csv') or repeat -i; "
+                               "put the entry script's own arguments after --")
     kwargs = run_kwargs(params)
     _finish(lambda: run(workspace=workspace_from(ctx), show_output=not params["quiet"], **kwargs))
 

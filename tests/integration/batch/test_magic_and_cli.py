@@ -75,3 +75,22 @@ def test_cli_arguments_reach_sys_argv_and_summary_only_keeps_counts(tmp_path, wo
     parts = sorted(p.read_text() for p in (tmp_path / "out").glob("part-*.txt"))
     assert parts == ["hello 1000"] * 3
     assert not (tmp_path / "out" / "parallel_run_step.txt").exists()
+
+
+def test_cli_refuses_a_shell_expanded_glob_and_skips_its_own_output(tmp_path, workspace, model):
+    from .conftest import diabetes_rows
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("a.csv", "b.csv"):
+        diabetes_rows(50).to_csv(data / name, index=False)
+    script = write(tmp_path, "score_rows.py", TABULAR)
+    base = ["batch", "run", "-e", str(script), "-m", "diabetes:1", "--processes", "1", "-q"]
+    done = subprocess.run(cli(*base, "-i", str(data / "a.csv"), str(data / "b.csv"), "-o", str(tmp_path / "o")),
+                          env=cli_env(workspace), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "quote globs" in done.stderr
+    for _ in range(2):  # the output folder lies inside the input folder: a rerun still finds the same job
+        done = subprocess.run(cli(*base, "-i", str(data), "-o", str(data / "out")), env=cli_env(workspace),
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    assert "resumed: 2 mini-batches were already done" in done.stdout
