@@ -30,9 +30,7 @@ def format_results(result: Any) -> tuple[int, bytes]:
         if len(result) == 0:
             return 0, b""
         return len(result), result.to_csv(sep=" ", header=False, index=False, lineterminator="\n").encode()
-    if kind == "series":
-        result = result.tolist()
-    elif kind == "array":
+    if kind == "series" or kind == "array":
         result = result.tolist()
     buf = io.StringIO()
     writer = None

@@ -29,7 +29,7 @@ _SERVICE_VARS = ("AZUREML_ENTRY_SCRIPT", "AZUREML_MODEL_DIR", "AML_APP_ROOT", "A
 
 def run(
     entry_script: str | os.PathLike[str] | None = None,
-    input: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,  # noqa: A002 - v1/CLI name
+    input: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     output: str | os.PathLike[str] | None = None,
     *,
     config: ParallelRunConfig | None = None,

@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbdeploy.batch.config import DEFAULT_FILES_PER_BATCH, DEFAULT_TABLE_BATCH_BYTES, BatchSize
+from nbdeploy.batch.config import (
+    DEFAULT_FILES_PER_BATCH,
+    DEFAULT_TABLE_BATCH_BYTES,
+    BatchSize,
+)
 from nbdeploy.errors import InvalidInput, InvalidSpec
 
 FILES, CSV, PARQUET, JSONL, FRAME = "files", "csv", "parquet", "jsonl", "frame"
@@ -154,7 +158,8 @@ def _text_batches(path: str, fmt: str, size: BatchSize | None, first_index: int)
             raise InvalidInput(f"{path} is empty: a CSV input needs a header line")
     rows = size.count if size is not None else None
     nbytes = None if rows is not None else (size.nbytes if size is not None and size.nbytes else DEFAULT_TABLE_BATCH_BYTES)
-    batches, row = [], 0
+    batches: list[MiniBatch] = []
+    row = 0
     for begin, end, count in split_ranges(path, start, rows, nbytes, quoted=quoted):
         batches.append(MiniBatch(first_index + len(batches), fmt, path=path, start=begin, end=end, first_row=row, items=count, header=header))
         row += count
@@ -184,7 +189,7 @@ def _partitions(path: str, fmt: str, keys: Sequence[str], first_index: int) -> l
     missing = [k for k in keys if k not in frame.columns]
     if missing:
         raise InvalidSpec("partition_keys", f"{missing[0]!r} is not a column of {os.path.basename(path)}", allowed=[str(c) for c in frame.columns])
-    batches = []
+    batches: list[MiniBatch] = []
     for key, group in frame.groupby(list(keys), sort=False, dropna=False):
         values = key if isinstance(key, tuple) else (key,)
         label = ",".join(f"{k}={v}" for k, v in zip(keys, values))

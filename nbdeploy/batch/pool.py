@@ -134,7 +134,7 @@ class WorkerPool:
         for conn in ready:
             worker = next(w for w in self._workers if w.conn is conn)
             try:
-                message = conn.recv()
+                message: Any = worker.conn.recv()
             except (EOFError, OSError):
                 outcomes += self._replace(worker, self._death_reason(worker))
                 continue

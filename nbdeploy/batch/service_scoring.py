@@ -21,7 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbdeploy.batch.config import APPEND_ROW, DEFAULT_APPEND_ROW_FILE, OUTPUT_ACTIONS, parse_mini_batch_size
+from nbdeploy.batch.config import (
+    APPEND_ROW,
+    DEFAULT_APPEND_ROW_FILE,
+    OUTPUT_ACTIONS,
+    parse_mini_batch_size,
+)
 from nbdeploy.batch.journal import Journal
 from nbdeploy.batch.plan import FILES, MiniBatch, make_plan, resolve_inputs
 from nbdeploy.batch.pool import Outcome
@@ -153,7 +158,7 @@ def _unwrap(answer: Any) -> Any:
 
 def score(
     service: str | Webservice,
-    input: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],  # noqa: A002
+    input: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
     *,
     workspace: Any = None,

@@ -62,8 +62,8 @@ def notebook_progress(workspace: Workspace | None) -> Any:
 
 
 def _call(command: str, kwargs: dict[str, Any], workspace: Workspace | None, progress: Any) -> BatchResult:
-    from nbdeploy.batch import score
     from nbdeploy.batch import run as run_batch
+    from nbdeploy.batch import score
     from nbdeploy.batch.errors import BatchError
 
     try:

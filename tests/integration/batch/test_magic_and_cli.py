@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from IPython import get_ipython
 from IPython.core.error import UsageError
 from IPython.testing.globalipapp import start_ipython
-from IPython import get_ipython
 
 from nbdeploy.batch import BatchFailed
 from nbdeploy.notebook.batch_magic import batch_magic

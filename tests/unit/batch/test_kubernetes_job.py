@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from nbdeploy.batch.kubernetes import BatchJobSpec, classify_shards, render_batch_job, shard_range
+from nbdeploy.batch.kubernetes import (
+    BatchJobSpec,
+    classify_shards,
+    render_batch_job,
+    shard_range,
+)
 from nbdeploy.errors import InvalidName
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import io
 import os
 
 import pandas as pd
 import pytest
 
 from nbdeploy.batch.config import BatchSize
-from nbdeploy.batch.plan import CSV, FILES, JSONL, infer_format, make_plan, resolve_inputs
+from nbdeploy.batch.plan import (
+    CSV,
+    FILES,
+    JSONL,
+    infer_format,
+    make_plan,
+    resolve_inputs,
+)
 from nbdeploy.batch.readers import load_batch
-from nbdeploy.batch.scan import record_ends, split_ranges
+from nbdeploy.batch.scan import record_ends
 from nbdeploy.errors import InvalidInput, InvalidSpec
 
 
