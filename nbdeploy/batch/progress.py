@@ -68,7 +68,7 @@ class SinkProgress:
 
     def __init__(self, sink: ProgressSink, interval_s: float = 5.0) -> None:
         self.sink, self.interval_s = sink, interval_s
-        self._last = 0.0
+        self._last = float("-inf")
 
     def update(self, snap: Snapshot) -> None:
         now = time.monotonic()
@@ -86,7 +86,7 @@ class TerminalBar:
     def __init__(self, stream: TextIO | None = None, width: int = 24, interval_s: float = 0.2) -> None:
         self.stream = stream or sys.stderr
         self.width, self.interval_s = width, interval_s
-        self._last = 0.0
+        self._last = float("-inf")
 
     def _draw(self, snap: Snapshot, end: str = "") -> None:
         frac = snap.done / snap.total if snap.total else 1.0
