@@ -85,7 +85,10 @@ class WorkerPool:
             )
         child_end.close()
         conn = Connection(parent_end.detach())
-        conn.send(self.setup)
+        try:
+            conn.send(self.setup)
+        except OSError:  # it died at once: poll() reads the EOF and reports why
+            pass
         self._spawned += 1
         log.debug("batch worker %d: pid %d", number, proc.pid)
         return _Worker(number, proc, conn, log_path)
@@ -93,7 +96,7 @@ class WorkerPool:
     def close(self, kill: bool = False, grace_s: float = 5.0) -> None:
         """Stop every worker: politely (finish, then ``shutdown()``), or at once with ``kill=True``."""
         for worker in self._workers:
-            if kill or worker.batch is not None:
+            if kill or worker.batch is not None or not worker.ready:  # a replacement still in init() has nothing to finish
                 _kill(worker.proc)
             else:
                 try:
@@ -123,7 +126,10 @@ class WorkerPool:
         worker = next(w for w in self._workers if w.ready and w.batch is None)
         worker.batch, worker.started = batch, time.monotonic()
         worker.deadline = worker.started + self.run_timeout
-        worker.conn.send((batch.index, batch))
+        try:
+            worker.conn.send((batch.index, batch))
+        except OSError:  # the worker died meanwhile: poll() reads the EOF and fails this try
+            pass
 
     def poll(self, timeout: float) -> list[Outcome]:
         """Outcomes that arrived within ``timeout`` seconds (raises :class:`InitFailed`)."""
@@ -177,7 +183,8 @@ class WorkerPool:
         if not worker.ready and worker.batch is None:
             raise InitFailed(worker.number, f"{reason} before init() finished", worker.log_path)
         tail = _tail(worker.log_path)
-        outcome = [Outcome(worker.batch.index, False, worker.batch.items, error=reason + (f"\nWorker log tail:\n{tail}" if tail else ""))] if worker.batch else []
+        error = (f"Worker log tail:\n{tail}\n" if tail else "") + reason  # the last line says what happened
+        outcome = [Outcome(worker.batch.index, False, worker.batch.items, error=error)] if worker.batch else []
         self._workers[self._workers.index(worker)] = self._spawn(worker.number)
         return outcome
 

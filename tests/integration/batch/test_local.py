@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -38,7 +39,8 @@ def test_tabular_script_in_input_order_with_models_as_for_services(tmp_path, wor
     frame = pd.read_csv(table_csv)
     np.testing.assert_allclose(out["prediction"], estimator.predict(frame.drop(columns=["id"])), rtol=1e-12)
     logs = "".join(p.read_text() for p in (tmp_path / "out" / STATE_DIR / "logs").glob("worker-*.log"))
-    assert logs.count("init() done in pid") == 2  # init() once per worker process
+    pids = re.findall(r"init\(\) done in pid (\d+)", logs)
+    assert 1 <= len(pids) <= 2 and len(set(pids)) == len(pids)  # init() once per worker process
 
 
 def test_size_mini_batches_parquet_and_jsonl_give_the_same_rows(tmp_path, workspace, model):
@@ -211,3 +213,18 @@ def test_shards_concatenated_in_order_equal_the_whole_job(tmp_path, workspace, m
         assert part.output_file == tmp_path / "sharded" / f"shard-{index}" / "parallel_run_step.txt"
         parts.append(part.output_file.read_bytes())
     assert b"".join(parts) == whole.output_file.read_bytes()
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_its_mini_batch_retried(tmp_path, workspace, model, table_csv, caplog):
+    caplog.set_level("INFO", logger="nbdeploy.batch.runner")
+    script = write(tmp_path, "score_rows.py", TABULAR.replace("def run(mini_batch):", '''def run(mini_batch):
+    marker = os.path.join(os.environ["MARKER_DIR"], "killed")
+    if (mini_batch["id"] == 1500).any() and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), 9)  # as the OOM killer would''', 1))
+    result = run(script, table_csv, tmp_path / "out", models=[model], workspace=workspace, mini_batch_size=300,
+                 processes=2, environment_variables={"MARKER_DIR": str(tmp_path)})
+    assert (result.state, result.succeeded, result.failed_items) == ("Succeeded", 3000, 0)
+    assert read_output(result.output_file)["id"].tolist() == list(range(3000))
+    assert (tmp_path / "killed").exists()
+    assert "mini-batch 5 try 1 failed; retrying: the worker process was killed by SIGKILL" in caplog.text
