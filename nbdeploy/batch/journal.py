@@ -10,6 +10,7 @@ disappear instead of being written twice.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -60,6 +61,7 @@ class Journal:
     _out_fd: int | None = None
     _journal_fd: int | None = None
     _size: int = 0
+    _lock_fd: int | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -75,26 +77,41 @@ class Journal:
         """Open (resume) or start the journal for ``job`` in ``output_dir``."""
         output_dir.mkdir(parents=True, exist_ok=True)
         journal = cls(output_dir, output_dir / output_name if output_name else None, enabled)
-        if overwrite:
-            journal.path.unlink(missing_ok=True)
-            if journal.output_file is not None:
-                journal.output_file.unlink(missing_ok=True)
         journal.state_dir.mkdir(exist_ok=True)
-        if enabled and journal.path.exists():
-            journal._recover(job)
-        else:
-            if journal.output_file is not None and journal.output_file.exists() and journal.output_file.stat().st_size:
-                raise Conflict(f"{journal.output_file} exists and no journal says which job wrote it; "
-                               "choose another output folder or pass overwrite=True (--overwrite).")
-            if enabled:
-                journal._journal_fd = os.open(journal.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-                header = {"nbdeploy_batch": VERSION, "job": job, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-                os.write(journal._journal_fd, (json.dumps(header, sort_keys=True) + "\n").encode())
-                os.fsync(journal._journal_fd)
-        if journal.output_file is not None:
-            journal._out_fd = os.open(journal.output_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            journal._size = os.fstat(journal._out_fd).st_size
+        journal._lock()
+        try:
+            if overwrite:
+                journal.path.unlink(missing_ok=True)
+                if journal.output_file is not None:
+                    journal.output_file.unlink(missing_ok=True)
+            if enabled and journal.path.exists():
+                journal._recover(job)
+            else:
+                if journal.output_file is not None and journal.output_file.exists() and journal.output_file.stat().st_size:
+                    raise Conflict(f"{journal.output_file} exists and no journal says which job wrote it; "
+                                   "choose another output folder or pass overwrite=True (--overwrite).")
+                if enabled:
+                    journal._journal_fd = os.open(journal.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                    header = {"nbdeploy_batch": VERSION, "job": job, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                    os.write(journal._journal_fd, (json.dumps(header, sort_keys=True) + "\n").encode())
+                    os.fsync(journal._journal_fd)
+            if journal.output_file is not None:
+                journal._out_fd = os.open(journal.output_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                journal._size = os.fstat(journal._out_fd).st_size
+        except BaseException:
+            journal.close()  # releases the lock
+            raise
         return journal
+
+    def _lock(self) -> None:
+        """Hold ``<state>/lock`` while the job runs: two runs appending to one output would interleave."""
+        fd = os.open(self.state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise Conflict(f"another batch job is writing to {self.output_dir} right now; wait for it or choose another output folder.") from None
+        self._lock_fd = fd
 
     def _recover(self, job: dict[str, Any]) -> None:
         raw = self.path.read_bytes()
@@ -160,7 +177,7 @@ class Journal:
         self.entries += [e for e, _ in batch]
 
     def close(self) -> None:
-        for fd in (self._out_fd, self._journal_fd):
+        for fd in (self._out_fd, self._journal_fd, self._lock_fd):
             if fd is not None:
                 os.close(fd)
-        self._out_fd = self._journal_fd = None
+        self._out_fd = self._journal_fd = self._lock_fd = None

@@ -73,3 +73,11 @@ def test_limits():
     assert "allowed_failed_count=1" in Limits(-1, allowed_failed_count=1).exceeded(0, 2, 10, False)
     assert Limits(-1, allowed_failed_percent=10).exceeded(0, 2, 10, all_dispatched=False) == ""
     assert "allowed_failed_percent=10" in Limits(-1, allowed_failed_percent=10).exceeded(0, 2, 10, all_dispatched=True)
+
+
+def test_two_runs_into_one_output_folder_are_refused(tmp_path):
+    first = Journal.open(tmp_path, "out.txt", JOB)
+    with pytest.raises(Conflict, match="another batch job is writing to"):
+        Journal.open(tmp_path, "out.txt", JOB)
+    first.close()
+    Journal.open(tmp_path, "out.txt", JOB).close()
