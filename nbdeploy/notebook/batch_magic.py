@@ -5,7 +5,7 @@
     %batch run -e batch_score.py -i data/*.csv -o outputs/ --mini-batch-size 10MB -m diabetes:1
     %batch score -s diabetes-svc -i data/features.csv -o scored/ --concurrency 4
 
-Progress shows in the live panel with a widget frontend and as plain lines elsewhere (papermill). A job that
+Progress shows in a live progress widget with a widget frontend and as plain lines elsewhere (papermill). A job that
 passes its error threshold (or is interrupted) raises, so papermill stops there; the message is the job's
 summary (failed inputs and their errors), not a traceback. Registered by ``NbdeployMagics``::
 
@@ -51,14 +51,50 @@ def batch_magic(line: str, workspace: Workspace | None = None) -> BatchResult:
     return _call(command, kwargs, workspace, progress)
 
 
-def notebook_progress(workspace: Workspace | None) -> Any:
-    """The live panel when a widget frontend is present, else plain lines every few seconds."""
+def notebook_progress(workspace: Workspace | None, display: bool = True) -> Any:
+    """A live progress widget with a widget frontend, else plain lines every few seconds (papermill)."""
     from nbdeploy.batch.progress import SinkProgress
-    from nbdeploy.notebook._frontend import sink_factory
+    from nbdeploy.notebook._frontend import widget_frontend_present
     from nbdeploy.progress import PlainSink
 
-    sink = sink_factory(True, workspace)
-    return SinkProgress(sink, interval_s=5.0 if isinstance(sink, PlainSink) else 0.5)
+    if widget_frontend_present():
+        return BatchProgressWidget(display=display)
+    return SinkProgress(PlainSink(), interval_s=5.0)
+
+
+class BatchProgressWidget:
+    """A progress bar and one status line (stock ipywidgets), updated at most every ``interval_s``."""
+
+    def __init__(self, display: bool = True, interval_s: float = 0.3) -> None:
+        import ipywidgets as w
+
+        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info", layout=w.Layout(width="50%"))
+        self.label = w.HTML("starting workers")
+        self.box = w.VBox([w.HBox([self.bar]), self.label])
+        self.interval_s, self._last = interval_s, float("-inf")
+        if display:
+            from IPython.display import display as show
+
+            show(self.box)
+
+    def _render(self, snap: Any, state: str = "Running", reason: str = "") -> None:
+        from html import escape
+
+        self.bar.value = min(1.0, snap.done / snap.total) if snap.total else 1.0
+        text = f"<b>{escape(snap.job)}</b> {escape(state)}: {escape(snap.text())}"
+        self.label.value = text + (f"<br><small>{escape(reason)}</small>" if reason else "")
+
+    def update(self, snap: Any) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - self._last >= self.interval_s:
+            self._last = now
+            self._render(snap)
+
+    def finish(self, snap: Any, state: str, reason: str = "") -> None:
+        self.bar.bar_style = {"Succeeded": "success", "Stopped": "warning"}.get(state, "danger")
+        self._render(snap, state, reason)
 
 
 def _call(command: str, kwargs: dict[str, Any], workspace: Workspace | None, progress: Any) -> BatchResult:

@@ -42,3 +42,13 @@ def test_plain_lines_are_throttled_and_the_end_is_reported():
 
 def test_default_progress_is_plain_lines_off_a_tty():
     assert isinstance(default_progress(True, io.StringIO()), SinkProgress)
+
+
+def test_notebook_widget_shows_fraction_state_and_reason():
+    from nbdeploy.notebook.batch_magic import BatchProgressWidget
+
+    widget = BatchProgressWidget(display=False, interval_s=0)
+    widget.update(snap(50_000))
+    assert widget.bar.value == 0.25 and "50,000/200,000 rows" in widget.label.value
+    widget.finish(snap(60_000, failed=7), "Failed", "7 failed inputs > error_threshold=0")
+    assert widget.bar.bar_style == "danger" and "Failed" in widget.label.value and "error_threshold=0" in widget.label.value
