@@ -374,6 +374,14 @@ class NbdeployMagics(Magics):
             svc.delete()
         print(f"deleted {args.name} ({time.perf_counter() - started:.1f}s)")
 
+    @line_magic
+    def batch(self, line: str) -> Any:
+        """``%batch --entry-script S --input PATH_OR_GLOB --output DIR ...``: batch inference with a v1
+        ParallelRunStep script (``%batch --help`` lists the options; docs/batch.md)."""
+        from nbdeploy.notebook.batch_magic import batch_magic
+
+        return batch_magic(line, workspace=self.session.workspace())
+
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics and the progress-sink factory; nothing else."""
