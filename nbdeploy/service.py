@@ -9,6 +9,7 @@ follow the protocol in :mod:`nbdeploy.rollout`.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import re
@@ -383,7 +384,7 @@ class Webservice:
         handle, _ = self._current()
         return self._target().logs(handle, num_lines) if handle else ""
 
-    def revisions(self) -> list[dict[str, Any]]:
+    def revisions(self) -> builtins.list[dict[str, Any]]:
         """The revision history: every deploy, update and reload, with its outcome and evidence."""
         return [
             {"revision": r.revision, "outcome": r.outcome, "state": r.state, "reason": r.reason,

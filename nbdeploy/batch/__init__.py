@@ -43,8 +43,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nbdeploy.batch.config import ParallelRunConfig
-    from nbdeploy.batch.errors import BatchError, BatchFailed, BatchStopped
-    from nbdeploy.batch.local import run
-    from nbdeploy.batch.result import BatchResult, Failure
-    from nbdeploy.batch.service_scoring import score
+    from nbdeploy.batch.config import ParallelRunConfig as ParallelRunConfig
+    from nbdeploy.batch.errors import BatchError as BatchError
+    from nbdeploy.batch.errors import BatchFailed as BatchFailed
+    from nbdeploy.batch.errors import BatchStopped as BatchStopped
+    from nbdeploy.batch.local import run as run
+    from nbdeploy.batch.result import BatchResult as BatchResult
+    from nbdeploy.batch.result import Failure as Failure
+    from nbdeploy.batch.service_scoring import score as score

@@ -85,9 +85,9 @@ class ParallelRunConfig:
     """Failed mini-batches tolerated (-1: any)."""
     allowed_failed_percent: float | None = None
     """Failed mini-batches tolerated, in percent of all mini-batches (checked once all are dispatched)."""
-    partition_keys: tuple[str, ...] | None = None
+    partition_keys: tuple[str, ...] | str | None = None  # a single column name is accepted (stored as a tuple)
     environment_variables: Mapping[str, str] = field(default_factory=dict)
-    arguments: tuple[str, ...] = ()
+    arguments: tuple[str, ...] | str = ()  # one string is one argument (stored as a tuple)
     """Command-line arguments the entry script sees in ``sys.argv`` (v1 ``ParallelRunStep(arguments=...)``)."""
     environment: Any = None
     logging_level: str = "INFO"
@@ -95,25 +95,42 @@ class ParallelRunConfig:
 
     def __post_init__(self) -> None:
         if not self.entry_script or not isinstance(self.entry_script, (str, os.PathLike)):
-            raise InvalidSpec("entry_script", "is required: the path of the script that defines init() and run(mini_batch)")
+            raise InvalidSpec(
+                "entry_script", "is required: the path of the script that defines init() and run(mini_batch)"
+            )
         object.__setattr__(self, "entry_script", os.fspath(self.entry_script))
         if self.source_directory is not None:
             object.__setattr__(self, "source_directory", os.fspath(self.source_directory))
         _check_int("error_threshold", self.error_threshold, minimum=-1)
         if self.output_action not in OUTPUT_ACTIONS:
-            raise InvalidSpec("output_action", f"{self.output_action!r} is not an output action", allowed=OUTPUT_ACTIONS)
+            raise InvalidSpec(
+                "output_action", f"{self.output_action!r} is not an output action", allowed=OUTPUT_ACTIONS
+            )
         size = parse_mini_batch_size(self.mini_batch_size)
         _check_int("node_count", self.node_count, minimum=1)
         if self.process_count_per_node is not None:
             _check_int("process_count_per_node", self.process_count_per_node, minimum=1)
-        if isinstance(self.run_invocation_timeout, bool) or not isinstance(self.run_invocation_timeout, (int, float)) or self.run_invocation_timeout <= 0:
-            raise InvalidSpec("run_invocation_timeout", f"must be a positive number of seconds, got {self.run_invocation_timeout!r}")
+        if (
+            isinstance(self.run_invocation_timeout, bool)
+            or not isinstance(self.run_invocation_timeout, (int, float))
+            or self.run_invocation_timeout <= 0
+        ):
+            raise InvalidSpec(
+                "run_invocation_timeout", f"must be a positive number of seconds, got {self.run_invocation_timeout!r}"
+            )
         _check_int("run_max_try", self.run_max_try, minimum=1)
         name = self.append_row_file_name
         if name is not None:
             if self.output_action != APPEND_ROW:
                 raise InvalidSpec("append_row_file_name", "applies only to output_action='append_row'")
-            if not isinstance(name, str) or not name or "/" in name or os.sep in name or name in (".", "..") or name.startswith("."):
+            if (
+                not isinstance(name, str)
+                or not name
+                or "/" in name
+                or os.sep in name
+                or name in (".", "..")
+                or name.startswith(".")
+            ):
                 raise InvalidSpec("append_row_file_name", f"{name!r} must be a plain file name such as 'scores.txt'")
         if self.allowed_failed_count is not None:
             _check_int("allowed_failed_count", self.allowed_failed_count, minimum=-1)
@@ -125,7 +142,9 @@ class ParallelRunConfig:
             if not keys or not all(isinstance(k, str) and k for k in keys):
                 raise InvalidSpec("partition_keys", "must be a non-empty list of column names")
             if size is not None:
-                raise InvalidSpec("partition_keys", "cannot be combined with mini_batch_size (v1 refuses both too); drop one")
+                raise InvalidSpec(
+                    "partition_keys", "cannot be combined with mini_batch_size (v1 refuses both too); drop one"
+                )
             object.__setattr__(self, "partition_keys", tuple(keys))
         env = dict(self.environment_variables or {})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
@@ -167,7 +186,9 @@ class ParallelRunConfig:
             import difflib
 
             close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-            raise InvalidSpec(unknown[0], "is not a ParallelRunConfig parameter" + (f"; did you mean {close[0]!r}?" if close else ""))
+            raise InvalidSpec(
+                unknown[0], "is not a ParallelRunConfig parameter" + (f"; did you mean {close[0]!r}?" if close else "")
+            )
         return cls(**kwargs)
 
 

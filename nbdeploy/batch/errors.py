@@ -1,9 +1,9 @@
 """Batch errors, in nbdeploy's one exception tree (candidates to move into ``nbdeploy/errors.py``)::
 
-    NbdeployError
-    └── BatchError                 a batch job did not complete
-        ├── BatchFailed            the error threshold was passed, or init() failed; carries the result
-        └── BatchStopped           Ctrl-C (or a cancel) stopped it; rerun the same job to resume
+NbdeployError
+└── BatchError                 a batch job did not complete
+    ├── BatchFailed            the error threshold was passed, or init() failed; carries the result
+    └── BatchStopped           Ctrl-C (or a cancel) stopped it; rerun the same job to resume
 """
 
 from __future__ import annotations

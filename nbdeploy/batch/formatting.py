@@ -56,4 +56,6 @@ def _check(result: Any) -> str:
     if module.startswith("numpy") and name == "ndarray":
         if result.ndim >= 1:
             return "array"
-    raise ResultTypeError(f"run() returned {name}; it must return a list or a pandas DataFrame with one element per input that succeeded")
+    raise ResultTypeError(
+        f"run() returned {name}; it must return a list or a pandas DataFrame with one element per input that succeeded"
+    )

@@ -46,8 +46,16 @@ class Entry:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Entry:
-        return cls(doc["i"], doc["end"], doc["items"], doc["results"], doc.get("failed", 0), doc.get("inputs", ""),
-                   doc.get("error", ""), doc.get("batch_failed", False))
+        return cls(
+            doc["i"],
+            doc["end"],
+            doc["items"],
+            doc["results"],
+            doc.get("failed", 0),
+            doc.get("inputs", ""),
+            doc.get("error", ""),
+            doc.get("batch_failed", False),
+        )
 
 
 @dataclass
@@ -72,8 +80,14 @@ class Journal:
         return self.state_dir / JOURNAL
 
     @classmethod
-    def open(cls, output_dir: Path, output_name: str | None, job: dict[str, Any], overwrite: bool = False,
-             enabled: bool = True) -> Journal:
+    def open(
+        cls,
+        output_dir: Path,
+        output_name: str | None,
+        job: dict[str, Any],
+        overwrite: bool = False,
+        enabled: bool = True,
+    ) -> Journal:
         """Open (resume) or start the journal for ``job`` in ``output_dir``."""
         output_dir.mkdir(parents=True, exist_ok=True)
         journal = cls(output_dir, output_dir / output_name if output_name else None, enabled)
@@ -87,12 +101,22 @@ class Journal:
             if enabled and journal.path.exists():
                 journal._recover(job)
             else:
-                if journal.output_file is not None and journal.output_file.exists() and journal.output_file.stat().st_size:
-                    raise Conflict(f"{journal.output_file} exists and no journal says which job wrote it; "
-                                   "choose another output folder or pass overwrite=True (--overwrite).")
+                if (
+                    journal.output_file is not None
+                    and journal.output_file.exists()
+                    and journal.output_file.stat().st_size
+                ):
+                    raise Conflict(
+                        f"{journal.output_file} exists and no journal says which job wrote it; "
+                        "choose another output folder or pass overwrite=True (--overwrite)."
+                    )
                 if enabled:
                     journal._journal_fd = os.open(journal.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-                    header = {"nbdeploy_batch": VERSION, "job": job, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                    header = {
+                        "nbdeploy_batch": VERSION,
+                        "job": job,
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    }
                     os.write(journal._journal_fd, (json.dumps(header, sort_keys=True) + "\n").encode())
                     os.fsync(journal._journal_fd)
             if journal.output_file is not None:
@@ -110,7 +134,9 @@ class Journal:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise Conflict(f"another batch job is writing to {self.output_dir} right now; wait for it or choose another output folder.") from None
+            raise Conflict(
+                f"another batch job is writing to {self.output_dir} right now; wait for it or choose another output folder."
+            ) from None
         self._lock_fd = fd
 
     def _recover(self, job: dict[str, Any]) -> None:
@@ -119,11 +145,17 @@ class Journal:
         try:
             header = json.loads(lines[0])
         except (ValueError, IndexError):
-            raise Conflict(f"{self.path} is not a batch journal; choose another output folder or pass overwrite=True (--overwrite).") from None
+            raise Conflict(
+                f"{self.path} is not a batch journal; choose another output folder or pass overwrite=True (--overwrite)."
+            ) from None
         if header.get("job") != job:
-            changed = sorted(k for k in set(job) | set(header.get("job", {})) if job.get(k) != header.get("job", {}).get(k))
-            raise Conflict(f"{self.output_dir} holds another job's journal ({', '.join(changed)} differ: the inputs, "
-                           "mini_batch_size or output changed); choose another output folder or pass overwrite=True (--overwrite).")
+            changed = sorted(
+                k for k in set(job) | set(header.get("job", {})) if job.get(k) != header.get("job", {}).get(k)
+            )
+            raise Conflict(
+                f"{self.output_dir} holds another job's journal ({', '.join(changed)} differ: the inputs, "
+                "mini_batch_size or output changed); choose another output folder or pass overwrite=True (--overwrite)."
+            )
         valid = len(lines[0]) + 1
         for line in lines[1:]:
             if not line.endswith(b"}"):
@@ -145,8 +177,10 @@ class Journal:
             end = self.entries[-1].end if self.entries else 0
             size = self.output_file.stat().st_size if self.output_file.exists() else 0
             if size < end:
-                raise Conflict(f"{self.output_file} is shorter than its journal says ({size} < {end} bytes): it was changed "
-                               "after the job wrote it; pass overwrite=True (--overwrite) to start again.")
+                raise Conflict(
+                    f"{self.output_file} is shorter than its journal says ({size} < {end} bytes): it was changed "
+                    "after the job wrote it; pass overwrite=True (--overwrite) to start again."
+                )
             if size > end:
                 with open(self.output_file, "r+b") as fh:
                     fh.truncate(end)

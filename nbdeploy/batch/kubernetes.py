@@ -55,7 +55,9 @@ class BatchJobSpec:
 
 def check_job_name(name: str) -> None:
     if not _NAME_RE.match(name or ""):
-        raise InvalidName("batch job", str(name), "use up to 52 lower-case letters, digits and '-', starting with a letter")
+        raise InvalidName(
+            "batch job", str(name), "use up to 52 lower-case letters, digits and '-', starting with a letter"
+        )
 
 
 def job_labels(spec: BatchJobSpec) -> dict[str, str]:
@@ -69,14 +71,27 @@ def render_batch_job(spec: BatchJobSpec) -> dict[str, Any]:
     """The Indexed Job for ``spec`` (a plain dict for the dynamic client)."""
     check_job_name(spec.name)
     command = [
-        "python", "-m", "nbdeploy", "batch", "run", "--shard-from-env", str(spec.node_count),
-        "--processes", str(spec.process_count_per_node),
+        "python",
+        "-m",
+        "nbdeploy",
+        "batch",
+        "run",
+        "--shard-from-env",
+        str(spec.node_count),
+        "--processes",
+        str(spec.process_count_per_node),
         *[arg for path in spec.inputs for arg in ("-i", f"{DATA_MOUNT}/{path.lstrip('/')}")],
-        "-o", f"{DATA_MOUNT}/{spec.output.lstrip('/')}", *spec.options,
+        "-o",
+        f"{DATA_MOUNT}/{spec.output.lstrip('/')}",
+        *spec.options,
     ]
     env = [{"name": k, "value": v} for k, v in sorted(spec.env.items())]
     container: dict[str, Any] = {
-        "name": "batch", "image": spec.image, "imagePullPolicy": spec.image_pull_policy, "command": command, "env": env,
+        "name": "batch",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": command,
+        "env": env,
         "volumeMounts": [{"name": "batch-data", "mountPath": DATA_MOUNT}],
     }
     requests = {k: v for k, v in (("cpu", spec.cpu), ("memory", spec.memory)) if v}
@@ -84,17 +99,22 @@ def render_batch_job(spec: BatchJobSpec) -> dict[str, Any]:
         container["resources"] = {"requests": requests, "limits": dict(requests)}
     labels = job_labels(spec)
     return {
-        "apiVersion": "batch/v1", "kind": "Job",
+        "apiVersion": "batch/v1",
+        "kind": "Job",
         "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
         "spec": {
-            "completionMode": "Indexed", "completions": spec.node_count, "parallelism": spec.node_count,
+            "completionMode": "Indexed",
+            "completions": spec.node_count,
+            "parallelism": spec.node_count,
             "backoffLimit": spec.backoff_limit,
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    "restartPolicy": "Never", "containers": [container],
+                    "restartPolicy": "Never",
+                    "containers": [container],
                     "volumes": [{"name": "batch-data", "hostPath": {"path": spec.host_path, "type": "Directory"}}],
-                    "automountServiceAccountToken": False, "enableServiceLinks": False,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
                 },
             },
         },
@@ -125,7 +145,9 @@ def classify_shards(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -
         if index is None:
             continue
         i = int(index)
-        if i not in latest or meta.get("creationTimestamp", "") >= latest[i].get("metadata", {}).get("creationTimestamp", ""):
+        if i not in latest or meta.get("creationTimestamp", "") >= latest[i].get("metadata", {}).get(
+            "creationTimestamp", ""
+        ):
             latest[i] = pod
     shards = [_pod_state(i, latest.get(i)) for i in range(count)]
     conditions = {c.get("type"): c for c in job.get("status", {}).get("conditions", []) if c.get("status") == "True"}
@@ -143,7 +165,9 @@ def _pod_state(index: int, pod: Mapping[str, Any] | None) -> ShardState:
     phase = status.get("phase", "Pending")
     for condition in status.get("conditions", []):
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            return ShardState(index, PENDING, f"{condition.get('reason', 'Unschedulable')}: {condition.get('message', '')}".strip())
+            return ShardState(
+                index, PENDING, f"{condition.get('reason', 'Unschedulable')}: {condition.get('message', '')}".strip()
+            )
     for container in status.get("containerStatuses", []):
         terminated = container.get("state", {}).get("terminated")
         if terminated and terminated.get("exitCode", 0) != 0:
@@ -153,7 +177,12 @@ def _pod_state(index: int, pod: Mapping[str, Any] | None) -> ShardState:
                 text += f": {terminated['message'].strip()}"
             return ShardState(index, FAILED, text)
         waiting = container.get("state", {}).get("waiting")
-        if waiting and waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError", "InvalidImageName"):
+        if waiting and waiting.get("reason") in (
+            "ErrImagePull",
+            "ImagePullBackOff",
+            "CreateContainerConfigError",
+            "InvalidImageName",
+        ):
             return ShardState(index, PENDING, f"{waiting['reason']}: {waiting.get('message', '')}".strip())
     if phase == "Succeeded":
         return ShardState(index, SUCCEEDED)

@@ -24,12 +24,18 @@ if TYPE_CHECKING:
     from nbdeploy.registry import Model
     from nbdeploy.workspace import Workspace
 
-_SERVICE_VARS = ("AZUREML_ENTRY_SCRIPT", "AZUREML_MODEL_DIR", "AML_APP_ROOT", "AZUREML_SOURCE_DIRECTORY", "WORKER_COUNT")
+_SERVICE_VARS = (
+    "AZUREML_ENTRY_SCRIPT",
+    "AZUREML_MODEL_DIR",
+    "AML_APP_ROOT",
+    "AZUREML_SOURCE_DIRECTORY",
+    "WORKER_COUNT",
+)
 
 
 def run(
     entry_script: str | os.PathLike[str] | None = None,
-    input: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    input: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,  # noqa: A002 - v1 names it input
     output: str | os.PathLike[str] | None = None,
     *,
     config: ParallelRunConfig | None = None,
@@ -63,7 +69,9 @@ def run(
             raise InvalidInput("entry_script: give the batch script (or config=ParallelRunConfig(...))")
         config = ParallelRunConfig.from_kwargs(entry_script=os.fspath(entry_script), **config_kwargs)
     elif config_kwargs or entry_script is not None:
-        config = config.with_changes(**({"entry_script": os.fspath(entry_script)} if entry_script else {}), **config_kwargs)
+        config = config.with_changes(
+            **({"entry_script": os.fspath(entry_script)} if entry_script else {}), **config_kwargs
+        )
     if processes is not None:
         config = config.with_changes(process_count_per_node=processes)
     if input is None or output is None:
@@ -76,16 +84,27 @@ def run(
     if shard is not None:
         plan = plan.shard(*shard)
         out = out / f"shard-{shard[0]}"
-    return run_local(config, plan, out, models=models, workspace=workspace, overwrite=overwrite,
-                     use_journal=journal, progress=progress or default_progress(show_output),
-                     name=name or Path(config.entry_script).stem, stop=stop)
+    return run_local(
+        config,
+        plan,
+        out,
+        models=models,
+        workspace=workspace,
+        overwrite=overwrite,
+        use_journal=journal,
+        progress=progress or default_progress(show_output),
+        name=name or Path(config.entry_script).stem,
+        stop=stop,
+    )
 
 
 def _inside(path: str, folder: Path) -> bool:
     return Path(path).resolve().is_relative_to(folder.resolve())
 
 
-def prepare_bundle(config: ParallelRunConfig, models: Sequence[Model | str], workspace: Any) -> tuple[Bundle, Workspace]:
+def prepare_bundle(
+    config: ParallelRunConfig, models: Sequence[Model | str], workspace: Any
+) -> tuple[Bundle, Workspace]:
     """The app root (entry script, source folder, models under azureml-models/) as services lay it out."""
     from nbdeploy.builders.bundle import create_bundle
     from nbdeploy.service import resolve_models
@@ -118,17 +137,34 @@ def worker_environment(config: ParallelRunConfig, bundle: Bundle, output_dir: Pa
 
 def job_identity(config: ParallelRunConfig, plan: Plan) -> dict[str, Any]:
     """What must match for a rerun to resume a journal: the plan and where its output goes."""
-    return {"plan": plan.digest, "batches": len(plan), "input_format": plan.input_format,
-            "output_action": config.output_action, "output": config.output_file_name}
+    return {
+        "plan": plan.digest,
+        "batches": len(plan),
+        "input_format": plan.input_format,
+        "output_action": config.output_action,
+        "output": config.output_file_name,
+    }
 
 
-def run_local(config: ParallelRunConfig, plan: Plan, output_dir: Path, *, models: Sequence[Model | str] = (),
-              workspace: Any = None, overwrite: bool = False, use_journal: bool = True,
-              progress: BatchProgress | None = None, name: str = "batch", stop: threading.Event | None = None) -> BatchResult:
+def run_local(
+    config: ParallelRunConfig,
+    plan: Plan,
+    output_dir: Path,
+    *,
+    models: Sequence[Model | str] = (),
+    workspace: Any = None,
+    overwrite: bool = False,
+    use_journal: bool = True,
+    progress: BatchProgress | None = None,
+    name: str = "batch",
+    stop: threading.Event | None = None,
+) -> BatchResult:
     """Run a planned job with local worker processes."""
     bundle, _ = prepare_bundle(config, models, workspace)
     output_dir = output_dir.resolve()
-    journal = Journal.open(output_dir, config.output_file_name, job_identity(config, plan), overwrite=overwrite, enabled=use_journal)
+    journal = Journal.open(
+        output_dir, config.output_file_name, job_identity(config, plan), overwrite=overwrite, enabled=use_journal
+    )
     log_dir = journal.state_dir / "logs"
     setup = {
         "entry_script": str(bundle.path / bundle.entry_script),
@@ -139,11 +175,21 @@ def run_local(config: ParallelRunConfig, plan: Plan, output_dir: Path, *, models
         "logging_level": config.logging_level,
     }
     workers = max(1, min(config.workers, len(plan) - journal.done))
-    pool = WorkerPool(workers, setup, worker_environment(config, bundle, output_dir, log_dir), str(bundle.path), log_dir,
-                      float(config.run_invocation_timeout))
-    limits = Limits(config.error_threshold, config.allowed_failed_count, config.allowed_failed_percent, config.run_max_try)
+    pool = WorkerPool(
+        workers,
+        setup,
+        worker_environment(config, bundle, output_dir, log_dir),
+        str(bundle.path),
+        log_dir,
+        float(config.run_invocation_timeout),
+    )
+    limits = Limits(
+        config.error_threshold, config.allowed_failed_count, config.allowed_failed_percent, config.run_max_try
+    )
     unit = "files" if plan.input_format == FILES else "rows"
-    return run_plan(name, plan, journal, pool, limits, progress or default_progress(False), unit, log_dir=log_dir, stop=stop)
+    return run_plan(
+        name, plan, journal, pool, limits, progress or default_progress(False), unit, log_dir=log_dir, stop=stop
+    )
 
 
 __all__ = ["run", "run_local"]

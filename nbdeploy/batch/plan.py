@@ -117,8 +117,9 @@ def infer_format(paths: Sequence[str]) -> str:
     return kinds.pop() if len(kinds) == 1 and None not in kinds else FILES  # type: ignore[return-value]
 
 
-def make_plan(paths: Sequence[str], input_format: str | None, size: BatchSize | None,
-              partition_keys: Sequence[str] | None = None) -> Plan:
+def make_plan(
+    paths: Sequence[str], input_format: str | None, size: BatchSize | None, partition_keys: Sequence[str] | None = None
+) -> Plan:
     """Split ``paths`` into mini-batches."""
     fmt = input_format or infer_format(paths)
     if fmt not in INPUT_FORMATS:
@@ -131,7 +132,7 @@ def make_plan(paths: Sequence[str], input_format: str | None, size: BatchSize | 
             raise InvalidSpec("mini_batch_size", f"for file inputs is a number of files, not a size ({size})")
         per = size.count if size is not None and size.count else DEFAULT_FILES_PER_BATCH
         for i in range(0, len(paths), per):
-            chunk = tuple(paths[i:i + per])
+            chunk = tuple(paths[i : i + per])
             batches.append(MiniBatch(len(batches), FILES, files=chunk, items=len(chunk)))
     else:
         for path in paths:
@@ -157,11 +158,24 @@ def _text_batches(path: str, fmt: str, size: BatchSize | None, first_index: int)
         if not header.strip():
             raise InvalidInput(f"{path} is empty: a CSV input needs a header line")
     rows = size.count if size is not None else None
-    nbytes = None if rows is not None else (size.nbytes if size is not None and size.nbytes else DEFAULT_TABLE_BATCH_BYTES)
+    nbytes = (
+        None if rows is not None else (size.nbytes if size is not None and size.nbytes else DEFAULT_TABLE_BATCH_BYTES)
+    )
     batches: list[MiniBatch] = []
     row = 0
     for begin, end, count in split_ranges(path, start, rows, nbytes, quoted=quoted):
-        batches.append(MiniBatch(first_index + len(batches), fmt, path=path, start=begin, end=end, first_row=row, items=count, header=header))
+        batches.append(
+            MiniBatch(
+                first_index + len(batches),
+                fmt,
+                path=path,
+                start=begin,
+                end=end,
+                first_row=row,
+                items=count,
+                header=header,
+            )
+        )
         row += count
     return batches
 
@@ -177,7 +191,15 @@ def _parquet_batches(path: str, size: BatchSize | None, first_index: int) -> lis
         in_memory = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         per = max(1, int(nbytes * total / in_memory)) if in_memory else total or 1
     return [
-        MiniBatch(first_index + k, PARQUET, path=path, start=a, end=min(a + per, total), first_row=a, items=min(a + per, total) - a)
+        MiniBatch(
+            first_index + k,
+            PARQUET,
+            path=path,
+            start=a,
+            end=min(a + per, total),
+            first_row=a,
+            items=min(a + per, total) - a,
+        )
         for k, a in enumerate(range(0, total, per))
     ]
 
@@ -188,13 +210,26 @@ def _partitions(path: str, fmt: str, keys: Sequence[str], first_index: int) -> l
     frame = read_whole_table(path, fmt)
     missing = [k for k in keys if k not in frame.columns]
     if missing:
-        raise InvalidSpec("partition_keys", f"{missing[0]!r} is not a column of {os.path.basename(path)}", allowed=[str(c) for c in frame.columns])
+        raise InvalidSpec(
+            "partition_keys",
+            f"{missing[0]!r} is not a column of {os.path.basename(path)}",
+            allowed=[str(c) for c in frame.columns],
+        )
     batches: list[MiniBatch] = []
     for key, group in frame.groupby(list(keys), sort=False, dropna=False):
         values = key if isinstance(key, tuple) else (key,)
-        label = ",".join(f"{k}={v}" for k, v in zip(keys, values))
-        batches.append(MiniBatch(first_index + len(batches), FRAME, path=path, items=len(group), frame=group, key=label,
-                                 first_row=int(group.index[0])))
+        label = ",".join(f"{k}={v}" for k, v in zip(keys, values, strict=False))
+        batches.append(
+            MiniBatch(
+                first_index + len(batches),
+                FRAME,
+                path=path,
+                items=len(group),
+                frame=group,
+                key=label,
+                first_row=int(group.index[0]),
+            )
+        )
     return batches
 
 

@@ -59,8 +59,9 @@ class _Worker:
 class WorkerPool:
     """``size`` workers running the entry script; :meth:`submit` to an idle one, :meth:`poll` for outcomes."""
 
-    def __init__(self, size: int, setup: dict[str, Any], env: dict[str, str], cwd: str, log_dir: Path,
-                 run_timeout: float) -> None:
+    def __init__(
+        self, size: int, setup: dict[str, Any], env: dict[str, str], cwd: str, log_dir: Path, run_timeout: float
+    ) -> None:
         self.size, self.setup, self.env, self.cwd = size, setup, env, cwd
         self.capacity = size
         self.log_dir, self.run_timeout = log_dir, run_timeout
@@ -80,8 +81,13 @@ class WorkerPool:
         with open(log_path, "ab") as log_file:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "nbdeploy.batch.worker", "--fd", str(child_end.fileno())],
-                pass_fds=[child_end.fileno()], cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
-                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                pass_fds=[child_end.fileno()],
+                cwd=self.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         child_end.close()
         conn = Connection(parent_end.detach())
@@ -96,7 +102,9 @@ class WorkerPool:
     def close(self, kill: bool = False, grace_s: float = 5.0) -> None:
         """Stop every worker: politely (finish, then ``shutdown()``), or at once with ``kill=True``."""
         for worker in self._workers:
-            if kill or worker.batch is not None or not worker.ready:  # a replacement still in init() has nothing to finish
+            if (
+                kill or worker.batch is not None or not worker.ready
+            ):  # a replacement still in init() has nothing to finish
                 _kill(worker.proc)
             else:
                 try:
@@ -159,7 +167,9 @@ class WorkerPool:
         now = time.monotonic()
         for worker in list(self._workers):
             if worker.batch is not None and now > worker.deadline:
-                reason = f"run() did not return within run_invocation_timeout={self.run_timeout:g}s; the worker was killed"
+                reason = (
+                    f"run() did not return within run_invocation_timeout={self.run_timeout:g}s; the worker was killed"
+                )
                 outcomes += self._replace(worker, reason)
         return outcomes
 

@@ -90,7 +90,7 @@ class TerminalBar:
 
     def _draw(self, snap: Snapshot, end: str = "") -> None:
         frac = snap.done / snap.total if snap.total else 1.0
-        filled = int(round(self.width * min(1.0, frac)))
+        filled = round(self.width * min(1.0, frac))
         bar = "#" * filled + "-" * (self.width - filled)
         self.stream.write(f"\r{snap.job} [{bar}] {frac * 100:5.1f}% {snap.text()}\x1b[K{end}")
         self.stream.flush()

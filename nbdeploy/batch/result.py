@@ -51,7 +51,8 @@ class BatchResult:
         """A few lines for people: state, counts, output, and the first failures with their errors."""
         lines = [
             f"{self.state}: {self.mini_batches_done}/{self.mini_batches} mini-batches, {self.succeeded} succeeded, "
-            f"{self.failed_items} failed ({self.failed_batches} mini-batches failed)" + (f" - {self.reason}" if self.reason else ""),
+            f"{self.failed_items} failed ({self.failed_batches} mini-batches failed)"
+            + (f" - {self.reason}" if self.reason else ""),
         ]
         if self.resumed:
             lines.append(f"resumed: {self.resumed} mini-batches were already done")

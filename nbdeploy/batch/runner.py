@@ -84,8 +84,18 @@ def _sigint_sets(flag: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_plan(name: str, plan: Plan, journal: Journal, executor: Executor, limits: Limits, progress: BatchProgress,
-             unit: str, log_dir: object = None, commit_interval_s: float = 0.25, stop: threading.Event | None = None) -> BatchResult:
+def run_plan(
+    name: str,
+    plan: Plan,
+    journal: Journal,
+    executor: Executor,
+    limits: Limits,
+    progress: BatchProgress,
+    unit: str,
+    log_dir: object = None,
+    commit_interval_s: float = 0.25,
+    stop: threading.Event | None = None,
+) -> BatchResult:
     """Run the mini-batches of ``plan`` that ``journal`` has not committed; return or raise with the result."""
     started = time.monotonic()
     total = len(plan)
@@ -107,8 +117,17 @@ def run_plan(name: str, plan: Plan, journal: Journal, executor: Executor, limits
     last_commit = time.monotonic()
 
     def snapshot() -> Snapshot:
-        return Snapshot(name, unit, items, max(plan.total_items, items), failed_items, journal.done, total,
-                        time.monotonic() - started, resumed_items)
+        return Snapshot(
+            name,
+            unit,
+            items,
+            max(plan.total_items, items),
+            failed_items,
+            journal.done,
+            total,
+            time.monotonic() - started,
+            resumed_items,
+        )
 
     def commit(force: bool) -> None:
         nonlocal next_commit, last_commit
@@ -136,8 +155,13 @@ def run_plan(name: str, plan: Plan, journal: Journal, executor: Executor, limits
                 for outcome in executor.poll(0.1):
                     batch = plan.batches[outcome.index]
                     if not outcome.ok and tries[outcome.index] < limits.run_max_try:
-                        log.info("%s: mini-batch %d try %d failed; retrying: %s", name, outcome.index, tries[outcome.index],
-                                 outcome.error.strip().splitlines()[-1] if outcome.error.strip() else "")
+                        log.info(
+                            "%s: mini-batch %d try %d failed; retrying: %s",
+                            name,
+                            outcome.index,
+                            tries[outcome.index],
+                            outcome.error.strip().splitlines()[-1] if outcome.error.strip() else "",
+                        )
                         heapq.heappush(pending, outcome.index)
                         continue
                     entry = _entry(batch, outcome, tries[outcome.index])
@@ -148,7 +172,7 @@ def run_plan(name: str, plan: Plan, journal: Journal, executor: Executor, limits
                     if entry.failed:
                         failures.append(Failure(entry.index, entry.inputs, entry.failed, entry.error))
                     ready[outcome.index] = (entry, outcome.text)
-                commit(force=len(ready) >= window or not pending and executor.idle == executor.capacity)
+                commit(force=len(ready) >= window or (not pending and executor.idle == executor.capacity))
                 reason = limits.exceeded(failed_items, failed_batches, total, all_dispatched=not pending)
                 if reason:
                     state = FAILED
@@ -157,24 +181,40 @@ def run_plan(name: str, plan: Plan, journal: Journal, executor: Executor, limits
         except KeyboardInterrupt:
             state, reason = STOPPED, "interrupted (Ctrl-C twice); run the same job again to resume"
         except InitFailed as exc:
-            state, reason = FAILED, f"init() failed in worker {exc.worker}:\n{exc.detail.rstrip()}\nWorker log: {exc.log_path}"
+            state, reason = (
+                FAILED,
+                f"init() failed in worker {exc.worker}:\n{exc.detail.rstrip()}\nWorker log: {exc.log_path}",
+            )
         finally:
             executor.close(kill=state != SUCCEEDED)
             commit(force=True)
             journal.close()
     failures.sort(key=lambda f: f.batch)
     result = BatchResult(
-        state=state, output_dir=journal.output_dir, output_file=journal.output_file, mini_batches=total,
-        mini_batches_done=journal.done, items=items, succeeded=succeeded, failed_items=failed_items,
-        failed_batches=failed_batches, elapsed_s=time.monotonic() - started, resumed=resumed, failures=failures,
-        log_dir=log_dir, reason=reason,  # type: ignore[arg-type]
+        state=state,
+        output_dir=journal.output_dir,
+        output_file=journal.output_file,
+        mini_batches=total,
+        mini_batches_done=journal.done,
+        items=items,
+        succeeded=succeeded,
+        failed_items=failed_items,
+        failed_batches=failed_batches,
+        elapsed_s=time.monotonic() - started,
+        resumed=resumed,
+        failures=failures,
+        log_dir=log_dir,  # type: ignore[arg-type]
+        reason=reason,
     )
     progress.finish(snapshot(), state, reason.splitlines()[0] if reason else "")
     if state == FAILED:
         raise BatchFailed(f"Batch job {name} failed: {reason}\n{result.summary()}", result)
     if state == STOPPED:
-        raise BatchStopped(f"Batch job {name} stopped after {journal.done}/{total} mini-batches; "
-                           f"run it again with the same inputs and output to resume.", result)
+        raise BatchStopped(
+            f"Batch job {name} stopped after {journal.done}/{total} mini-batches; "
+            f"run it again with the same inputs and output to resume.",
+            result,
+        )
     return result
 
 
@@ -182,6 +222,8 @@ def _entry(batch: MiniBatch, outcome: Outcome, tries: int) -> Entry:
     if outcome.ok:
         missing = max(0, outcome.items - outcome.results)
         error = f"run() returned {outcome.results} results for {outcome.items} inputs" if missing else ""
-        return Entry(batch.index, 0, outcome.items, outcome.results, missing, batch.describe() if missing else "", error)
+        return Entry(
+            batch.index, 0, outcome.items, outcome.results, missing, batch.describe() if missing else "", error
+        )
     error = (f"failed {tries} tries; the last one:\n" if tries > 1 else "") + outcome.error.rstrip()
     return Entry(batch.index, 0, outcome.items, 0, outcome.items, batch.describe(), error, batch_failed=True)

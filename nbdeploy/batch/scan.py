@@ -65,12 +65,14 @@ def record_ends(path: str, start: int, quoted: bool, block: int = BLOCK) -> Iter
                 last_end = int(ends[-1])
             offset += len(data)
             previous_byte = data[-1]
-            tail_blank = not data[max(0, last_end - (offset - len(data))):].strip()
+            tail_blank = not data[max(0, last_end - (offset - len(data))) :].strip()
     if offset > last_end and not tail_blank:
         yield np.array([offset], dtype=np.int64)
 
 
-def split_ranges(path: str, start: int, rows: int | None, nbytes: int | None, quoted: bool) -> Iterator[tuple[int, int, int]]:
+def split_ranges(
+    path: str, start: int, rows: int | None, nbytes: int | None, quoted: bool
+) -> Iterator[tuple[int, int, int]]:
     """``(start, end, records)`` byte ranges of ``rows`` records each, or of about ``nbytes`` bytes each
     (cut at the first record end at or past the size), covering the file from ``start``."""
     begin, count = start, 0

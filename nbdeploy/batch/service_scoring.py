@@ -60,8 +60,16 @@ def post(service: Webservice, body: str | bytes, timeout: float) -> Any:
 class ServiceExecutor:
     """Mini-batches -> requests to a service, ``concurrency`` at a time."""
 
-    def __init__(self, service: Webservice, concurrency: int, timeout: float, max_tries: int, payload_key: str,
-                 append: bool, backoff_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        service: Webservice,
+        concurrency: int,
+        timeout: float,
+        max_tries: int,
+        payload_key: str,
+        append: bool,
+        backoff_s: float = 0.2,
+    ) -> None:
         self.service, self.capacity, self.timeout = service, concurrency, timeout
         self.max_tries, self.payload_key, self.append, self.backoff_s = max_tries, payload_key, append, backoff_s
         self._threads: ThreadPoolExecutor | None = None
@@ -128,7 +136,9 @@ class ServiceExecutor:
             body = json.dumps({self.payload_key: data.values.tolist()})
             answer = _unwrap(self._call(body))
             if not isinstance(answer, list):
-                raise ValueError(f"the service answered {type(answer).__name__}; batch score needs a JSON list with one result per row")
+                raise ValueError(
+                    f"the service answered {type(answer).__name__}; batch score needs a JSON list with one result per row"
+                )
             results = answer
         count, text = format_results(results) if self.append else (len(results), b"")
         return Outcome(batch.index, True, len(data), results=count, text=text)
@@ -158,7 +168,7 @@ def _unwrap(answer: Any) -> Any:
 
 def score(
     service: str | Webservice,
-    input: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    input: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],  # noqa: A002 - like run()
     output: str | os.PathLike[str],
     *,
     workspace: Any = None,
@@ -194,8 +204,14 @@ def score(
     paths = [p for p in resolve_inputs(input) if not Path(p).resolve().is_relative_to(out)]
     plan = make_plan(paths, input_format, parse_mini_batch_size(mini_batch_size), partition_keys)
     out_name = (append_row_file_name or DEFAULT_APPEND_ROW_FILE) if output_action == APPEND_ROW else None
-    identity = {"plan": plan.digest, "batches": len(plan), "input_format": plan.input_format,
-                "output_action": output_action, "output": out_name, "service": svc.name}
+    identity = {
+        "plan": plan.digest,
+        "batches": len(plan),
+        "input_format": plan.input_format,
+        "output_action": output_action,
+        "output": out_name,
+        "service": svc.name,
+    }
     book = Journal.open(out, out_name, identity, overwrite=overwrite, enabled=journal)
     executor = ServiceExecutor(svc, concurrency, timeout, max_tries, payload_key, output_action == APPEND_ROW)
     limits = Limits(error_threshold, allowed_failed_count, allowed_failed_percent, run_max_try=1)

@@ -69,7 +69,7 @@ def register() -> list[str]:
     except (ImportError, ValueError):
         pass
     package = types.ModuleType("azureml_user")
-    package.__path__ = []  # type: ignore[attr-defined]
+    package.__path__ = []
     module: Any = types.ModuleType("azureml_user.parallel_run")
     module.EntryScript = EntryScript
     package.parallel_run = module  # type: ignore[attr-defined]

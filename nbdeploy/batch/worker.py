@@ -45,8 +45,11 @@ def _load_script(setup: dict[str, Any]) -> Any:
 def serve(conn: Connection) -> int:
     """Run the worker loop on ``conn`` until told to stop or the parent goes away."""
     setup = conn.recv()
-    logging.basicConfig(level=setup.get("logging_level", "INFO"), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=setup.get("logging_level", "INFO"),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         module = _load_script(setup)
         module.init()

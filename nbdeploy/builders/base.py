@@ -54,8 +54,13 @@ class Artifact:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "reference": self.reference, "digest": self.digest, "id": self.id,
-                "details": dict(self.details)}
+        return {
+            "kind": self.kind,
+            "reference": self.reference,
+            "digest": self.digest,
+            "id": self.id,
+            "details": dict(self.details),
+        }
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Artifact:
@@ -79,10 +84,13 @@ class Builder(ABC):
         """Delete a built artifact when asked (``delete(delete_image=True)``); default: nothing."""
 
 
-_BUILDERS: PluginRegistry[type[Builder]] = PluginRegistry("nbdeploy.builders", {
-    "venv": "nbdeploy.builders.isolated:VenvBuilder",
-    "docker-image": "nbdeploy.builders.image:ImageBuilder",
-})
+_BUILDERS: PluginRegistry[type[Builder]] = PluginRegistry(
+    "nbdeploy.builders",
+    {
+        "venv": "nbdeploy.builders.isolated:VenvBuilder",
+        "docker-image": "nbdeploy.builders.image:ImageBuilder",
+    },
+)
 
 
 def register_builder(kind: str, builder: str | type[Builder]) -> None:

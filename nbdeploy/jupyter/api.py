@@ -58,13 +58,21 @@ def environment_names(ws: Workspace) -> list[str]:
 
 # -- the registry ----------------------------------------------------------------------------------
 
+
 def version_summary(model: Model, used_by: list[str]) -> dict[str, Any]:
     """One model version as the registry tree shows it."""
     return {
-        "id": model.id, "name": model.name, "version": model.version, "tags": model.tags,
-        "description": model.description, "size": model.size, "sizeText": human_size(model.size),
-        "framework": model.model_framework, "createdTime": model.created_time.isoformat(),
-        "createdBy": model.created_by, "usedBy": used_by,
+        "id": model.id,
+        "name": model.name,
+        "version": model.version,
+        "tags": model.tags,
+        "description": model.description,
+        "size": model.size,
+        "sizeText": human_size(model.size),
+        "framework": model.model_framework,
+        "createdTime": model.created_time.isoformat(),
+        "createdBy": model.created_by,
+        "usedBy": used_by,
     }
 
 
@@ -73,10 +81,15 @@ def registry_fingerprint(ws: Workspace) -> tuple[Any, ...]:
     stops using a version."""
     if not ws.exists():
         return ()
-    row = ws.db(create=False).execute(
-        "SELECT (SELECT COUNT(*) FROM models), (SELECT COALESCE(MAX(id), 0) FROM models),"
-        " (SELECT group_concat(model || ':' || key || '=' || value, ';') FROM model_tags),"
-        " (SELECT group_concat(model_id || '>' || service, ';') FROM model_usage)").fetchone()
+    row = (
+        ws.db(create=False)
+        .execute(
+            "SELECT (SELECT COUNT(*) FROM models), (SELECT COALESCE(MAX(id), 0) FROM models),"
+            " (SELECT group_concat(model || ':' || key || '=' || value, ';') FROM model_tags),"
+            " (SELECT group_concat(model_id || '>' || service, ';') FROM model_usage)"
+        )
+        .fetchone()
+    )
     return tuple(row)
 
 
@@ -105,18 +118,29 @@ def models_doc(ws: Workspace, name: str | None = None) -> list[dict[str, Any]]:
         grouped.setdefault(model.name, []).append(version_summary(model, used.get(model.id, [])))
     if name is not None and name not in grouped:
         Model.get(name, workspace=ws)  # raises ModelNotFound with close matches
-    return [{"name": n, "latest": versions[-1]["version"], "versions": versions[::-1]} for n, versions in sorted(grouped.items())]
+    return [
+        {"name": n, "latest": versions[-1]["version"], "versions": versions[::-1]}
+        for n, versions in sorted(grouped.items())
+    ]
 
 
 # -- services --------------------------------------------------------------------------------------
 
+
 def service_fingerprint(svc: Webservice, revisions: list[dict[str, Any]]) -> tuple[Any, ...]:
     """What changes in the records when a service's state, revision or metadata changes."""
-    return (svc.revision, svc.updated_time, svc.description, tuple(sorted(svc.tags.items())),
-            tuple((r["revision"], r["outcome"], r["state"], r["finished_time"]) for r in revisions))
+    return (
+        svc.revision,
+        svc.updated_time,
+        svc.description,
+        tuple(sorted(svc.tags.items())),
+        tuple((r["revision"], r["outcome"], r["state"], r["finished_time"]) for r in revisions),
+    )
 
 
-def service_summary(svc: Webservice, revisions: list[dict[str, Any]] | None = None, observe: bool = True) -> dict[str, Any]:
+def service_summary(
+    svc: Webservice, revisions: list[dict[str, Any]] | None = None, observe: bool = True
+) -> dict[str, Any]:
     """A service as the panel lists it: records plus (with ``observe``) the state observed now.
 
     ``inFlight`` is a revision starting beside the serving one (an update); ``failedUpdate`` is the newest
@@ -129,12 +153,21 @@ def service_summary(svc: Webservice, revisions: list[dict[str, Any]] | None = No
     in_flight = next((r for r in reversed(later) if r["outcome"] == "starting"), None)
     failed = next((r for r in reversed(later) if r["outcome"] == "failed"), None)
     doc: dict[str, Any] = {
-        "name": svc.name, "target": svc.target, "revision": current,
-        "models": list((serving or {}).get("models") or []), "description": svc.description, "tags": svc.tags,
-        "authEnabled": svc.auth_enabled, "createdTime": svc.created_time, "updatedTime": svc.updated_time,
-        "inFlight": _revision_brief(in_flight), "failedUpdate": _revision_brief(failed) if failed and not in_flight else None,
-        "state": (serving or {}).get("state") or "Transitioning", "reason": (serving or {}).get("reason") or "",
-        "scoringUri": None, "observed": False,
+        "name": svc.name,
+        "target": svc.target,
+        "revision": current,
+        "models": list((serving or {}).get("models") or []),
+        "description": svc.description,
+        "tags": svc.tags,
+        "authEnabled": svc.auth_enabled,
+        "createdTime": svc.created_time,
+        "updatedTime": svc.updated_time,
+        "inFlight": _revision_brief(in_flight),
+        "failedUpdate": _revision_brief(failed) if failed and not in_flight else None,
+        "state": (serving or {}).get("state") or "Transitioning",
+        "reason": (serving or {}).get("reason") or "",
+        "scoringUri": None,
+        "observed": False,
     }
     if observe:
         doc.update(observe_state(svc))
@@ -156,8 +189,15 @@ def observe_state(svc: Webservice) -> dict[str, Any]:
 def _revision_brief(rev: dict[str, Any] | None) -> dict[str, Any] | None:
     if rev is None:
         return None
-    return {"revision": rev["revision"], "outcome": rev["outcome"], "state": rev["state"], "reason": rev["reason"],
-            "createdTime": rev["created_time"], "finishedTime": rev["finished_time"], "models": rev["models"]}
+    return {
+        "revision": rev["revision"],
+        "outcome": rev["outcome"],
+        "state": rev["state"],
+        "reason": rev["reason"],
+        "createdTime": rev["created_time"],
+        "finishedTime": rev["finished_time"],
+        "models": rev["models"],
+    }
 
 
 def services_doc(ws: Workspace, observe: bool = True) -> list[dict[str, Any]]:
@@ -197,7 +237,7 @@ def last_exception(logs: str) -> str | None:
     if start is None:
         return None
     indent = len(lines[start]) - len(lines[start].lstrip()) + lines[start].lstrip().find("Traceback")
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         body = line[indent:] if len(line) > indent else line.strip()
         if body and not body[0].isspace() and re.match(r"^[A-Za-z_][\w.]*(: |$)", body):
             return body.strip()
@@ -244,14 +284,20 @@ def rollback(ws: Workspace, name: str, revision: int) -> dict[str, Any]:
     svc = Webservice(name, ws)
     known = {r["revision"] for r in svc.revisions()}
     if revision not in known:
-        raise InvalidInput(f"Service {name!r} has no revision {revision} (it has {', '.join(map(str, sorted(known)))}).")
+        raise InvalidInput(
+            f"Service {name!r} has no revision {revision} (it has {', '.join(map(str, sorted(known)))})."
+        )
     if revision == svc.revision:
         raise InvalidInput(f"Revision {revision} of {name!r} is the one serving; pick an earlier one.")
     spec = ServiceStore(ws).revision(name, revision).spec
     ic_doc = spec["inference_config"]
     env = Environment.from_stored_dict(ic_doc["environment"]) if ic_doc.get("environment") else None
     ic = InferenceConfig(ic_doc["entry_script"], source_directory=ic_doc.get("source_directory"), environment=env)
-    svc.update(models=spec["models"], inference_config=ic, deployment_config=deployment_config_from_dict(spec["deployment_config"]))
+    svc.update(
+        models=spec["models"],
+        inference_config=ic,
+        deployment_config=deployment_config_from_dict(spec["deployment_config"]),
+    )
     return service_summary(Webservice(name, ws))
 
 
@@ -281,10 +327,15 @@ def deploy(ws: Workspace, root_dir: Path, body: dict[str, Any]) -> Webservice:
     if source_dir:
         source = Path(source_dir).expanduser()
         source = source if source.is_absolute() else root_dir / source
-        source_dir, entry_arg = str(source), str(entry.relative_to(source)) if entry.is_relative_to(source) else str(entry)
+        source_dir, entry_arg = (
+            str(source),
+            str(entry.relative_to(source)) if entry.is_relative_to(source) else str(entry),
+        )
     else:
         if not entry.is_file():
-            raise InvalidInput(f"entryScript: {entry} does not exist; give the path of a score.py (relative to {root_dir}).")
+            raise InvalidInput(
+                f"entryScript: {entry} does not exist; give the path of a score.py (relative to {root_dir})."
+            )
         entry_arg = str(entry)
     environment = load_environment(ws, body["environment"]) if body.get("environment") else None
     target = body.get("target") or "process"

@@ -57,7 +57,8 @@ class NbdeployHandler(APIHandler):
         try:
             body = self.json_body() if self.request.method in ("POST", "PUT") else {}
             result = await asyncio.get_running_loop().run_in_executor(
-                pool, partial(self._with_workspace, fn, *(body if a is _BODY else a for a in args)))
+                pool, partial(self._with_workspace, fn, *(body if a is _BODY else a for a in args))
+            )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error answer
             self.send_error_doc(exc)
             return
@@ -90,8 +91,13 @@ class TargetsHandler(NbdeployHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        await self.answer(lambda ws: {"targets": api.target_names(), "environments": api.environment_names(ws),
-                                      "workspace": str(ws.path)})
+        await self.answer(
+            lambda ws: {
+                "targets": api.target_names(),
+                "environments": api.environment_names(ws),
+                "workspace": str(ws.path),
+            }
+        )
 
 
 class ModelsHandler(NbdeployHandler):
@@ -100,7 +106,8 @@ class ModelsHandler(NbdeployHandler):
     async def get(self) -> None:
         try:
             text = await asyncio.get_running_loop().run_in_executor(
-                self.nbdeploy["read_pool"], partial(self._with_workspace, api.models_json))
+                self.nbdeploy["read_pool"], partial(self._with_workspace, api.models_json)
+            )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error answer
             self.send_error_doc(exc)
             return
@@ -127,6 +134,7 @@ class ServicesHandler(NbdeployHandler):
             else:
                 services = watcher_for(ws, **self.nbdeploy["watch"]).snapshot()
             return {"services": services, "workspace": str(ws.path)}
+
         await self.answer(read)
 
     @web.authenticated
@@ -140,6 +148,7 @@ class ServicesHandler(NbdeployHandler):
             svc = api.deploy(ws, root, body)
             wait_pool.submit(_wait_quietly, svc)  # records the outcome in the history, like the CLI does
             return api.service_summary(svc, observe=False)
+
         await self.answer(start, _BODY, status=202, long=True)
 
 
@@ -180,11 +189,13 @@ class ScoreHandler(NbdeployHandler):
     @authorized
     async def post(self, name: str) -> None:
         """``{"payload": "<request body as typed>"}`` -> ``{"result": ...}``; a scoring error carries the server's answer."""
+
         def run(ws: Workspace, body: dict[str, Any]) -> dict[str, Any]:
             payload = body.get("payload")
             if not isinstance(payload, str):
                 payload = json.dumps(payload)
             return api.score(ws, name, payload)
+
         await self.answer(run, _BODY, long=True)
 
 
@@ -207,6 +218,7 @@ class RollbackHandler(NbdeployHandler):
 
                 raise InvalidInput('revision: give the number of an earlier revision, e.g. {"revision": 2}')
             return api.rollback(ws, name, revision)
+
         await self.answer(roll, _BODY, long=True)
 
 
@@ -223,10 +235,12 @@ class EventsHandler(NbdeployHandler):
 
         def push(event: dict[str, Any]) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, event)
+
         try:
             ws = await loop.run_in_executor(self.nbdeploy["read_pool"], self.resolve_workspace)
             unsubscribe = await loop.run_in_executor(
-                self.nbdeploy["read_pool"], partial(subscribe_to, ws, push, **self.nbdeploy["watch"]))
+                self.nbdeploy["read_pool"], partial(subscribe_to, ws, push, **self.nbdeploy["watch"])
+            )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error answer
             self.send_error_doc(exc)
             return

@@ -47,8 +47,14 @@ class _Entry:
 class WorkspaceWatcher:
     """Watches one workspace in a daemon thread; see the module docstring."""
 
-    def __init__(self, workspace: Workspace, check_s: float = 0.1, fast_poll_s: float = 0.5,
-                 slow_poll_s: float = 10.0, linger_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        check_s: float = 0.1,
+        fast_poll_s: float = 0.5,
+        slow_poll_s: float = 10.0,
+        linger_s: float = 300.0,
+    ) -> None:
         self.workspace = workspace
         self.check_s, self.fast_poll_s, self.slow_poll_s, self.linger_s = check_s, fast_poll_s, slow_poll_s, linger_s
         self._entries: dict[str, _Entry] = {}
@@ -99,12 +105,15 @@ class WorkspaceWatcher:
                     self._subscribers.remove(callback)
                 if not self._subscribers:
                     self._idle_since = time.monotonic()
+
         return unsubscribe
 
     def snapshot(self, timeout: float = 60.0) -> list[dict[str, Any]]:
         """The summaries as last observed (waits for the first scan)."""
         if not self._scanned.wait(timeout):
-            raise NbdeployError(f"the workspace watcher of {self.workspace.path} did not finish its first scan in {timeout:.0f}s")
+            raise NbdeployError(
+                f"the workspace watcher of {self.workspace.path} did not finish its first scan in {timeout:.0f}s"
+            )
         with self._lock:
             return sorted((e.doc for e in self._entries.values()), key=lambda d: d["name"])
 
@@ -211,9 +220,6 @@ def _busy(entry: _Entry) -> bool:
     """Worth observing often: changing without a database write (a revision starting up, a delete stopping)."""
     doc = entry.doc
     return (doc.get("state") in BUSY_STATES or doc.get("inFlight") is not None) and entry.started
-
-
-
 
 
 _WATCHERS: dict[str, WorkspaceWatcher] = {}

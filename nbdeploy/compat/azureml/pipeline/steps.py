@@ -39,7 +39,7 @@ class ParallelRunConfig:
                  allowed_failed_percent: float | None = None, partition_keys: Sequence[str] | None = None,
                  environment_variables: Mapping[str, str] | None = None) -> None:
         self.environment, self.compute_target = environment, compute_target
-        self._fields = dict(
+        self._fields = dict(  # noqa: C408 - keyword form mirrors the v1 signature
             entry_script=entry_script, error_threshold=error_threshold, output_action=output_action,
             node_count=node_count, process_count_per_node=process_count_per_node, mini_batch_size=mini_batch_size,
             source_directory=source_directory, description=description, logging_level=logging_level,
@@ -60,7 +60,7 @@ class ParallelRunConfig:
         """The :class:`nbdeploy.batch.ParallelRunConfig`; for tables a bare number is bytes, as in v1."""
         fields = dict(self._fields, arguments=tuple(str(a) for a in arguments))
         size = fields["mini_batch_size"]
-        if tabular and (isinstance(size, int) and not isinstance(size, bool) or isinstance(size, str) and size.strip().isdigit()):
+        if tabular and ((isinstance(size, int) and not isinstance(size, bool)) or (isinstance(size, str) and size.strip().isdigit())):
             fields["mini_batch_size"] = f"{int(size)}B"
         return _Config(**fields)
 
