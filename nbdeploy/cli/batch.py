@@ -17,19 +17,50 @@ _FORMATS = ["files", "csv", "parquet", "jsonl"]
 
 def _common_options(fn: Any) -> Any:
     options = [
-        click.option("-i", "--input", "inputs", multiple=True, required=True, metavar="PATH_OR_GLOB",
-                     help="Input files, folders or globs (repeatable), in order."),
-        click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output folder (holds the journal)."),
-        click.option("--mini-batch-size", metavar="N|SIZE", help="Files or rows per mini-batch, or a size such as 10MB for tables."),
-        click.option("--input-format", type=click.Choice(_FORMATS), help="How inputs reach run() (default: from file suffixes)."),
-        click.option("--output-action", type=click.Choice(["append_row", "summary_only"]), default="append_row", show_default=True),
-        click.option("--append-row-file-name", metavar="NAME", help="Output file name (default parallel_run_step.txt)."),
-        click.option("--error-threshold", type=int, default=0, show_default=True, help="Failed inputs tolerated (-1: any)."),
+        click.option(
+            "-i",
+            "--input",
+            "inputs",
+            multiple=True,
+            required=True,
+            metavar="PATH_OR_GLOB",
+            help="Input files, folders or globs (repeatable), in order.",
+        ),
+        click.option(
+            "-o", "--output", required=True, type=click.Path(file_okay=False), help="Output folder (holds the journal)."
+        ),
+        click.option(
+            "--mini-batch-size",
+            metavar="N|SIZE",
+            help="Files or rows per mini-batch, or a size such as 10MB for tables.",
+        ),
+        click.option(
+            "--input-format", type=click.Choice(_FORMATS), help="How inputs reach run() (default: from file suffixes)."
+        ),
+        click.option(
+            "--output-action",
+            type=click.Choice(["append_row", "summary_only"]),
+            default="append_row",
+            show_default=True,
+        ),
+        click.option(
+            "--append-row-file-name", metavar="NAME", help="Output file name (default parallel_run_step.txt)."
+        ),
+        click.option(
+            "--error-threshold", type=int, default=0, show_default=True, help="Failed inputs tolerated (-1: any)."
+        ),
         click.option("--allowed-failed-count", type=int, help="Failed mini-batches tolerated (-1: any)."),
         click.option("--allowed-failed-percent", type=float, help="Failed mini-batches tolerated, in percent."),
-        click.option("--partition-key", "partition_keys", multiple=True, metavar="COLUMN",
-                     help="One mini-batch per distinct value of these columns (instead of --mini-batch-size)."),
-        click.option("--overwrite", is_flag=True, help="Start over: remove this output folder's journal and output first."),
+        click.option(
+            "--partition-key",
+            "partition_keys",
+            multiple=True,
+            metavar="COLUMN",
+            help="One mini-batch per distinct value of these columns (instead of --mini-batch-size).",
+        ),
+        click.option(
+            "--overwrite", is_flag=True, help="Start over: remove this output folder's journal and output first."
+        ),
         click.option("--no-journal", is_flag=True, help="Do not write a journal (the job cannot resume)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress output; only the summary."),
     ]
@@ -52,18 +83,41 @@ def batch() -> None:
 
 
 @batch.command("run", cls=_DashDashCommand)
-@click.option("-e", "--entry-script", required=True, type=click.Path(dir_okay=False), help="Script with init() and run(mini_batch).")
+@click.option(
+    "-e",
+    "--entry-script",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Script with init() and run(mini_batch).",
+)
 @click.option("--source-directory", type=click.Path(file_okay=False), help="Folder shipped with the entry script.")
-@click.option("-m", "--model", "models", multiple=True, metavar="NAME[:VERSION]", help="Registered model under AZUREML_MODEL_DIR (repeatable).")
+@click.option(
+    "-m",
+    "--model",
+    "models",
+    multiple=True,
+    metavar="NAME[:VERSION]",
+    help="Registered model under AZUREML_MODEL_DIR (repeatable).",
+)
 @_common_options
 @click.option("--processes", type=int, help="Worker processes (process_count_per_node; default: CPU count).")
 @click.option("--node-count", type=int, default=1, show_default=True, help="Nodes (locally: multiplies --processes).")
 @click.option("--run-invocation-timeout", type=float, default=60, show_default=True, help="Seconds one run() may take.")
 @click.option("--run-max-try", type=int, default=3, show_default=True, help="Tries per mini-batch.")
-@click.option("--env-var", "env_vars", multiple=True, metavar="KEY=VALUE", help="Environment variable for the workers (repeatable).")
-@click.option("--logging-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option(
+    "--env-var",
+    "env_vars",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Environment variable for the workers (repeatable).",
+)
+@click.option(
+    "--logging-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
 @click.option("--shard", metavar="I/N", help="Run only part I of N of the mini-batches (into OUTPUT/shard-I).")
-@click.option("--shard-from-env", type=int, metavar="N", help="As --shard, with I from JOB_COMPLETION_INDEX (Indexed Jobs).")
+@click.option(
+    "--shard-from-env", type=int, metavar="N", help="As --shard, with I from JOB_COMPLETION_INDEX (Indexed Jobs)."
+)
 @click.argument("arguments", nargs=-1)
 @click.pass_context
 def run_cmd(ctx: click.Context, **params: Any) -> None:
@@ -75,8 +129,10 @@ def run_cmd(ctx: click.Context, **params: Any) -> None:
     from nbdeploy.batch import run
 
     if params["arguments"] and not ctx.meta.get("dashdash"):
-        raise click.UsageError(f"unexpected argument {params['arguments'][0]!r}: quote globs (-i 'data/*.csv') or repeat -i; "
-                               "put the entry script's own arguments after --")
+        raise click.UsageError(
+            f"unexpected argument {params['arguments'][0]!r}: quote globs (-i 'data/*.csv') or repeat -i; "
+            "put the entry script's own arguments after --"
+        )
     kwargs = run_kwargs(params)
     _finish(lambda: run(workspace=workspace_from(ctx), show_output=not params["quiet"], **kwargs))
 
@@ -86,8 +142,16 @@ def run_cmd(ctx: click.Context, **params: Any) -> None:
 @_common_options
 @click.option("--concurrency", type=int, default=4, show_default=True, help="Requests in flight at once.")
 @click.option("--timeout", type=float, default=60, show_default=True, help="Seconds per request.")
-@click.option("--max-tries", type=int, default=3, show_default=True, help="Tries per request (5xx and connection errors retried with backoff).")
-@click.option("--payload-key", default="data", show_default=True, help='Table rows are posted as {"KEY": [[...], ...]}.')
+@click.option(
+    "--max-tries",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Tries per request (5xx and connection errors retried with backoff).",
+)
+@click.option(
+    "--payload-key", default="data", show_default=True, help='Table rows are posted as {"KEY": [[...], ...]}.'
+)
 @click.pass_context
 def score_cmd(ctx: click.Context, **params: Any) -> None:
     """Score inputs through a deployed service, with the journal and output format of `batch run`."""
@@ -99,9 +163,13 @@ def score_cmd(ctx: click.Context, **params: Any) -> None:
 
 def _common_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
-        "input": list(params["inputs"]), "output": params["output"], "input_format": params["input_format"],
-        "overwrite": params["overwrite"], "journal": not params["no_journal"],
-        "output_action": params["output_action"], "error_threshold": params["error_threshold"],
+        "input": list(params["inputs"]),
+        "output": params["output"],
+        "input_format": params["input_format"],
+        "overwrite": params["overwrite"],
+        "journal": not params["no_journal"],
+        "output_action": params["output_action"],
+        "error_threshold": params["error_threshold"],
     }
     for key in ("mini_batch_size", "append_row_file_name", "allowed_failed_count", "allowed_failed_percent"):
         if params.get(key) is not None:
@@ -115,10 +183,15 @@ def run_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     """``batch run`` options -> keyword arguments of :func:`nbdeploy.batch.run`."""
     kwargs = _common_kwargs(params)
     kwargs.update(
-        entry_script=params["entry_script"], models=list(params["models"]), processes=params["processes"],
-        node_count=params["node_count"], run_invocation_timeout=params["run_invocation_timeout"],
-        run_max_try=params["run_max_try"], environment_variables=pairs("--env-var", params["env_vars"]),
-        logging_level=params["logging_level"], arguments=list(params["arguments"]),
+        entry_script=params["entry_script"],
+        models=list(params["models"]),
+        processes=params["processes"],
+        node_count=params["node_count"],
+        run_invocation_timeout=params["run_invocation_timeout"],
+        run_max_try=params["run_max_try"],
+        environment_variables=pairs("--env-var", params["env_vars"]),
+        logging_level=params["logging_level"],
+        arguments=list(params["arguments"]),
     )
     if params.get("source_directory"):
         kwargs["source_directory"] = params["source_directory"]
@@ -137,15 +210,23 @@ def _shard(text: str | None, from_env: int | None) -> tuple[int, int] | None:
         return None
     index, _, count = text.partition("/")
     if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
-        raise click.BadParameter(f"expected I/N with 0 <= I < N (JOB_COMPLETION_INDEX for --shard-from-env), got {text!r}", param_hint="--shard")
+        raise click.BadParameter(
+            f"expected I/N with 0 <= I < N (JOB_COMPLETION_INDEX for --shard-from-env), got {text!r}",
+            param_hint="--shard",
+        )
     return int(index), int(count)
 
 
 def score_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     """``batch score`` options -> keyword arguments of :func:`nbdeploy.batch.score`."""
     kwargs = _common_kwargs(params)
-    kwargs.update(service=params["service"], concurrency=params["concurrency"], timeout=params["timeout"],
-                  max_tries=params["max_tries"], payload_key=params["payload_key"])
+    kwargs.update(
+        service=params["service"],
+        concurrency=params["concurrency"],
+        timeout=params["timeout"],
+        max_tries=params["max_tries"],
+        payload_key=params["payload_key"],
+    )
     return kwargs
 
 

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from nbdeploy.batch.result import BatchResult
     from nbdeploy.workspace import Workspace
 
-USAGE = "Usage: %batch run -e SCRIPT -i INPUT -o OUTPUT [options]  |  %batch score -s SERVICE -i INPUT -o OUTPUT [options]"
+USAGE = (
+    "Usage: %batch run -e SCRIPT -i INPUT -o OUTPUT [options]  |  %batch score -s SERVICE -i INPUT -o OUTPUT [options]"
+)
 
 
 def batch_magic(line: str, workspace: Workspace | None = None) -> BatchResult:
@@ -109,7 +111,10 @@ def _call(command: str, kwargs: dict[str, Any], workspace: Workspace | None, pro
             else:
                 result = score(workspace=workspace, progress=progress, **kwargs)
     except BatchError as exc:
-        lines = [f"\x1b[31m\x1b[1m{type(exc).__name__}\x1b[0m: {str(exc).splitlines()[0]}", *exc.result.summary().splitlines()]
+        lines = [
+            f"\x1b[31m\x1b[1m{type(exc).__name__}\x1b[0m: {str(exc).splitlines()[0]}",
+            *exc.result.summary().splitlines(),
+        ]
         exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
         raise
     print(result.summary())

@@ -31,22 +31,46 @@ from nbdeploy.errors import InvalidSpec
 class ParallelRunConfig:
     """v1's signature; checked by :class:`nbdeploy.batch.ParallelRunConfig` when the step runs."""
 
-    def __init__(self, environment: Any, entry_script: str, error_threshold: int, output_action: str,
-                 compute_target: Any, node_count: int, process_count_per_node: int | None = None,
-                 mini_batch_size: int | str | None = None, source_directory: str | None = None,
-                 description: str | None = None, logging_level: str = "INFO", run_invocation_timeout: float = 60,
-                 run_max_try: int = 3, append_row_file_name: str | None = None, allowed_failed_count: int | None = None,
-                 allowed_failed_percent: float | None = None, partition_keys: Sequence[str] | None = None,
-                 environment_variables: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        environment: Any,
+        entry_script: str,
+        error_threshold: int,
+        output_action: str,
+        compute_target: Any,
+        node_count: int,
+        process_count_per_node: int | None = None,
+        mini_batch_size: int | str | None = None,
+        source_directory: str | None = None,
+        description: str | None = None,
+        logging_level: str = "INFO",
+        run_invocation_timeout: float = 60,
+        run_max_try: int = 3,
+        append_row_file_name: str | None = None,
+        allowed_failed_count: int | None = None,
+        allowed_failed_percent: float | None = None,
+        partition_keys: Sequence[str] | None = None,
+        environment_variables: Mapping[str, str] | None = None,
+    ) -> None:
         self.environment, self.compute_target = environment, compute_target
         self._fields = dict(  # noqa: C408 - keyword form mirrors the v1 signature
-            entry_script=entry_script, error_threshold=error_threshold, output_action=output_action,
-            node_count=node_count, process_count_per_node=process_count_per_node, mini_batch_size=mini_batch_size,
-            source_directory=source_directory, description=description, logging_level=logging_level,
-            run_invocation_timeout=run_invocation_timeout, run_max_try=run_max_try,
-            append_row_file_name=append_row_file_name, allowed_failed_count=allowed_failed_count,
-            allowed_failed_percent=allowed_failed_percent, partition_keys=partition_keys,
-            environment_variables=dict(environment_variables or {}), environment=environment,
+            entry_script=entry_script,
+            error_threshold=error_threshold,
+            output_action=output_action,
+            node_count=node_count,
+            process_count_per_node=process_count_per_node,
+            mini_batch_size=mini_batch_size,
+            source_directory=source_directory,
+            description=description,
+            logging_level=logging_level,
+            run_invocation_timeout=run_invocation_timeout,
+            run_max_try=run_max_try,
+            append_row_file_name=append_row_file_name,
+            allowed_failed_count=allowed_failed_count,
+            allowed_failed_percent=allowed_failed_percent,
+            partition_keys=partition_keys,
+            environment_variables=dict(environment_variables or {}),
+            environment=environment,
         )
         self.native(tabular=False)  # check now, as v1 did
 
@@ -60,7 +84,9 @@ class ParallelRunConfig:
         """The :class:`nbdeploy.batch.ParallelRunConfig`; for tables a bare number is bytes, as in v1."""
         fields = dict(self._fields, arguments=tuple(str(a) for a in arguments))
         size = fields["mini_batch_size"]
-        if tabular and ((isinstance(size, int) and not isinstance(size, bool)) or (isinstance(size, str) and size.strip().isdigit())):
+        if tabular and (
+            (isinstance(size, int) and not isinstance(size, bool)) or (isinstance(size, str) and size.strip().isdigit())
+        ):
             fields["mini_batch_size"] = f"{int(size)}B"
         return _Config(**fields)
 
@@ -68,9 +94,17 @@ class ParallelRunConfig:
 class ParallelRunStep:
     """v1's step: ``inputs`` (paths, folders, globs), ``output`` (a folder), ``arguments`` for ``sys.argv``."""
 
-    def __init__(self, name: str, parallel_run_config: ParallelRunConfig, inputs: Sequence[Any],
-                 output: str | os.PathLike[str] | None = None, side_inputs: Sequence[Any] | None = None,
-                 arguments: Sequence[Any] | None = None, allow_reuse: bool = True, input_format: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        parallel_run_config: ParallelRunConfig,
+        inputs: Sequence[Any],
+        output: str | os.PathLike[str] | None = None,
+        side_inputs: Sequence[Any] | None = None,
+        arguments: Sequence[Any] | None = None,
+        allow_reuse: bool = True,
+        input_format: str | None = None,
+    ) -> None:
         if not isinstance(parallel_run_config, ParallelRunConfig):
             raise InvalidSpec("parallel_run_config", "expected a ParallelRunConfig(...)")
         if side_inputs:
@@ -87,5 +121,14 @@ class ParallelRunStep:
 
         fmt = self.input_format or infer_format(resolve_inputs(self.inputs))
         config = self.parallel_run_config.native(tabular=fmt != FILES, arguments=self.arguments)
-        return run(input=self.inputs, output=self.output, config=config, input_format=fmt, models=models,
-                   workspace=workspace, show_output=show_output, name=self.name, **options)
+        return run(
+            input=self.inputs,
+            output=self.output,
+            config=config,
+            input_format=fmt,
+            models=models,
+            workspace=workspace,
+            show_output=show_output,
+            name=self.name,
+            **options,
+        )
