@@ -6,7 +6,7 @@ holder writes who it is (pid, operation, since when) into the file; a second cal
 ``wait_s`` seconds, telling ``progress`` once who holds it, then is refused with :class:`~nbdeploy.errors.Conflict`.
 
 The lock files live outside ``services/<name>/`` because ``delete`` removes that folder while holding the
-lock. The lock is re-entrant within one process (``deploy(overwrite=True)`` deletes the old service under
+lock. The lock is re-entrant within one thread (``deploy(overwrite=True)`` deletes the old service under
 its own lock).
 """
 
@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 LOCK_WAIT_S = 60.0
 """How long a second operation waits for the first (``NBDEPLOY_LOCK_WAIT_S`` overrides it)."""
 
-_held: dict[str, tuple[int, int, str]] = {}
-"""path -> (fd, depth, operation) of locks this process holds."""
+_held: dict[tuple[str, int], tuple[int, int, str]] = {}
+"""(path, thread) -> (fd, depth, operation) of locks held here: re-entrant within a thread; another thread
+opens its own file description, which ``flock`` treats like another process."""
 _guard = threading.RLock()
 
 
@@ -70,7 +71,7 @@ def service_lock(workspace: Workspace, name: str, operation: str, wait_s: float 
         yield
         return
     path = lock_path(workspace, name)
-    key = str(path)
+    key = (str(path), threading.get_ident())
     with _guard:
         if key in _held:  # re-entrant: this process holds it already
             fd, depth, outer = _held[key]
