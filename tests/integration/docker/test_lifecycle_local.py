@@ -81,7 +81,8 @@ def test_two_updates_at_once_leave_one_container_serving(workspace, resources, t
         scripts.append(tmp_path / f"r{i}.py")
     procs = [cli(workspace, "service", "update", name, "--entry-script", str(s)) for s in scripts]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    print("\n----\n".join(outputs))
+    assert [p.returncode for p in procs] == [0, 0]
     assert "Traceback" not in "".join(outputs) and "409" not in "".join(outputs)
     svc.refresh()
     assert svc.revision == 3 and svc.port == port

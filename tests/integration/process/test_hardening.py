@@ -73,6 +73,13 @@ def wait_until(predicate, timeout: float = 60.0, what: str = "") -> None:
         time.sleep(0.05)
 
 
+def master_dead(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def server_revisions(ws: nbdeploy.Workspace, name: str) -> set[int]:
     """Revisions of ``name`` with a live server process (master or worker), from /proc: what really runs."""
     folder = str(ws.service_dir(name))
@@ -106,6 +113,8 @@ def test_sigkill_master_then_delete_frees_the_port(workspace, tmp_path):
     svc = deploy_revision_script(workspace, tmp_path, "orphans", workers=2)
     port, pid = svc.port, svc._current()[0]["pid"]
     os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: master_dead(pid), 10, "the master to die")
+    assert port_answers(port)  # the probe: its workers serve on
     Webservice("orphans", workspace).delete()  # no status() before: delete itself must reap the group
     assert not port_answers(port)
     assert server_revisions(workspace, "orphans") == set()
@@ -117,7 +126,8 @@ def test_sigkill_master_is_failed_with_its_signal_and_stops_serving(workspace, t
     svc = deploy_revision_script(workspace, tmp_path, "killed", workers=2)
     port, pid = svc.port, svc._current()[0]["pid"]
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3], 10, "the master to die")
+    wait_until(lambda: master_dead(pid), 10, "the master to die")
+    assert port_answers(port)  # the probe: its workers serve on
     status = svc.status()
     assert status.state == "Failed"
     assert "SIGKILL" in status.reason, status.reason  # this process started it: the exit status is known
