@@ -213,16 +213,17 @@ class ProcessTarget(Target):
         very status file.
         """
         done: dict[int, str] = {}
+        groups = _process_groups()  # one pass over /proc, however long the history
         for revision, handle in others.items():
             found = handle or self._handle_from_status_file(service, revision)
-            if found is not None and (_alive(found) or _group_members(found)):
+            if found is not None and (_alive(found) or _group_members(found, groups)):
                 self.stop(found)
                 done[revision] = "stopped"
             else:
                 if found is not None:
                     _reap(found)
                 done[revision] = "was not running"
-        if current is not None and not _alive(current) and _group_members(current):
+        if current is not None and not _alive(current) and _group_members(current, groups):
             self.stop(current)  # the master died; its workers must not serve on
         return done
 
@@ -389,7 +390,23 @@ def _proc_stat(pid: int) -> list[str] | None:
         return None
 
 
-def _group_members(handle: Handle) -> list[int]:
+def _process_groups() -> dict[int, list[int]]:
+    """Process group id -> its live (not zombie) processes, from one pass over /proc."""
+    groups: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # pragma: no cover - no procfs
+        return groups
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        fields = _proc_stat(int(entry))
+        if fields is not None and fields[0] != "Z":
+            groups.setdefault(int(fields[2]), []).append(int(entry))
+    return groups
+
+
+def _group_members(handle: Handle, groups: dict[int, list[int]] | None = None) -> list[int]:
     """Live processes in the server's process group (its master and workers; the group id is the master's
     pid). Empty when the master's pid now belongs to another process: while any process of our group
     lives, the kernel does not hand the group's number out again, so a reused pid means the group is gone."""
@@ -399,18 +416,9 @@ def _group_members(handle: Handle) -> list[int]:
     leader = _proc_stat(pgid)
     if leader is not None and handle.get("pid_start") is not None and int(leader[19]) != handle["pid_start"]:
         return []
-    members = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:  # pragma: no cover - no procfs
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        fields = _proc_stat(int(entry))
-        if fields is not None and fields[2] == str(pgid) and fields[0] != "Z":
-            members.append(int(entry))
-    return sorted(members)
+    if groups is None:
+        groups = _process_groups()
+    return sorted(groups.get(pgid, []))
 
 
 def _cmdline_has(pid: int, text: str) -> bool:
