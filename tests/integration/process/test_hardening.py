@@ -171,9 +171,8 @@ def test_lock_dies_with_its_holder(workspace, tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(Conflict, match="sleeper"):
-            with service_lock(workspace, "holder", "update", wait_s=0.3):
-                pass
+        with pytest.raises(Conflict, match="sleeper"), service_lock(workspace, "holder", "update", wait_s=0.3):
+            pass
     finally:
         holder.kill()
         holder.wait()
