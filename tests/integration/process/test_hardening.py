@@ -323,3 +323,42 @@ def test_show_gives_a_failed_revision_one_line_and_where_the_rest_is(workspace, 
     proc = cli(workspace, "service", "logs", "shown", "--revision", "2")
     logs, _ = proc.communicate(timeout=120)
     assert "nbdeploy-test: broken" in logs and "Traceback" in logs
+
+
+# -- 24: a connection reset before any answer is retried once --------------------------------------------
+
+def test_run_retries_a_connection_reset_once(workspace, tmp_path):
+    """A listener that closes with queued connections resets them (SO_REUSEPORT handover): run() sends again."""
+    import socket
+    import struct
+    import threading
+
+    from nbdeploy.targets.endpoint import Endpoint
+
+    svc = deploy_revision_script(workspace, tmp_path, "resets")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    served = []
+
+    def serve() -> None:
+        for attempt in range(2):
+            conn, _ = listener.accept()
+            data = b""
+            while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 2:  # the whole request
+                data += conn.recv(65536)
+            if attempt == 0:  # RST, no answer: what a closing listener does to a queued connection
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4\r\n\r\n"ok"')
+            served.append(attempt)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    svc._endpoint_cache = (svc.revision, Endpoint(f"http://127.0.0.1:{listener.getsockname()[1]}"))
+    try:
+        assert svc.run("{}") == "ok"
+    finally:
+        listener.close()
+    assert served == [0, 1]
