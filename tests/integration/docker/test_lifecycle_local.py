@@ -83,7 +83,7 @@ def test_two_updates_at_once_leave_one_container_serving(workspace, resources, t
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     print("\n----\n".join(outputs))
     assert [p.returncode for p in procs] == [0, 0]
-    assert "Traceback" not in "".join(outputs) and "409" not in "".join(outputs)
+    assert "Traceback" not in "".join(outputs) and "409 Client Error" not in "".join(outputs)
     svc.refresh()
     assert svc.revision == 3 and svc.port == port
     assert list(containers(resources, name).values()) == ["3"]
