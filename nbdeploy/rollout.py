@@ -2,7 +2,9 @@
 
 1. ``Target.start(spec, previous=old)``: the new revision runs beside the serving one, without its traffic;
 2. :func:`wait_until_settled`: poll until Healthy (or a final state, or the timeout);
-3. :func:`smoke_check`: GET / and POST a smoke request to the revision alone (``Target.private_endpoint``);
+3. :func:`smoke_check`: GET / and POST the smoke requests (:func:`smoke_requests`: the smoke input, else the
+   swagger example and the last request the serving revision answered) to the revision alone
+   (``Target.private_endpoint``);
 4. ``Target.promote`` moves traffic, the recorder switches the record, ``Target.retire`` drains the old one;
 5. any failure or interruption before the switch: ``Target.abort`` removes the new revision, the old one
    never stopped, the recorder notes why, and :class:`~nbdeploy.errors.UpdateFailed` carries the evidence.
@@ -17,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -63,10 +65,28 @@ def wait_until_settled(target: Target, handle: Handle, name: str, sink: Progress
         delay = min(delay * 1.5, 0.5)
 
 
-def smoke_check(target: Target, handle: Handle, spec: RevisionSpec) -> str:
-    """'' when the revision answers GET / and a smoke request on its private endpoint, else what went wrong.
+def smoke_requests(smoke_input: str | None, swagger_example: Any, sample: bytes | None) -> list[tuple[str, str | bytes]]:
+    """The smoke requests a new revision must answer 2xx before it takes traffic, as ``(what, body)``.
 
-    The request body is the config's ``smoke_input``, else the swagger example; with neither, only GET /.
+    An explicit ``smoke_input`` is the only one (the way to check a changed input format). Otherwise: the
+    swagger example of an inference-schema script, and the last request the serving revision answered 200
+    to through ``Webservice.run()`` / ``nbdeploy service run`` (a real client's input). None of them: [].
+    """
+    if smoke_input is not None:
+        return [("the smoke input", smoke_input)]
+    bodies: list[tuple[str, str | bytes]] = []
+    if swagger_example:
+        bodies.append(("the swagger example", json.dumps(swagger_example)))
+    if sample is not None:
+        bodies.append(("the last request the serving revision answered", sample))
+    return bodies
+
+
+def smoke_check(target: Target, handle: Handle, spec: RevisionSpec, sample: bytes | None = None) -> str:
+    """'' when the revision answers GET / and the smoke requests on its private endpoint, else what went wrong.
+
+    The requests are those of :func:`smoke_requests` (``sample``: a recorded request body); with none,
+    only GET / is checked.
     """
     endpoint = target.private_endpoint(handle)
     if endpoint is None:
@@ -77,17 +97,19 @@ def smoke_check(target: Target, handle: Handle, spec: RevisionSpec) -> str:
             health = client.get("/")
             if health.status_code != 200:
                 return f"GET / answered {health.status_code}"
-            body = spec.config.smoke_input
-            if body is None:
+            example = None
+            if spec.config.smoke_input is None:
                 swagger = client.get("/swagger.json", params={"version": "3"}, headers=headers)
                 schemas = swagger.json().get("components", {}).get("schemas", {}) if swagger.status_code == 200 else {}
                 example = schemas.get("ServiceInput", {}).get("example")
-                body = json.dumps(example) if example else None
-            if body is not None:
+            for what, body in smoke_requests(spec.config.smoke_input, example, sample):
                 answer = client.post(endpoint.scoring_path, content=body,
                                      headers={**headers, "Content-Type": "application/json"})
                 if answer.status_code >= 300:
-                    return f"smoke request POST /score answered {answer.status_code}: {answer.text[:300]}"
+                    hint = ("; to change the input format, give the new revision a smoke input "
+                            "(deployment_config.smoke_input, --smoke-input)") if what.startswith("the last") else ""
+                    return (f"smoke request POST /score with {what} answered {answer.status_code}: "
+                            f"{answer.text[:300]}{hint}")
     except (httpx.HTTPError, ValueError) as exc:
         return f"smoke request failed: {exc}"
     return ""

@@ -10,11 +10,16 @@ follow the protocol in :mod:`nbdeploy.rollout`.
 from __future__ import annotations
 
 import builtins
+import contextlib
+import functools
+import hashlib
 import json
 import logging
+import os
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +37,11 @@ from nbdeploy.errors import (
     ScoringError,
     ServiceNotFound,
 )
+from nbdeploy.locks import service_lock
 from nbdeploy.progress import ProgressSink, make_sink
 from nbdeploy.registry import Model
-from nbdeploy.rollout import roll_out, wait_until_settled
-from nbdeploy.service_records import DELETING, FAILED, SERVING, STARTING, ServiceRecord, ServiceStore
+from nbdeploy.rollout import roll_out, smoke_check, wait_until_settled
+from nbdeploy.service_records import ABORTED, DELETING, FAILED, SERVING, STARTING, ServiceRecord, ServiceStore
 from nbdeploy.specs import DeploymentConfig, Environment, InferenceConfig, deployment_config_class, deployment_config_from_dict
 from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target
 from nbdeploy.targets.endpoint import Endpoint
@@ -50,6 +56,10 @@ log = logging.getLogger(__name__)
 SERVICE_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 ModelRef = Model | str
 DEFAULT_TIMEOUT_S = 600.0
+SAMPLE_FILE = "last-request.body"
+"""In a service's folder: the last request body it answered 200 to through :meth:`Webservice.run` (0600);
+an update with no smoke input of its own checks the new revision with it."""
+SAMPLE_MAX_BYTES = 256 * 1024
 
 
 def validate_service_name(name: str) -> None:
@@ -97,11 +107,19 @@ def deploy(
     config = deployment_config or deployment_config_class(DEFAULT_TARGET)()
     model_objs = resolve_models(models, ws)
     store = ServiceStore(ws)
+    if name in store.names() and not overwrite:
+        raise AlreadyExists(f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name.")
+    progress = sink or make_sink(show_output, workspace=ws)
+    with service_lock(ws, name, "deploy", progress=lambda line: progress.line(name, line)):
+        return _deploy_locked(name, model_objs, inference_config, config, overwrite, ws, store, progress)
+
+
+def _deploy_locked(name: str, model_objs: list[Model], inference_config: InferenceConfig, config: DeploymentConfig,
+                   overwrite: bool, ws: Workspace, store: ServiceStore, progress: ProgressSink) -> Webservice:
     exists = name in store.names()
     if exists and not overwrite:
         raise AlreadyExists(f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name.")
     target = get_target(config.target, ws)
-    progress = sink or make_sink(show_output, workspace=ws)
     target.progress = lambda line: progress.line(name, line)
     bundle = create_bundle(ws, model_objs, inference_config)
     revision = RevisionSpec(name, 1, bundle, config, inference_config.environment, _keys_for(config))
@@ -150,6 +168,7 @@ class Webservice:
         self._endpoint_cache: tuple[int, Endpoint | None] | None = None
         """(revision, endpoint) of the serving revision: resolving it may cost I/O (a port-forward)."""
         self._client: tuple[Endpoint, httpx.Client] | None = None
+        self._sample_digest: bytes | None = None
 
     # -- listing ---------------------------------------------------------------------------------
     @classmethod
@@ -225,6 +244,18 @@ class Webservice:
     def inference_config(self) -> InferenceConfig:
         """The serving revision's inference config (entry script re-read from its path)."""
         return _inference_config_from_doc(self._current()[1]["inference_config"])
+
+    @property
+    def inference_config_doc(self) -> dict[str, Any]:
+        """The serving revision's inference config as stored (``entry_script``, ``source_directory``,
+        ``environment``), without re-reading the entry script."""
+        return dict(self._current()[1]["inference_config"])
+
+    @property
+    def environment(self) -> Environment | None:
+        """The serving revision's environment."""
+        doc = self._current()[1]["inference_config"].get("environment")
+        return Environment.from_stored_dict(doc) if doc else None
 
     @property
     def artifact(self) -> Artifact | None:
@@ -353,9 +384,12 @@ class Webservice:
         try:
             try:
                 response = client.post(endpoint.scoring_path, content=body, headers=headers, timeout=timeout)
-            except (httpx.RemoteProtocolError, httpx.ConnectError):
-                # a keep-alive connection closed, or a listener handed over, by a revision draining during an
-                # update: the request was not read, so sending it again is safe
+            except (httpx.RemoteProtocolError, httpx.ConnectError, httpx.ReadError, httpx.WriteError) as exc:
+                if isinstance(exc, (httpx.ReadError, httpx.WriteError)) and not _connection_reset(exc):
+                    raise
+                # a keep-alive connection closed, a listener handed over, or a connection reset while it waited
+                # in the backlog of a listener that closed: a revision draining during an update. The
+                # request was not answered; it is sent again once (scoring is idempotent)
                 response = client.post(endpoint.scoring_path, content=body, headers=headers, timeout=timeout)
         except httpx.TransportError as exc:
             self._endpoint_cache = None
@@ -365,10 +399,26 @@ class Webservice:
             self._record = self._store.get(self.name)  # keys may have been regenerated elsewhere
         if response.status_code != 200:
             raise ScoringError(self.name, response.status_code, response.text, dict(response.headers))
+        self._remember_sample(body)
         content_type = response.headers.get("content-type", "")
         if "json" in content_type:
             return response.json()
         return response.text if content_type.startswith("text/") else response.content
+
+    def _remember_sample(self, body: str | bytes) -> None:
+        """Keep the last body answered 200 (size-capped, owner-only) as the next update's smoke request."""
+        data = body.encode() if isinstance(body, str) else bytes(body)
+        if len(data) > SAMPLE_MAX_BYTES:
+            return
+        digest = hashlib.sha256(data).digest()
+        if digest == self._sample_digest:
+            return  # written already: a scoring loop costs one write
+        try:
+            write_private(self.workspace.service_dir(self.name) / SAMPLE_FILE, data)
+        except OSError as exc:  # the folder is gone (deleted meanwhile) or read-only: scoring still worked
+            log.debug("service %s: cannot record the request sample: %s", self.name, exc)
+            return
+        self._sample_digest = digest
 
     def _http(self, endpoint: Endpoint) -> httpx.Client:
         if self._client is None or self._client[0] != endpoint:
@@ -378,11 +428,24 @@ class Webservice:
         return self._client[1]
 
     # -- logs ------------------------------------------------------------------------------------
-    def get_logs(self, num_lines: int = 5000) -> str:
-        """The last ``num_lines`` lines of the serving revision's log."""
+    def get_logs(self, num_lines: int = 5000, revision: int | None = None) -> str:
+        """The last ``num_lines`` lines of the serving revision's log (or of ``revision``: its live log while
+        it runs, else the evidence recorded when it failed)."""
         self._check_not_deleted()
-        handle, _ = self._current()
-        return self._target().logs(handle, num_lines) if handle else ""
+        if revision is None or revision == self.revision:
+            handle, _ = self._current()
+            return self._target().logs(handle, num_lines) if handle else ""
+        record = self._store.revision(self.name, revision)
+        text = ""
+        if record.handle:
+            try:
+                text = self._target().logs(record.handle, num_lines)
+            except NbdeployError:
+                text = ""
+        if not text:
+            text = record.evidence or ""
+        lines = text.splitlines()
+        return "\n".join(lines[-num_lines:]) if num_lines > 0 else ""
 
     def revisions(self) -> builtins.list[dict[str, Any]]:
         """The revision history: every deploy, update and reload, with its outcome and evidence."""
@@ -397,22 +460,71 @@ class Webservice:
                deployment_config: DeploymentConfig | None = None, show_output: bool = False,
                timeout_sec: float | None = None, sink: ProgressSink | None = None) -> Webservice:
         """Build, then start a new revision beside the serving one and switch only when it is Healthy and
-        answers a smoke request. Whatever is not given is kept from the serving revision."""
+        answers a smoke request. Whatever is not given is kept from the serving revision.
+
+        One lifecycle operation runs at a time per service (across processes): a second one waits for the
+        first (``NBDEPLOY_LOCK_WAIT_S``, default 60 s), then raises :class:`~nbdeploy.errors.Conflict`."""
+        return self._update("update", models, inference_config, deployment_config, show_output, timeout_sec, sink)
+
+    def _update(self, operation: str, models: Iterable[ModelRef] | ModelRef | None, inference_config: InferenceConfig | None,
+                deployment_config: DeploymentConfig | None, show_output: bool, timeout_sec: float | None,
+                sink: ProgressSink | None) -> Webservice:
         self._check_not_deleted()
-        _, spec_doc = self._current()
-        model_objs = resolve_models(models if models is not None else spec_doc["models"], self.workspace)
-        ic = inference_config or self.inference_config
-        dc = deployment_config or self.deployment_config
-        if dc.target != self._record.target:
-            raise InvalidInput(f"deployment_config is for target {dc.target!r} but {self.name!r} runs on {self._record.target!r}; delete and redeploy to move it.")
-        return self._roll_out(model_objs, ic, dc, sink or make_sink(show_output, workspace=self.workspace), timeout_sec or DEFAULT_TIMEOUT_S)
+        sink = sink or make_sink(show_output, workspace=self.workspace)
+        with self._lifecycle(operation, sink):
+            _, spec_doc = self._current()
+            model_objs = resolve_models(models if models is not None else spec_doc["models"], self.workspace)
+            ic = inference_config or self.inference_config
+            dc = deployment_config or self.deployment_config
+            if dc.target != self._record.target:
+                raise InvalidInput(f"deployment_config is for target {dc.target!r} but {self.name!r} runs on {self._record.target!r}; delete and redeploy to move it.")
+            return self._roll_out(model_objs, ic, dc, sink, timeout_sec or DEFAULT_TIMEOUT_S)
 
     def reload(self, show_output: bool = False, sink: ProgressSink | None = None) -> Webservice:
         """v1's ``reload()``: redeploy on the re-read entry script and source folder, without downtime.
 
         To re-read this object's state from the workspace instead, use :meth:`refresh`.
         """
-        return self.update(show_output=show_output, sink=sink)
+        return self._update("reload", None, None, None, show_output, None, sink)
+
+    @contextlib.contextmanager
+    def _lifecycle(self, operation: str, sink: ProgressSink | None = None) -> Iterator[None]:
+        """Hold the service's lifecycle lock, re-read the record (another process may have changed it) and
+        reconcile: whatever a dead operation left running beside the current revision is stopped first."""
+        progress = (lambda line: sink.line(self.name, line)) if sink is not None else (lambda line: log.info("%s", line))
+        with service_lock(self.workspace, self.name, operation, progress=progress):
+            self._record = self._store.get(self.name)  # raises ServiceNotFound if deleted meanwhile
+            self._endpoint_cache = None
+            self.reconcile(progress)
+            yield
+
+    def reconcile(self, progress: Any = None) -> dict[int, str]:
+        """Stop revisions that run but are not current (left by an operation that died) and record revisions
+        left "starting" as aborted. Runs (under the lock) before every update, reload, delete and regen_key;
+        returns ``{revision: what was done}``."""
+        revisions = {r.revision: r for r in self._store.revisions(self.name)}
+        current_revision = self._record.current_revision
+        current = revisions.get(current_revision) if current_revision is not None else None
+        others = {n: r.handle for n, r in revisions.items()
+                  if n != current_revision and r.outcome != ABORTED and (r.handle or r.outcome == STARTING)}
+        if not others and current is None:
+            return {}
+        done = self._target().reconcile(self.name, current.handle if current else None, others)
+        for number, what in done.items():
+            record = revisions.get(number)
+            if record is None:
+                continue
+            if record.outcome == STARTING:
+                self._store.finish_revision(
+                    self.name, number, ABORTED, str(State.FAILED),
+                    f"aborted: the operation that started it ended before finishing it ({what} when reconciled)",
+                    record.evidence or "")
+            if what == "stopped":
+                line = f"revision {number} ({record.outcome}) was still running beside revision {current_revision}; stopped it"
+                log.warning("service %s: %s", self.name, line)
+                if progress is not None:
+                    progress(line)
+        return done
 
     def _roll_out(self, models: list[Model], ic: InferenceConfig, dc: DeploymentConfig, sink: ProgressSink, timeout: float) -> Webservice:
         target = self._target()
@@ -427,8 +539,9 @@ class Webservice:
         spec = RevisionSpec(self.name, latest + 1, bundle, dc, ic.environment, keys)
         spec.artifact = build_revision(target, spec, sink)  # a failed build changes nothing
         spec.revision = self._store.add_revision(self.name, _revision_spec_doc(models, ic, dc, bundle, spec.artifact))
+        sample = None if dc.smoke_input is not None else read_sample(self.workspace, self.name)
         new_handle = roll_out(target, spec, old_handle, old_revision, _StoreRecorder(self._store, self.name, old_revision, models),
-                              sink, timeout)
+                              sink, timeout, smoke=functools.partial(smoke_check, sample=sample))
         self._store.set_metadata(self.name, {**self._record.tags, **dc.tags}, {**self._record.properties, **dc.properties}, dc.description or self._record.description)
         if keys != self._record.keys:
             self._store.set_keys(self.name, keys)
@@ -445,7 +558,10 @@ class Webservice:
         Deleting twice raises ServiceNotFound.
         """
         self._check_not_deleted()
-        self._record = self._store.get(self.name)  # raises if deleted elsewhere
+        with self._lifecycle("delete"):
+            self._delete_locked(delete_image)
+
+    def _delete_locked(self, delete_image: bool) -> None:
         target = self._target()
         self._store.finish_revision(self.name, self.revision, DELETING, str(State.DELETING))  # observers see Deleting
         artifacts: dict[str, Artifact] = {}
@@ -481,14 +597,15 @@ class Webservice:
         which = str(key).lower()
         if which not in ("primary", "secondary"):
             raise InvalidInput(f"key must be 'Primary' or 'Secondary', got {key!r}")
-        primary, secondary = self.get_keys()
-        new = set_key or secrets.token_urlsafe(24)
-        keys = (new, secondary) if which == "primary" else (primary, new)
-        handle, _ = self._current()
-        if handle:
-            self._target().update_keys(handle, keys)
-        self._store.set_keys(self.name, keys)
-        self._record = self._store.get(self.name)
+        with self._lifecycle("regen-key"):
+            primary, secondary = self.get_keys()
+            new = set_key or secrets.token_urlsafe(24)
+            keys = (new, secondary) if which == "primary" else (primary, new)
+            handle, _ = self._current()
+            if handle:
+                self._target().update_keys(handle, keys)
+            self._store.set_keys(self.name, keys)
+            self._record = self._store.get(self.name)
 
     # -- describing ------------------------------------------------------------------------------
     def serialize(self) -> dict[str, Any]:
@@ -583,6 +700,38 @@ def _evidence(status: Status, service: Webservice) -> str:
         return service.get_logs(40)
     except NbdeployError:  # pragma: no cover
         return ""
+
+
+def read_sample(workspace: Workspace, name: str) -> bytes | None:
+    """The last request body service ``name`` answered 200 to through :meth:`Webservice.run`, if any."""
+    try:
+        return (workspace.service_dir(name) / SAMPLE_FILE).read_bytes()
+    except OSError:
+        return None
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` atomically to ``path``, readable by the owner only."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def _connection_reset(exc: BaseException) -> bool:
+    """Whether a transport error is a reset/broken connection (the peer closed before answering)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ConnectionResetError, BrokenPipeError)):
+            return True
+        text = str(current).lower()
+        if "connection reset" in text or "broken pipe" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _remove_tree(path: Path) -> None:

@@ -17,6 +17,8 @@ from nbdeploy.workspace import Workspace
 
 # Revision outcomes
 STARTING, SERVING, REPLACED, FAILED, DELETING = "starting", "serving", "replaced", "failed", "deleting"
+ABORTED = "aborted"
+"""Left "starting" by an operation that died (a killed CLI); recorded so by the next operation's reconcile."""
 
 
 def now() -> str:

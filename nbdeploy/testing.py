@@ -17,7 +17,7 @@ Example (``nbdeploy.rollout``)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -137,6 +137,18 @@ class FakeTarget(Target):
     def retire(self, old: Handle, new: Handle) -> None:
         self._step("retire", old["revision"])
         self.running.discard(old["revision"])
+
+    def reconcile(self, service: str, current: Handle | None, others: Mapping[int, Handle | None]) -> dict[int, str]:
+        """Stop every running revision in ``others`` (as ``process`` and ``local`` do); ``events`` logs it."""
+        done = {}
+        for revision in others:
+            self.events.append(("reconcile", revision))
+            if revision in self.running:
+                self.running.discard(revision)
+                done[revision] = "stopped"
+            else:
+                done[revision] = "was not running"
+        return done
 
     def abort(self, new: Handle, old: Handle | None) -> None:
         self._step("abort", new["revision"])

@@ -124,9 +124,7 @@ def update_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str |
     """
     ws = workspace_from(ctx)
     svc = Webservice(name, ws)
-    config = _inference_config(ic, entry_script, source_dir, env, requirements, ws)
-    if config is not None and config.environment is None:
-        config.environment = svc.inference_config.environment  # a new script keeps the environment
+    config = _updated_inference_config(svc, ic, entry_script, source_dir, env, requirements, ws)
     deployment = load_deployment_config(dc) if dc else None
     given = {k: v for k, v in options.items() if v is not None}
     if deployment is None and given:
@@ -135,6 +133,30 @@ def update_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str |
         deployment = _with_options(deployment, get_target_class(svc.target), options)
     svc.update(models=list(models) or None, inference_config=config, deployment_config=deployment, show_output=True, timeout_sec=timeout)
     click.echo(f"{name} now serves revision {svc.revision}")
+
+
+def _updated_inference_config(svc: Webservice, ic: str | None, entry_script: str | None, source_dir: str | None,
+                              env: str | None, requirements: str | None, ws: Workspace) -> InferenceConfig | None:
+    """The inference config of an update: what is given, everything else kept from the serving revision.
+
+    ``--entry-script`` alone keeps the environment and, when the script is found in it, the source folder;
+    ``--env``/``--requirements``/``--source-dir`` alone keep the entry script. None: nothing changes.
+    """
+    if not (ic or entry_script or source_dir or env or requirements):
+        return None
+    serving = svc.inference_config_doc  # not re-validated: the old script may be gone
+    old_source, old_script = serving.get("source_directory"), serving["entry_script"]
+    if not (ic or entry_script):
+        if source_dir:
+            entry_script = old_script if old_source else Path(old_script).name
+        else:
+            source_dir, entry_script = old_source, old_script
+    elif entry_script and not source_dir and old_source and (Path(old_source) / entry_script).is_file():
+        source_dir = old_source
+    config = _inference_config(ic, entry_script, source_dir, env, requirements, ws)
+    if config is not None and config.environment is None:
+        config.environment = svc.environment  # a new script keeps the environment
+    return config
 
 
 @service.command("targets")
@@ -209,32 +231,54 @@ def show_cmd(ctx: click.Context, name: str, output: str) -> None:
         value = data.get(key)
         click.echo(f"{key:<13}{', '.join(value) if isinstance(value, list) else ('' if value is None else value)}")
     if data.get("error"):
-        click.echo(f"{'reason':<13}{data['error']['reason']}")
+        click.echo(f"{'reason':<13}{one_line(data['error']['reason'])}")
+        if data["error"]["reason"].strip().count("\n") or data["error"].get("evidence"):
+            click.echo(f"{'':<13}(the log: nbdeploy service logs {name})")
     click.echo("revisions:")
     for rev in svc.revisions():
-        click.echo(f"  {rev['revision']:>3}  {rev['outcome']:<9} {rev['state'] or '':<13} {rev['created_time'][:19]}  {rev['reason'] or ''}")
+        reason = rev["reason"] or ""
+        line = one_line(reason)
+        if reason and (line != reason.strip() or rev["outcome"] in ("failed", "aborted")) and rev["revision"] != svc.revision:
+            line += f" (details: nbdeploy service logs {name} --revision {rev['revision']})"
+        click.echo(f"  {rev['revision']:>3}  {rev['outcome']:<9} {rev['state'] or '':<13} {rev['created_time'][:19]}  {line}")
+
+
+def one_line(text: str, width: int = 160) -> str:
+    """The first non-empty line of ``text``, cut to ``width`` characters (a build log is no reason)."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    more = first != text.strip()
+    if len(first) > width:
+        first, more = first[: width - 1].rstrip(), True
+    return first + (" ..." if more else "")
 
 
 @service.command("logs")
 @click.argument("name")
 @click.option("-n", "--lines", "num_lines", type=int, default=200, show_default=True)
+@click.option("--revision", "-r", type=int, default=None,
+              help="Another revision's log (a failed one's: the evidence recorded when it failed).")
 @click.pass_context
-def logs_cmd(ctx: click.Context, name: str, num_lines: int) -> None:
+def logs_cmd(ctx: click.Context, name: str, num_lines: int, revision: int | None) -> None:
     """Print the last lines of NAME's log."""
-    click.echo(Webservice(name, workspace_from(ctx)).get_logs(num_lines))
+    click.echo(Webservice(name, workspace_from(ctx)).get_logs(num_lines, revision=revision))
 
 
 @service.command("run")
 @click.argument("name")
-@click.option("--data", "-d", required=True, help="Request body (JSON text), or @FILE to read it from a file, or - for stdin.")
+@click.option("--data", "-d", required=True,
+              help="Request body (JSON text), or @FILE to send a file's bytes as they are, or - for stdin.")
 @click.pass_context
 def run_cmd(ctx: click.Context, name: str, data: str) -> None:
     """Score NAME with a request body and print the answer."""
+    body: str | bytes = data
     if data == "-":
-        data = sys.stdin.read()
+        body = sys.stdin.buffer.read()
     elif data.startswith("@"):
-        data = Path(data[1:]).read_text()
-    answer = Webservice(name, workspace_from(ctx)).run(data)
+        try:
+            body = Path(data[1:]).read_bytes()  # bytes as they are: an image, a pickled array
+        except OSError as exc:
+            raise InvalidInput(f"--data {data}: cannot read {data[1:]}: {exc.strerror or exc}") from exc
+    answer = Webservice(name, workspace_from(ctx)).run(body)
     if isinstance(answer, bytes):
         sys.stdout.buffer.write(answer)
     else:

@@ -181,6 +181,22 @@ class Target(ABC):
         """After a failed update: remove the new revision; ``old`` must keep serving."""
         self.stop(new)
 
+    def reconcile(self, service: str, current: Handle | None, others: Mapping[int, Handle | None]) -> dict[int, str]:
+        """Stop what runs for ``service`` besides its ``current`` revision; say what was done, per revision.
+
+        Called under the service's lifecycle lock before every lifecycle operation, so no other operation is
+        in flight: whatever runs for a revision in ``others`` (revision -> its handle, None when the
+        operation that started it died before recording one) was left behind by an operation that died
+        (a SIGKILLed CLI, a lost machine) and must not serve. Returns ``{revision: what was done}`` for the
+        revisions it acted on ("stopped", "was not running"); the service layer records those in the
+        history. A target may also clean up ``current``'s leftovers (e.g. processes of a dead server).
+
+        Default: nothing (``{}``). That is the safe choice for targets whose revisions share one object
+        (``aks``: every handle names the same Deployment, so stopping an old handle would stop the service).
+        Targets whose revisions run side by side (``process``, ``local``) implement it.
+        """
+        return {}
+
     def update_keys(self, handle: Handle, keys: tuple[str, str] | None) -> None:
         """Make the running revision accept new auth keys (``regen_key``)."""
         raise TargetNotAvailable(f"The {self.name!r} target cannot change keys of a running service; redeploy it.")

@@ -26,9 +26,11 @@ import json
 import logging
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from nbdeploy.builders.base import BuildRequest
 
 log = logging.getLogger(__name__)
+_SIGNALS = {int(s): s.name for s in signal.Signals}
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
 NETWORK_MODES = ("host", "bridge")
 
@@ -171,10 +174,13 @@ class LocalDockerTarget(Target):
         if self._network_mode(config) == "host":
             return self._start_host(spec, built, gpu, host, previous)
         beside = previous is not None and self._running(previous)
+        if previous is not None and not beside:
+            self.stop(previous)  # a dead revision: remove it, it may still hold the published port
         if beside:
             port = 0  # a private ephemeral port until promote()
         else:
-            port = config.port or free_port(host)
+            # an update keeps the port, also of a revision that died (clients know that port)
+            port = config.port or (previous or {}).get("public_port") or (previous or {}).get("port") or free_port(host)
             check_port_free(host, port)
         handle: Handle = {
             "container": "", "image": built.reference, "image_id": built.id, "host": host, "port": port,
@@ -202,8 +208,14 @@ class LocalDockerTarget(Target):
             error = read_status_file(handle.get("status_file")).get("error")
             if st.get("OOMKilled"):
                 reason = f"the container was killed for memory (OOM; memory limit {_mem_text(container)})"
+            elif isinstance(code, int) and code > 128 and code - 128 in _SIGNALS:
+                reason = (f"the container was killed by {_SIGNALS[code - 128]} (exit code {code}: `docker kill`, "
+                          "the engine or the kernel; it is not restarted: `nbdeploy service update NAME` or "
+                          "`reload` starts it again on its port)")
             else:
                 reason = failure_reason({"error": error}, code)
+            if st.get("Error"):
+                reason += f"; the engine says: {st['Error']}"
             return Status(State.FAILED, reason, evidence=self.logs(handle, 60), scoring_uri=uri,
                           details={"exit_code": code, "oom_killed": bool(st.get("OOMKilled"))})
         if st["Status"] == "restarting":
@@ -244,6 +256,38 @@ class LocalDockerTarget(Target):
                 pass
         if handle.get("state_dir"):
             shutil.rmtree(handle["state_dir"], ignore_errors=True)
+
+    def reconcile(self, service: str, current: Handle | None, others: Mapping[int, Handle | None]) -> dict[int, str]:
+        """Remove every container of ``service`` (this workspace's, by label) but the current revision's.
+
+        Containers are found by their labels, so a revision whose operation died before recording its handle
+        (a CLI killed during ``docker run`` or ``init()``) is found too.
+        """
+        keep = (current or {}).get("container") or None
+        filters = {"label": ["nbdeploy.managed=true", f"nbdeploy.service={service}",
+                             f"nbdeploy.workspace={self._workspace_label()}"]}
+        done: dict[int, str] = {}
+        for container in self.client().containers.list(all=True, filters=filters):
+            if keep and container.id == keep:
+                continue
+            try:
+                revision = int(container.labels.get("nbdeploy.revision", "0"))
+            except ValueError:
+                revision = 0
+            if keep is None and revision not in others:
+                continue  # no current container known: never remove what might be serving
+            was_running = container.status == "running"
+            self.stop({"container": container.id})
+            if revision in others:
+                done[revision] = "stopped" if was_running else "removed (it had stopped)"
+        for revision, handle in others.items():
+            done.setdefault(revision, "was not running")
+            if handle and handle.get("state_dir"):
+                shutil.rmtree(handle["state_dir"], ignore_errors=True)
+        return done
+
+    def _workspace_label(self) -> str:
+        return hashlib.sha256(str(self.workspace.path).encode()).hexdigest()[:16]
 
     def private_endpoint(self, handle: Handle) -> Endpoint | None:
         if handle.get("admin_port"):
@@ -330,9 +374,12 @@ class LocalDockerTarget(Target):
         """Run the image on the host network: the server binds ``host:port`` with SO_REUSEPORT itself."""
         config = spec.config
         beside = previous is not None and self._running(previous)
-        previous_port = ((previous or {}).get("public_port") or (previous or {}).get("port")) if beside else None
+        if previous is not None and not beside:
+            self.stop(previous)  # a dead revision: remove its container before taking its port
+        # an update keeps the port, also of a revision that died (clients know that port)
+        previous_port = (previous or {}).get("public_port") or (previous or {}).get("port")
         port = config.port or previous_port or free_port(host)
-        if port != previous_port:
+        if not (beside and port == previous_port):
             check_port_free(host, port)
         admin = free_port("127.0.0.1")
         image = self.client().images.get(built.reference).attrs["Config"]
@@ -451,7 +498,7 @@ class LocalDockerTarget(Target):
             "env": env,
             "labels": {
                 "nbdeploy.managed": "true", "nbdeploy.service": spec.service, "nbdeploy.revision": str(spec.revision),
-                "nbdeploy.workspace": hashlib.sha256(str(self.workspace.path).encode()).hexdigest()[:16],
+                "nbdeploy.workspace": self._workspace_label(),
                 "nbdeploy.models": ",".join(spec.bundle.model_ids), "nbdeploy.bundle": spec.bundle.digest,
             },
             "restart_policy": restart,

@@ -16,10 +16,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
-
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, TypedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 from nbdeploy.errors import Conflict, InvalidSpec
 from nbdeploy.specs.deployment import DeploymentConfig, port_number, positive
@@ -109,7 +109,10 @@ class ProcessTarget(Target):
         if not isinstance(config, ProcessDeploymentConfig):
             raise InvalidSpec("deployment_config", f"the process target needs a ProcessDeploymentConfig, got {type(config).__name__}")
         handover = previous is not None and _alive(previous)
-        port = config.port or (previous["port"] if handover and previous else None) or free_port(config.host)
+        if previous is not None and not handover:
+            self.stop(previous)  # a dead server: reap what is left of it (orphaned workers) before taking its port
+        # an update keeps the port, also of a server that died (a new random port would break every client)
+        port = config.port or (previous or {}).get("port") or free_port(config.host)
         if not (handover and previous and previous.get("port") == port):
             check_port_free(config.host, port)
         folder = self.workspace.service_dir(spec.service)
@@ -150,8 +153,16 @@ class ProcessTarget(Target):
         info = read_status_file(handle.get("status_file"))
         uri = f"http://{client_host(handle['host'])}:{handle['port']}/score"
         if not _alive(handle):
-            code = _exit_code(handle)
-            return Status(State.FAILED, failure_reason(info, code), evidence=self.logs(handle, 60), details={"exit_code": code})
+            exit_info = _exit_status(handle, info)
+            reason = exit_reason(info, exit_info)
+            orphans = _group_members(handle)
+            if orphans:
+                # the master is gone and cannot come back: its workers serve unsupervised (a state nobody can
+                # see or update). Stop them now, as a parent-death signal would have.
+                _signal_group(handle["pid"], signal.SIGTERM)
+                reason += (f"; its {len(orphans)} orphaned worker process(es) (pid {', '.join(map(str, orphans))}) "
+                           "were told to stop")
+            return Status(State.FAILED, reason, evidence=self.logs(handle, 60), details=exit_info)
         server_state = info.get("state", "loading")
         if server_state == "loading":
             return Status(State.TRANSITIONING, "init() is running", scoring_uri=uri)
@@ -169,21 +180,58 @@ class ProcessTarget(Target):
         return tail(Path(handle["log"]), num_lines)
 
     def stop(self, handle: Handle, grace_s: float = 10.0) -> None:
-        if not _alive(handle):
+        """SIGTERM the server's whole process group (it drains), SIGKILL what is left after ``grace_s``.
+
+        The group is the master's pid (``start_new_session``), so workers left behind by a master that died
+        are stopped too.
+        """
+        if not (_alive(handle) or _group_members(handle)):
             _reap(handle)
             return
         pid = handle["pid"]
         _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
-            if not _alive(handle):
+            _reap_if_exited(handle)
+            if not _alive(handle) and not _group_members(handle):
                 break
             time.sleep(0.05)
         else:
-            log.warning("pid %d did not drain in %.0fs; killing it", pid, grace_s)
+            log.warning("pid %d (and its workers) did not drain in %.0fs; killing the process group", pid, grace_s)
             _signal_group(pid, signal.SIGKILL)
-            time.sleep(0.1)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and _group_members(handle):
+                time.sleep(0.05)
         _reap(handle)
+
+    def reconcile(self, service: str, current: Handle | None, others: Mapping[int, Handle | None]) -> dict[int, str]:
+        """Stop the servers of revisions that are not current (and a dead current server's orphaned workers).
+
+        A revision without a handle (its operation died between starting the server and recording it) is
+        found by its status file: the pid there is stopped only if that process is a server started for this
+        very status file.
+        """
+        done: dict[int, str] = {}
+        groups = _process_groups()  # one pass over /proc, however long the history
+        for revision, handle in others.items():
+            found = handle or self._handle_from_status_file(service, revision)
+            if found is not None and (_alive(found) or _group_members(found, groups)):
+                self.stop(found)
+                done[revision] = "stopped"
+            else:
+                if found is not None:
+                    _reap(found)
+                done[revision] = "was not running"
+        if current is not None and not _alive(current) and _group_members(current, groups):
+            self.stop(current)  # the master died; its workers must not serve on
+        return done
+
+    def _handle_from_status_file(self, service: str, revision: int) -> Handle | None:
+        status_path = self.workspace.service_dir(service) / f"revision-{revision}.status.json"
+        pid = read_status_file(status_path).get("pid")
+        if not isinstance(pid, int) or not _cmdline_has(pid, str(status_path)):
+            return None
+        return {"pid": pid, "pid_start": _start_time(pid), "status_file": str(status_path)}
 
     def promote(self, new: Handle, old: Handle | None) -> Handle:
         if not new.get("held"):
@@ -295,9 +343,94 @@ def _alive(handle: Handle) -> bool:
     return state != "Z"
 
 
-def _exit_code(handle: Handle) -> int | None:
+def _exit_status(handle: Handle, info: dict[str, Any]) -> dict[str, Any]:
+    """How the master ended: ``{"exit_code", "signal", "known"}``.
+
+    Only the process that started the server (its parent) learns the exit status from the kernel; others
+    read what the server wrote into its status file before exiting (``exit_code``, ``stop_signal``), which a
+    SIGKILLed server cannot write.
+    """
     proc = _children.get(handle.get("pid", -1))
-    return proc.poll() if proc is not None else None
+    code = proc.poll() if proc is not None else None
+    if code is not None:
+        if code < 0:
+            return {"exit_code": None, "signal": _signal_name(-code), "known": True}
+        return {"exit_code": code, "signal": None, "known": True}
+    if info.get("exit_code") is not None:
+        return {"exit_code": info["exit_code"], "signal": info.get("stop_signal"), "known": True}
+    return {"exit_code": None, "signal": None, "known": False}
+
+
+def exit_reason(info: dict[str, Any], exit_info: dict[str, Any]) -> str:
+    """Why a server is gone, with its exit code or signal, or a plain "unknown" when nobody can know it."""
+    if exit_info.get("signal") and exit_info.get("exit_code") is None:
+        error = info.get("error")
+        return f"the scoring server was killed by {exit_info['signal']}" + (f": {error}" if error else "")
+    if exit_info.get("known"):
+        return failure_reason(info, exit_info.get("exit_code"))
+    if info.get("state") == "failed":
+        return failure_reason(info, None)
+    return ("the scoring server exited (exit status unknown: started by another process, which alone is told "
+            "how it ended; see the log)")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"SIG{number}"
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state is [0], pgrp [2], start time [19])."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _process_groups() -> dict[int, list[int]]:
+    """Process group id -> its live (not zombie) processes, from one pass over /proc."""
+    groups: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # pragma: no cover - no procfs
+        return groups
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        fields = _proc_stat(int(entry))
+        if fields is not None and fields[0] != "Z":
+            groups.setdefault(int(fields[2]), []).append(int(entry))
+    return groups
+
+
+def _group_members(handle: Handle, groups: dict[int, list[int]] | None = None) -> list[int]:
+    """Live processes in the server's process group (its master and workers; the group id is the master's
+    pid). Empty when the master's pid now belongs to another process: while any process of our group
+    lives, the kernel does not hand the group's number out again, so a reused pid means the group is gone."""
+    pgid = handle.get("pid")
+    if not pgid:
+        return []
+    leader = _proc_stat(pgid)
+    if leader is not None and handle.get("pid_start") is not None and int(leader[19]) != handle["pid_start"]:
+        return []
+    if groups is None:
+        groups = _process_groups()
+    return sorted(groups.get(pgid, []))
+
+
+def _cmdline_has(pid: int, text: str) -> bool:
+    try:
+        return text.encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def _reap_if_exited(handle: Handle) -> None:
+    proc = _children.get(handle.get("pid", -1))
+    if proc is not None:
+        proc.poll()
 
 
 def _reap(handle: Handle) -> None:

@@ -132,3 +132,95 @@ def test_fake_builder_reuses_and_fails():
     builder.fail = "pip could not find the package 'nope'"
     with pytest.raises(BuildError, match="nope"):
         builder.build(request)
+
+
+# -- smoke requests: what a new revision must answer before it takes traffic -----------------------------
+
+def test_smoke_input_is_the_only_smoke_request_when_given():
+    from nbdeploy.rollout import smoke_requests
+
+    assert smoke_requests('{"a": 1}', {"data": [1]}, b'{"old": 1}') == [("the smoke input", '{"a": 1}')]
+
+
+def test_without_smoke_input_the_example_and_the_last_answered_request_are_checked():
+    from nbdeploy.rollout import smoke_requests
+
+    got = smoke_requests(None, {"data": [1]}, b'{"data": [2]}')
+    assert got == [("the swagger example", '{"data": [1]}'), ("the last request the serving revision answered", b'{"data": [2]}')]
+    assert smoke_requests(None, None, b"raw") == [("the last request the serving revision answered", b"raw")]
+    assert smoke_requests(None, None, None) == []
+
+
+# -- reconcile: under the lock, whatever a dead operation left running is stopped first ------------------
+
+@pytest.fixture
+def fake_service(tmp_path, monkeypatch):
+    """A service on one shared FakeTarget, deployed through nbdeploy.service with a real workspace database."""
+    import nbdeploy
+    from nbdeploy.targets import registry
+
+    target = FakeTarget()
+    monkeypatch.setitem(registry._TARGETS, "fake", FakeTarget)
+    monkeypatch.setattr("nbdeploy.service.get_target", lambda name, ws: target)
+    monkeypatch.setattr("nbdeploy.service.smoke_check", lambda t, handle, spec, sample=None: target.smoke(t, handle, spec))
+    ws = nbdeploy.Workspace.create(tmp_path / "ws")
+    (tmp_path / "score.py").write_text("def init():\n    pass\ndef run(raw):\n    return raw\n")
+    svc = nbdeploy.deploy("svc", [], nbdeploy.InferenceConfig(str(tmp_path / "score.py")), target.config_class(), workspace=ws)
+    svc._target_obj = target
+    return svc, target
+
+
+def test_a_revision_left_starting_by_a_dead_operation_is_stopped_and_recorded_aborted(fake_service):
+    svc, target = fake_service
+    store = svc._store
+    # an update killed during init(): revision 2 runs, recorded "starting", never finished
+    orphan = store.add_revision("svc", store.revision("svc", 1).spec)
+    target.start(target.spec(orphan), previous={"revision": 1})
+    store.set_handle("svc", orphan, {"revision": orphan})
+    assert target.running == {1, 2}
+    svc.reload()
+    assert ("reconcile", 2) in target.events
+    assert target.events.index(("reconcile", 2)) < target.events.index(("start", 3))
+    assert target.running == {3} and target.serving == 3
+    outcomes = {r["revision"]: r["outcome"] for r in svc.revisions()}
+    assert outcomes == {1: "replaced", 2: "aborted", 3: "serving"}
+
+
+def test_a_replaced_revision_still_running_is_stopped_by_the_next_operation(fake_service):
+    svc, target = fake_service
+    store = svc._store
+    # killed after the record switched, before retire: revision 1 is "replaced" but still runs
+    new = store.add_revision("svc", store.revision("svc", 1).spec)
+    target.start(target.spec(new), previous={"revision": 1})
+    target.serving = new
+    store.set_handle("svc", new, {"revision": new})
+    store.switch("svc", new, 1, [])
+    svc.refresh()
+    svc.reconcile()
+    assert target.running == {2}
+    assert {r["revision"]: r["outcome"] for r in svc.revisions()} == {1: "replaced", 2: "serving"}
+
+
+def test_lifecycle_operations_are_refused_while_another_process_holds_the_lock(fake_service, monkeypatch):
+    import subprocess
+    import sys
+
+    from nbdeploy.errors import Conflict as BusyConflict
+
+    svc, target = fake_service
+    code = ("import sys, time; from nbdeploy import Workspace; from nbdeploy.locks import service_lock\n"
+            f"ws = Workspace({str(svc.workspace.path)!r})\n"
+            "with service_lock(ws, 'svc', 'update'):\n    print('held', flush=True); time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    monkeypatch.setenv("NBDEPLOY_LOCK_WAIT_S", "0.2")
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        sink = NullSink()
+        for operation in (lambda: svc.reload(sink=sink), svc.delete, lambda: svc.update(sink=sink)):
+            with pytest.raises(BusyConflict, match=rf"busy: update \(pid {holder.pid}"):
+                operation()
+        assert any("waiting for update" in line for line in sink.lines)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert ("start", 2) not in target.events and target.running == {1}

@@ -302,6 +302,12 @@ class KubernetesTarget(Target):
     def retire(self, old: Handle, new: Handle) -> None:
         """Nothing: the Deployment replaced the old pods during the rollout."""
 
+    def reconcile(self, service: str, current: Handle | None, others: Mapping[int, Handle | None]) -> dict[int, str]:
+        """Nothing (the default, said explicitly): every revision's handle names the same Deployment, so an
+        old handle is not a separate thing that could serve; stopping it would stop the service. What a dead
+        operation leaves on a cluster (a rollout to a revision never recorded) is not reconciled here."""
+        return {}
+
     def abort(self, new: Handle, old: Handle | None) -> None:
         """Roll the Deployment back to the last good revision (``old``'s objects); its pods kept serving."""
         if old is None or not old.get("manifests"):
