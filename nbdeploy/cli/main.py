@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "base-image": ("nbdeploy.cli.base_image", "base_image", "Build Python base images without a registry."),
     "host": ("nbdeploy.cli.host", "host", "Save, list, check and remove remote Docker engines (container hosts)."),
     "device": ("nbdeploy.cli.device", "device", "Save, list, check and remove edge devices (Docker engines with tags)."),
+    "edge": ("nbdeploy.cli.edge", "edge", "Export edge services as IoT Edge manifests or air-gapped bundles."),
 }
 
 

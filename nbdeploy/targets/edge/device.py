@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ENGINE_TIMEOUT_S = 5.0
 """An engine that does not answer within this is Offline (devices lose their network; do not hang on them)."""
+OP_TIMEOUT_S = 300.0
 KEYS_DIR = "/run/nbdeploy-keys"
 STOP_GRACE_S = 5
 IMAGE_UID = 1000
@@ -78,9 +79,12 @@ def device_host(conn: EngineConnection) -> str:
     return urlsplit(conn.url.replace("tcp://", "http://", 1)).hostname or "127.0.0.1"
 
 
-def connect(conn: EngineConnection, timeout: float = ENGINE_TIMEOUT_S) -> Any:
-    """A client for the device's engine; EngineUnavailable when it does not answer."""
-    return conn.client(timeout=timeout)
+def connect(conn: EngineConnection, timeout: float = ENGINE_TIMEOUT_S, op_timeout: float = OP_TIMEOUT_S) -> Any:
+    """A client for the device's engine: EngineUnavailable when it does not answer within ``timeout``; later
+    calls (loading an image, stopping a container) may take up to ``op_timeout``."""
+    client = conn.client(timeout=timeout)
+    client.api.timeout = op_timeout
+    return client
 
 
 def service_containers(client: Any, service: str) -> list[Any]:
@@ -98,7 +102,7 @@ def observe(client: Any, plan: ModulePlan, record: DeviceRecord) -> DeviceRecord
     except docker.errors.NotFound:
         if record.state == DeviceState.FAILED:
             return record
-        return _with(record, DeviceState.PENDING, record.reason or "not started on this device yet")
+        return _with(record, DeviceState.PENDING, "not started on this device yet (nbdeploy service reconcile)")
     state = container.attrs["State"]
     if state["Status"] in ("exited", "dead"):
         return _with(record, DeviceState.FAILED, f"the container exited with code {state.get('ExitCode')}",
@@ -158,7 +162,8 @@ def converge(conn: EngineConnection, plan: ModulePlan, record: DeviceRecord, rep
                 last_good.start()
         kept = ""
         if last_good is not None:
-            back, why, _ = _wait_healthy(last_good, record.address or "", port, plan.device_timeout_s)
+            back, why, _ = _wait_healthy(last_good, record.address or "", published_port(last_good) or port,
+                                         plan.device_timeout_s)
             kept = f"; rolled back to revision {last_good.labels.get('nbdeploy.revision')}" + (
                 "" if back else f", which is not Healthy either ({why})")
         report(f"{name}: revision {plan.revision} failed after {plan.max_retries + 1} attempt(s): {failure}{kept}")

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STATUS_TIMEOUT_S = 3.0
+STATUS_OP_TIMEOUT_S = 15.0
 PARALLEL = 8
 T = TypeVar("T")
 
@@ -178,7 +179,7 @@ class EdgeTarget(Target):
                 clients.pop(name).close()
             else:
                 self.progress(f"{name}: image there ({outcome.layers_sent}/{outcome.layers} layers sent, "
-                              f"{outcome.bytes_sent / 1e6:.1f} MB)")
+                              f"{outcome.bytes_sent} bytes)")
 
     def _roll_waves(self, plan: dev.ModulePlan, devices: list[SavedEngine], records: dict[str, DeviceRecord],
                     canary: int) -> None:
@@ -227,7 +228,8 @@ class EdgeTarget(Target):
                                          {name: (version.get("Os") or "", version.get("Arch") or "")})
                 result = ship_image(docker_client(), client, plan.image,
                                     progress=progress_lines(self.progress, label=f"{name}: image"))
-                self.progress(f"{name}: image there ({result.bytes_sent / 1e6:.1f} MB sent)")
+                self.progress(f"{name}: image there ({result.layers_sent}/{result.layers} layers sent, "
+                              f"{result.bytes_sent} bytes)")
             except EngineUnavailable as exc:
                 return dev.offline(record, str(exc))
             except NbdeployError as exc:
@@ -254,7 +256,7 @@ class EdgeTarget(Target):
                 return DeviceRecord(record.name, DeviceState.FAILED, "the device is no longer saved",
                                     address=record.address)
             try:
-                client = dev.connect(conn, timeout=STATUS_TIMEOUT_S)
+                client = dev.connect(conn, timeout=STATUS_TIMEOUT_S, op_timeout=STATUS_OP_TIMEOUT_S)
             except EngineUnavailable as exc:
                 return dev.offline(record, str(exc))
             try:
@@ -284,7 +286,7 @@ class EdgeTarget(Target):
             if conn is None:
                 return f"== {name}: no longer saved =="
             try:
-                client = dev.connect(conn, timeout=STATUS_TIMEOUT_S)
+                client = dev.connect(conn, timeout=STATUS_TIMEOUT_S, op_timeout=STATUS_OP_TIMEOUT_S)
             except EngineUnavailable as exc:
                 return f"== {name}: offline ({exc}) =="
             try:
