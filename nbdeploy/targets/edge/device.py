@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 ENGINE_TIMEOUT_S = 5.0
 """An engine that does not answer within this is Offline (devices lose their network; do not hang on them)."""
 OP_TIMEOUT_S = 300.0
+PORT_BASE, PORT_SPAN, PORT_TRIES = 20000, 10000, 20
 KEYS_DIR = "/run/nbdeploy-keys"
 STOP_GRACE_S = 5
 IMAGE_UID = 1000
@@ -233,17 +234,30 @@ def _run(client: Any, plan: ModulePlan, port: int | None) -> tuple[Any, int]:
         kwargs["mem_limit"] = kwargs["memswap_limit"] = f"{int(plan.memory_gb * 1024)}m"
     if plan.cpu_cores:
         kwargs["nano_cpus"] = int(plan.cpu_cores * 1e9)
-    container = client.containers.create(plan.image, **kwargs)
-    if plan.keys:
-        container.put_archive("/", _keys_archive(plan.keys))
-    container.start()
-    actual = published_port(container)
-    for _ in range(50):
-        if actual:
-            break
-        time.sleep(0.05)
-        actual = published_port(container)
-    return container, int(actual or port or 0)
+    docker = _docker()
+    candidates = [port] if port else [stable_port(plan.service) + i for i in range(PORT_TRIES)]
+    for candidate in candidates:
+        kwargs["ports"] = {f"{CONTAINER_PORT}/tcp": candidate}
+        container = client.containers.create(plan.image, **kwargs)
+        if plan.keys:
+            container.put_archive("/", _keys_archive(plan.keys))
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            container.remove(force=True)
+            if len(candidates) > 1 and ("already allocated" in str(exc) or "address already in use" in str(exc)):
+                continue
+            raise
+        return container, candidate
+    raise NbdeployError(f"no free port on the device among {candidates[0]}-{candidates[-1]}; give one with --port")
+
+
+def stable_port(service: str) -> int:
+    """The port a service publishes on devices unless told (the same on every device and revision, so a
+    restarted container keeps it; Docker gives an unpinned published port a new number at each start)."""
+    import hashlib
+
+    return PORT_BASE + int(hashlib.sha256(service.encode()).hexdigest(), 16) % PORT_SPAN
 
 
 def _keys_archive(keys: tuple[str, str]) -> bytes:
