@@ -28,11 +28,14 @@ DEFAULT_PORT = 5001
 def module_spec_for(svc: Webservice) -> EdgeModuleSpec:
     """The module of ``svc``'s serving revision, as the manifest and the bundle describe it."""
     from nbdeploy.errors import InvalidInput
+    from nbdeploy.targets.edge.config import EdgeDeploymentConfig
     from nbdeploy.targets.edge.records import load_records
 
     if svc.target != "edge":
         raise InvalidInput(f"Service {svc.name!r} runs on {svc.target!r}; edge export and bundle need an edge service.")
     config = svc.deployment_config
+    if not isinstance(config, EdgeDeploymentConfig):  # pragma: no cover - the target check above
+        raise InvalidInput(f"Service {svc.name!r} has no edge deployment config.")
     handle, _ = svc._current()
     plan = (handle or {}).get("plan") or {}
     ports = [r.port for r in load_records(handle).values() if r.port] if handle else []

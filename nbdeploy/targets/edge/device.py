@@ -103,7 +103,8 @@ def observe(client: Any, plan: ModulePlan, record: DeviceRecord) -> DeviceRecord
     except docker.errors.NotFound:
         if record.state == DeviceState.FAILED:
             return record
-        return _with(record, DeviceState.PENDING, "not started on this device yet (nbdeploy service reconcile)")
+        return _with(record, DeviceState.PENDING, "not started on this device yet (nbdeploy service reconcile)",
+                     idle=True)
     state = container.attrs["State"]
     if state["Status"] in ("exited", "dead"):
         return _with(record, DeviceState.FAILED, f"the container exited with code {state.get('ExitCode')}",
@@ -116,12 +117,13 @@ def observe(client: Any, plan: ModulePlan, record: DeviceRecord) -> DeviceRecord
 
 
 def converge(conn: EngineConnection, plan: ModulePlan, record: DeviceRecord, report: Report,
-             sleep: Callable[[float], None] = time.sleep) -> DeviceRecord:
+             sleep: Callable[[float], None] = time.sleep, remove_old: bool = True) -> DeviceRecord:
     """Make the device run ``plan``'s revision, or leave it on its last-known-good container.
 
     Per attempt: stop the last-known-good container (kept, not removed), run the new one, wait until it is
-    Healthy (``device_timeout_s``); then remove the old one. A failed attempt removes the new container,
-    starts the old one again, and waits the backoff before the next attempt. The image must be on the device.
+    Healthy (``device_timeout_s``); then remove the old one (``remove_old``; an update leaves it stopped for
+    ``retire``, or for ``abort`` to start again). A failed attempt removes the new container, starts the old
+    one again, and waits the backoff before the next attempt. The image must be on the device.
     """
     name = record.name
     try:
@@ -133,7 +135,8 @@ def converge(conn: EngineConnection, plan: ModulePlan, record: DeviceRecord, rep
         if current is not None and current.status == "running":
             seen = observe(client, plan, record)
             if seen.state == DeviceState.HEALTHY:
-                _remove_older(client, plan, keep=current)
+                if remove_old:
+                    _remove_older(client, plan, keep=current)
                 return seen
         last_good = _last_good(client, plan)
         port = plan.port or record.port or (published_port(last_good) if last_good is not None else None)
@@ -154,7 +157,8 @@ def converge(conn: EngineConnection, plan: ModulePlan, record: DeviceRecord, rep
             if ok:
                 if plan.restart_policy != "no":
                     container.update(restart_policy={"Name": plan.restart_policy})
-                _remove_older(client, plan, keep=container)
+                if remove_old:
+                    _remove_older(client, plan, keep=container)
                 report(f"{name}: revision {plan.revision} Healthy on port {port}"
                        + (f" after {attempt} attempts" if attempt > 1 else ""))
                 return DeviceRecord(name, DeviceState.HEALTHY, "", now_iso(), record.address, port, attempt)
@@ -163,7 +167,7 @@ def converge(conn: EngineConnection, plan: ModulePlan, record: DeviceRecord, rep
                 last_good.start()
         kept = ""
         if last_good is not None:
-            back, why, _ = _wait_healthy(last_good, record.address or "", published_port(last_good) or port,
+            back, why, _ = _wait_healthy(last_good, record.address or "", published_port(last_good) or port or 0,
                                          plan.device_timeout_s)
             kept = f"; rolled back to revision {last_good.labels.get('nbdeploy.revision')}" + (
                 "" if back else f", which is not Healthy either ({why})")
@@ -326,10 +330,10 @@ def _logs(container: Any, num_lines: int) -> str:
 
 
 def _with(record: DeviceRecord, state: DeviceState, reason: str, port: int | None = None,
-          evidence: str = "") -> DeviceRecord:
+          evidence: str = "", idle: bool = False) -> DeviceRecord:
     since = record.since if record.state == state and record.since else now_iso()
     return DeviceRecord(record.name, state, reason, since, record.address, port or record.port, record.attempts,
-                        evidence or record.evidence)
+                        evidence or record.evidence, idle)
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -42,6 +42,8 @@ class DeviceRecord:
     port: int | None = None
     attempts: int = 0
     evidence: str = ""
+    idle: bool = False
+    """Pending with nothing converging there until a reconcile (it was offline during the rollout)."""
 
     def describe(self) -> str:
         """``edge3 Offline since 17:05``, ``edge2 Failed: init() raised``, ``edge1 Healthy``."""
@@ -118,13 +120,15 @@ class FleetSummary:
 
 
 def summarize(records: Iterable[DeviceRecord], policy: Policy) -> FleetSummary:
-    """Healthy when the policy is met; Transitioning while it still can be (devices Pending or Offline);
-    Failed when it cannot. The reason names the count and every device that is not Healthy."""
+    """Healthy when the policy is met; Transitioning while devices starting now can still meet it; Failed when
+    they cannot (Offline devices, and Pending ones nothing is starting on, converge only on a reconcile).
+    The reason names the count and every device that is not Healthy."""
     items = list(records)
     total = len(items)
     required = policy.required(total)
     healthy = sum(r.state == DeviceState.HEALTHY for r in items)
-    possible = healthy + sum(r.state in (DeviceState.PENDING, DeviceState.OFFLINE) for r in items)
+    possible = healthy + sum(r.state == DeviceState.PENDING and not r.idle for r in items)
+    waiting = [r for r in items if r.state == DeviceState.OFFLINE or (r.state == DeviceState.PENDING and r.idle)]
     others = [r.describe() for r in items if r.state != DeviceState.HEALTHY]
     reason = "" if not others else "; ".join([f"{healthy}/{total} devices Healthy", *others])
     if required > total:
@@ -138,6 +142,8 @@ def summarize(records: Iterable[DeviceRecord], policy: Policy) -> FleetSummary:
         state = State.FAILED
         reason = reason or "no devices"
         reason = f"policy {policy} cannot be met: {reason}"
+        if waiting:
+            reason += " (reconcile converges devices once they answer)"
     return FleetSummary(state, reason, healthy, total, required, [r.to_dict() for r in items])
 
 

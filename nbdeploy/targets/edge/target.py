@@ -13,13 +13,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nbdeploy.errors import EngineUnavailable, InvalidInput, InvalidSpec, NbdeployError
 from nbdeploy.remote.connection import EngineConnection
 from nbdeploy.remote.ship import progress_lines, ship_image, ship_image_to_many
 from nbdeploy.remote.store import EngineStore, SavedEngine
-from nbdeploy.targets.base import Availability, Handle, RevisionSpec, State, Status, Target
+from nbdeploy.targets.base import (
+    Availability,
+    Handle,
+    RevisionSpec,
+    Status,
+    Target,
+)
 from nbdeploy.targets.edge import device as dev
 from nbdeploy.targets.edge.arch import refuse_foreign_platforms
 from nbdeploy.targets.edge.config import EdgeDeploymentConfig
@@ -129,7 +135,7 @@ class EdgeTarget(Target):
         try:
             self._check_platforms(plan.image, clients)
             self._ship(plan.image, clients, records)
-            self._roll_waves(plan, devices, records, config.canary)
+            self._roll_waves(plan, devices, records, config.canary, remove_old=previous is None)
         finally:
             for client in clients.values():
                 client.close()
@@ -182,14 +188,19 @@ class EdgeTarget(Target):
                               f"{outcome.bytes_sent} bytes)")
 
     def _roll_waves(self, plan: dev.ModulePlan, devices: list[SavedEngine], records: dict[str, DeviceRecord],
-                    canary: int) -> None:
+                    canary: int, remove_old: bool) -> None:
+        """Converge the reachable devices in waves (the canary is the first device that answered)."""
         by_name = {d.name: d for d in devices}
-        waves = plan_waves([d.name for d in devices], canary)
+        offline = [d.name for d in devices if records[d.name].state == DeviceState.OFFLINE]
+        waves = plan_waves([d.name for d in devices if records[d.name].state == DeviceState.PENDING], canary)
+        if offline:
+            self.progress(f"not in any wave (offline, reconcile converges them later): {', '.join(offline)}")
         for number, wave in enumerate(waves, 1):
             todo = [n for n in wave if records[n].state == DeviceState.PENDING]
             self.progress(f"wave {number}/{len(waves)}: {', '.join(wave)}")
             for name, record in zip(todo, _parallel(
-                    lambda n: dev.converge(by_name[n].connection, plan, records[n], self.progress), todo)):
+                    lambda n: dev.converge(by_name[n].connection, plan, records[n], self.progress,
+                                           remove_old=remove_old), todo)):
                 records[name] = record
             failed = [records[n] for n in wave if records[n].state == DeviceState.FAILED]
             if failed and number < len(waves):

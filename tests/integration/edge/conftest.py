@@ -80,7 +80,7 @@ def local_engine() -> Any:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, device_lines: list[dict[str, str]], local_engine: Any) -> Iterator["Fleet"]:
+def fleet(tmp_path: Path, device_lines: list[dict[str, str]], local_engine: Any) -> Iterator[Fleet]:
     from nbdeploy.remote import EngineConnection
     from nbdeploy.remote.store import EngineStore
     from nbdeploy.workspace import Workspace

@@ -25,7 +25,7 @@ SCHEMAS = ROOT / "tests" / "unit" / "edge" / "data"
 
 def _cli(fleet, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "nbdeploy", "-w", str(fleet.ws.path), *args], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
+                          text=True, timeout=300, cwd=ROOT, check=False)
 
 
 def test_export_and_air_gapped_bundle(fleet, device_lines, tmp_path: Path) -> None:
@@ -55,7 +55,8 @@ def test_export_and_air_gapped_bundle(fleet, device_lines, tmp_path: Path) -> No
     edge2 = next(d for d in device_lines if d["name"] == "edge2")
     env = {**os.environ, "DOCKER_HOST": edge2["url"], "DOCKER_TLS_VERIFY": "1",
            "DOCKER_CERT_PATH": str(Path(edge2["tls-ca"]).parent)}
-    installed = subprocess.run(["sh", str(folder / "install.sh")], env=env, capture_output=True, text=True, timeout=300)
+    installed = subprocess.run(["sh", str(folder / "install.sh")], env=env, capture_output=True, text=True,
+                               timeout=300, check=False)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     assert "running and healthy" in installed.stdout
     assert fleet.containers("edge2", service) == {"1": "running"}

@@ -42,8 +42,17 @@ def test_all_healthy_has_no_reason() -> None:
     assert summarize(_records(H, H, H), Policy.parse("all")).reason == ""
 
 
-def test_policy_that_can_still_be_met_is_transitioning() -> None:
-    assert summarize(_records(H, P, O), Policy.parse("all")).state == State.TRANSITIONING
+def test_policy_that_devices_starting_now_can_meet_is_transitioning() -> None:
+    assert summarize(_records(H, P, H), Policy.parse("all")).state == State.TRANSITIONING
+
+
+def test_offline_and_idle_devices_do_not_converge_by_themselves() -> None:
+    records = _records(H, P, O)
+    summary = summarize(records, Policy.parse("all"))
+    assert summary.state == State.FAILED and "reconcile converges" in summary.reason
+    records[1].idle = True
+    assert summarize(records, Policy.parse("at least 2")).state == State.FAILED
+    assert summarize(_records(H, P, O), Policy.parse("at least 2")).state == State.TRANSITIONING
 
 
 def test_policy_that_cannot_be_met_fails_with_the_device_reasons() -> None:

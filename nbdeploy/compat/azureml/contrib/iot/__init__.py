@@ -32,11 +32,11 @@ class IotWebservice(Webservice):
                 raise InvalidInput(f"IotWebservice.deploy_configuration({key}=...) is an IoT Hub setting nbdeploy "
                                    "does not have; deploy to saved devices (device_id=...) instead.")
         module_name = getattr(aml_module, "name", aml_module) if aml_module is not None else None
-        values = {"routes": routes, "device_id": device_id, "tags": tags, "properties": properties,
+        values: dict[str, Any] = {"routes": routes, "device_id": device_id, "tags": tags, "properties": properties,
                   "description": description, "module_name": module_name}
         return EdgeDeploymentConfig(**{k: v for k, v in values.items() if v is not None})
 
-    def run(self, input_data: Any) -> Any:  # noqa: ARG002 - v1's message
+    def run(self, input_data: Any) -> Any:
         raise InvalidInput("Class does not support run method.")
 
 
