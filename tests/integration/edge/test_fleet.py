@@ -107,3 +107,30 @@ def test_offline_device_reconcile_and_failing_update(fleet) -> None:
     svc.delete()
     for name in fleet.names:
         assert fleet.containers(name, service) == {}
+
+
+def test_update_with_a_device_offline_keeps_its_old_module_until_reconcile(fleet) -> None:
+    """A successful update while edge3 is offline: edge1/edge2 move to revision 2 (their revision 1 retired),
+    edge3 keeps serving revision 1 until it is back and reconciled, which then retires it there too."""
+    service = fleet.service_name()
+    ic, model = fleet.app(weight=2.0)
+    config = EdgeDeploymentConfig(devices=fleet.names, policy="at least 2", canary=1, device_timeout_s=60)
+    svc = deploy(service, [model], ic, config, workspace=fleet.ws)
+    assert svc.wait_for_deployment(timeout_sec=120).details["healthy"] == 3
+
+    edge("offline", "edge3")
+    ic2, model2 = fleet.app(weight=7.0, name="v2")
+    svc = Webservice(service, fleet.ws).update(models=[model2], inference_config=ic2)
+    status = svc.status()
+    assert svc.revision == 2 and str(status.state) == "Healthy"
+    assert re.fullmatch(r"2/3 devices Healthy; edge3 Offline since \d\d:\d\d UTC", status.reason), status.reason
+    assert fleet.containers("edge1", service) == {"2": "running"}
+    assert fleet.containers("edge2", service) == {"2": "running"}
+
+    edge("online", "edge3")
+    assert fleet.containers("edge3", service) == {"1": "running"}  # its last-known-good kept serving
+    status = svc.reconcile()
+    assert str(status.state) == "Healthy" and status.details["healthy"] == 3
+    assert fleet.containers("edge3", service) == {"2": "running"}
+    port = {d["name"]: d["port"] for d in status.details["devices"]}["edge3"]
+    assert _answers(fleet, "edge3", service, port, {"data": [1]}) == [7.0]
