@@ -120,8 +120,8 @@ def main() -> None:
         built = next(at for at, text in first.timed if text.startswith("docker-image "))
         waves = next(at for at, text in first.timed if text.startswith("wave 1/"))
         rows.append(("3 devices, base image there -> all Healthy",
-                     f"{fleet_s:.1f} s (build {built:.1f} + connect/save/ship {waves - built:.1f} + waves "
-                     f"{fleet_s - waves:.1f})", "<= 20 s",
+                     (f"{fleet_s:.1f} s (build {built:.1f} + connect/save/ship {waves - built:.1f} + waves "
+                      f"{fleet_s - waves:.1f})"), "<= 20 s",
                      f"local target: {local_s:.1f} s", f"x{fleet_s / local_s:.2f}"))
 
         m2 = model(ws, folder, args.model_mb, 2)
