@@ -65,7 +65,8 @@ class EdgeTarget(Target):
         Option("--max-retries", "max_retries", int, "Attempts after the first on each device (default 2)."),
         Option("--retry-backoff-s", "retry_backoff_s", float,
                "Seconds before the first retry, doubled after each (default 2, at most 300)."),
-        Option("--port", "port", int, "Port published on each device (default: the previous revision's, else free)."),
+        Option("--port", "port", int, "Port published on each device (default: the one the service uses there, "
+               "else one derived from its name, 20000-29999)."),
         Option("--cpu", "cpu_cores", float, "CPU cores the module may use."),
         Option("--memory-gb", "memory_gb", float, "Memory limit in GB."),
         Option("--restart-policy", "restart_policy", str, "Docker restart policy once Healthy (default always).",
