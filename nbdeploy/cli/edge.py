@@ -1,4 +1,4 @@
-"""``nbdeploy edge export|bundle``: an edge service as an IoT Edge manifest, or as an air-gapped install bundle."""
+"""``nbdeploy edge status|export|bundle``: an edge service's devices, its IoT Edge manifest, an air-gapped bundle."""
 
 from __future__ import annotations
 
@@ -7,13 +7,28 @@ from pathlib import Path
 
 import click
 
-from nbdeploy.cli._common import workspace_from
+from nbdeploy.cli._common import table, workspace_from
 from nbdeploy.service import Webservice
 
 
 @click.group()
 def edge() -> None:
     """Export edge services for IoT Hub, or bundle them for devices without a network."""
+
+
+@edge.command("status")
+@click.argument("name")
+def status_cmd(name: str) -> None:
+    """NAME's state from its policy, and each device: state, the revision it runs, port, since when, why."""
+    ctx = click.get_current_context()
+    svc = Webservice(name, workspace_from(ctx))
+    status = svc.status()
+    click.echo(f"{name}: {status.state} (revision {svc.revision}, policy {status.details.get('policy', '?')})"
+               + (f"\n  {status.reason}" if status.reason else ""))
+    rows = [[d["name"], d["state"], str(d.get("runs") or "-"), str(d.get("port") or "-"), (d.get("since") or "")[:19],
+             d.get("reason") or ""] for d in status.details.get("devices", [])]
+    if rows:
+        click.echo(table(["device", "state", "runs", "port", "since", "reason"], rows))
 
 
 @edge.command("export")

@@ -12,7 +12,7 @@ import logging
 import tarfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -101,10 +101,13 @@ def observe(client: Any, plan: ModulePlan, record: DeviceRecord) -> DeviceRecord
     try:
         container = client.containers.get(plan.container_name)
     except docker.errors.NotFound:
+        running = [c for c in service_containers(client, plan.service) if c.status == "running"]
+        runs = int(running[0].labels.get("nbdeploy.revision", "0")) if running else None
         if record.state == DeviceState.FAILED:
-            return record
-        return _with(record, DeviceState.PENDING, "not started on this device yet (nbdeploy service reconcile)",
-                     idle=True)
+            return replace(record, runs=runs)
+        also = f"runs revision {runs}; " if runs else ""
+        return _with(record, DeviceState.PENDING, f"{also}not started on this device yet (nbdeploy service reconcile)",
+                     idle=True, runs=runs)
     state = container.attrs["State"]
     if state["Status"] in ("exited", "dead"):
         return _with(record, DeviceState.FAILED, f"the container exited with code {state.get('ExitCode')}",
@@ -112,7 +115,7 @@ def observe(client: Any, plan: ModulePlan, record: DeviceRecord) -> DeviceRecord
     port = record.port or published_port(container)
     ok, detail = probe(f"http://{record.address}:{port}/health/ready", timeout=2)
     if ok:
-        return _with(record, DeviceState.HEALTHY, "", port=port)
+        return _with(record, DeviceState.HEALTHY, "", port=port, runs=plan.revision)
     return _with(record, DeviceState.PENDING, f"init() is running ({detail})", port=port)
 
 
@@ -161,19 +164,21 @@ def converge(conn: EngineConnection, plan: ModulePlan, record: DeviceRecord, rep
                     _remove_older(client, plan, keep=container)
                 report(f"{name}: revision {plan.revision} Healthy on port {port}"
                        + (f" after {attempt} attempts" if attempt > 1 else ""))
-                return DeviceRecord(name, DeviceState.HEALTHY, "", now_iso(), record.address, port, attempt)
+                return DeviceRecord(name, DeviceState.HEALTHY, "", now_iso(), record.address, port, attempt,
+                                    runs=plan.revision)
             container.remove(force=True)
             if last_good is not None:
                 last_good.start()
-        kept = ""
+        kept, runs = "", None
         if last_good is not None:
+            runs = int(last_good.labels.get("nbdeploy.revision", "0")) or None
             back, why, _ = _wait_healthy(last_good, record.address or "", published_port(last_good) or port or 0,
                                          plan.device_timeout_s)
             kept = f"; rolled back to revision {last_good.labels.get('nbdeploy.revision')}" + (
                 "" if back else f", which is not Healthy either ({why})")
         report(f"{name}: revision {plan.revision} failed after {plan.max_retries + 1} attempt(s): {failure}{kept}")
         return DeviceRecord(name, DeviceState.FAILED, failure + kept, now_iso(), record.address, port,
-                            plan.max_retries + 1, evidence)
+                            plan.max_retries + 1, evidence, runs=runs)
     except EngineUnavailable as exc:
         return offline(record, str(exc))
     except NbdeployError as exc:
@@ -187,9 +192,10 @@ def converge(conn: EngineConnection, plan: ModulePlan, record: DeviceRecord, rep
 
 
 def offline(record: DeviceRecord, why: str) -> DeviceRecord:
-    """The record of a device that did not answer (keeps the first time it was seen offline)."""
+    """The record of a device that did not answer (keeps the first time it was seen offline, and what it ran)."""
     since = record.since if record.state == DeviceState.OFFLINE and record.since else now_iso()
-    return DeviceRecord(record.name, DeviceState.OFFLINE, why, since, record.address, record.port, record.attempts)
+    return DeviceRecord(record.name, DeviceState.OFFLINE, why, since, record.address, record.port, record.attempts,
+                        runs=record.runs)
 
 
 def remove_revision(client: Any, service: str, revision: int) -> None:
@@ -330,10 +336,10 @@ def _logs(container: Any, num_lines: int) -> str:
 
 
 def _with(record: DeviceRecord, state: DeviceState, reason: str, port: int | None = None,
-          evidence: str = "", idle: bool = False) -> DeviceRecord:
+          evidence: str = "", idle: bool = False, runs: int | None = None) -> DeviceRecord:
     since = record.since if record.state == state and record.since else now_iso()
     return DeviceRecord(record.name, state, reason, since, record.address, port or record.port, record.attempts,
-                        evidence or record.evidence, idle)
+                        evidence or record.evidence, idle, runs)
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -44,6 +44,8 @@ class DeviceRecord:
     evidence: str = ""
     idle: bool = False
     """Pending with nothing converging there until a reconcile (it was offline during the rollout)."""
+    runs: int | None = None
+    """The revision of this service the device runs (serves) as last seen; None: none."""
 
     def describe(self) -> str:
         """``edge3 Offline since 17:05``, ``edge2 Failed: init() raised``, ``edge1 Healthy``."""

@@ -129,6 +129,15 @@ def test_update_with_a_device_offline_keeps_its_old_module_until_reconcile(fleet
 
     edge("online", "edge3")
     assert fleet.containers("edge3", service) == {"1": "running"}  # its last-known-good kept serving
+    # which device runs which revision: visible in the status details and in `nbdeploy edge status`
+    devices = {d["name"]: d for d in svc.status().details["devices"]}
+    assert (devices["edge3"]["state"], devices["edge3"]["runs"]) == ("Pending", 1)
+    assert devices["edge1"]["runs"] == devices["edge2"]["runs"] == 2
+    shown = subprocess.run([sys.executable, "-m", "nbdeploy", "-w", str(fleet.ws.path), "edge", "status", service],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    assert shown.returncode == 0, shown.stderr
+    rows = {line.split()[0]: line.split() for line in shown.stdout.splitlines()[1:] if line.startswith("edge")}
+    assert rows["edge3"][1:3] == ["Pending", "1"] and rows["edge1"][1:3] == ["Healthy", "2"], shown.stdout
     status = svc.reconcile()
     assert str(status.state) == "Healthy" and status.details["healthy"] == 3
     assert fleet.containers("edge3", service) == {"2": "running"}
