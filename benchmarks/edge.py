@@ -156,6 +156,11 @@ def main() -> None:
                 Webservice(service, ws).delete(delete_image=True)
             except Exception as exc:  # noqa: BLE001 - not deployed
                 print(f"cleanup of {service}: {exc}", file=sys.stderr)
+        for saved in store.list():  # the images shipped to the devices (the seeded base image stays)
+            client = saved.connection.client(timeout=30)
+            for image in client.images.list(name=f"nbdeploy/{name}"):
+                client.images.remove(image.id, force=True)
+            client.close()
     if args.steps:
         for at, text in first.timed:
             print(f"{at:6.1f} s  {text}")
