@@ -369,6 +369,26 @@ class Webservice:
             outcome = SERVING if status.state == State.HEALTHY else FAILED
             self._store.finish_revision(self.name, self.revision, outcome, str(status.state), status.reason, status.evidence)
 
+    def reconcile(self, show_output: bool = False, sink: ProgressSink | None = None) -> Status:
+        """Ask the target to converge the serving revision (devices that were offline, ...); the state after.
+
+        Targets without anything to converge (no ``reconcile`` verb) are only observed.
+        """
+        self._check_not_deleted()
+        sink = sink or make_sink(show_output, workspace=self.workspace)
+        handle, _ = self._current()
+        target = self._target()
+        converge = getattr(target, "reconcile", None)
+        if handle is not None and converge is not None:
+            target.progress = lambda line: sink.line(self.name, line)
+            new_handle = converge(handle)
+            if new_handle != handle:
+                self._store.set_handle(self.name, self.revision, new_handle)
+        status = self.status()
+        self._record_outcome(status)
+        sink.finish(self.name, str(status.state), status.reason, status.scoring_uri)
+        return status
+
     # -- scoring ---------------------------------------------------------------------------------
     def run(self, input_data: str | bytes | dict[str, Any] | list[Any], timeout: float = 60.0) -> Any:
         """POST ``input_data`` to /score as given (dicts and lists are JSON-encoded) and return the parsed answer."""

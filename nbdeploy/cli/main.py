@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "host": ("nbdeploy.cli.host", "host", "Save, list, check and remove remote Docker engines (container hosts)."),
     "device": ("nbdeploy.cli.device", "device", "Save, list, check and remove edge devices (Docker engines with tags)."),
     "batch": ("nbdeploy.cli.batch", "batch", "Batch inference over files and tables (v1 ParallelRunStep scripts)."),
+    "edge": ("nbdeploy.cli.edge", "edge", "Export edge services as IoT Edge manifests or air-gapped bundles."),
 }
 
 

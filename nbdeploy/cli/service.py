@@ -1,4 +1,4 @@
-"""``nbdeploy service deploy|list|show|logs|run|update|delete|keys|regen-key``."""
+"""``nbdeploy service deploy|list|show|logs|run|update|reconcile|delete|keys|regen-key``."""
 
 from __future__ import annotations
 
@@ -196,6 +196,15 @@ def reload_cmd(ctx: click.Context, name: str) -> None:
     """Restart NAME on its re-read entry script and source folder, without downtime."""
     svc = Webservice(name, workspace_from(ctx))
     svc.reload(show_output=True)
+
+
+@service.command("reconcile")
+@click.argument("name")
+@click.pass_context
+def reconcile_cmd(ctx: click.Context, name: str) -> None:
+    """Converge NAME's serving revision where it lags (edge devices back online); print the state."""
+    status = Webservice(name, workspace_from(ctx)).reconcile(show_output=True)
+    click.echo(f"{name}: {status.state}" + (f" ({status.reason})" if status.reason else ""))
 
 
 @service.command("list")

@@ -166,7 +166,7 @@ def test_v1_deploymentconfig_compute_types_are_case_insensitive():
 
 
 def test_unbuilt_compute_type_is_refused_with_the_supported_ones():
-    with pytest.raises(InvalidSpec, match=r"computeType: 'ACI' is not supported \(allowed: AKS, local, process\)"):
+    with pytest.raises(InvalidSpec, match=r"computeType: 'ACI' is not supported \(allowed: AKS, IOT, local, process\)"):
         deployment_config_from_dict({"computeType": "ACI"})
 
 
