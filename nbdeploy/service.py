@@ -369,26 +369,6 @@ class Webservice:
             outcome = SERVING if status.state == State.HEALTHY else FAILED
             self._store.finish_revision(self.name, self.revision, outcome, str(status.state), status.reason, status.evidence)
 
-    def reconcile(self, show_output: bool = False, sink: ProgressSink | None = None) -> Status:
-        """Ask the target to converge the serving revision (devices that were offline, ...); the state after.
-
-        Targets without anything to converge (no ``reconcile`` verb) are only observed.
-        """
-        self._check_not_deleted()
-        sink = sink or make_sink(show_output, workspace=self.workspace)
-        handle, _ = self._current()
-        target = self._target()
-        converge = getattr(target, "reconcile", None)
-        if handle is not None and converge is not None:
-            target.progress = lambda line: sink.line(self.name, line)
-            new_handle = converge(handle)
-            if new_handle != handle:
-                self._store.set_handle(self.name, self.revision, new_handle)
-        status = self.status()
-        self._record_outcome(status)
-        sink.finish(self.name, str(status.state), status.reason, status.scoring_uri)
-        return status
-
     # -- scoring ---------------------------------------------------------------------------------
     def run(self, input_data: str | bytes | dict[str, Any] | list[Any], timeout: float = 60.0) -> Any:
         """POST ``input_data`` to /score as given (dicts and lists are JSON-encoded) and return the parsed answer."""
@@ -515,13 +495,35 @@ class Webservice:
         with service_lock(self.workspace, self.name, operation, progress=progress):
             self._record = self._store.get(self.name)  # raises ServiceNotFound if deleted meanwhile
             self._endpoint_cache = None
-            self.reconcile(progress)
+            self._retire_strays(progress)
             yield
 
-    def reconcile(self, progress: Any = None) -> dict[int, str]:
+    def reconcile(self, show_output: bool = False, sink: ProgressSink | None = None) -> Status:
+        """Bring the service back to what its record says (``nbdeploy service reconcile NAME``); the state after.
+
+        Under the lifecycle lock: revisions an operation that died left running are stopped (as before every
+        lifecycle operation), then the target converges the serving revision where it is not yet in place
+        (``Target.converge``: edge devices that were offline get their module).
+        """
+        self._check_not_deleted()
+        sink = sink or make_sink(show_output, workspace=self.workspace)
+        with self._lifecycle("reconcile", sink):
+            handle, _ = self._current()
+            if handle is not None:
+                target = self._target()
+                target.progress = lambda line: sink.line(self.name, line)
+                converged = target.converge(handle)
+                if converged != handle:
+                    self._store.set_handle(self.name, self.revision, converged)
+        status = self.status()
+        self._record_outcome(status)
+        sink.finish(self.name, str(status.state), status.reason, status.scoring_uri)
+        return status
+
+    def _retire_strays(self, progress: Any = None) -> dict[int, str]:
         """Stop revisions that run but are not current (left by an operation that died) and record revisions
-        left "starting" as aborted. Runs (under the lock) before every update, reload, delete and regen_key;
-        returns ``{revision: what was done}``."""
+        left "starting" as aborted. Runs (under the lock) before every lifecycle operation; returns
+        ``{revision: what was done}``."""
         revisions = {r.revision: r for r in self._store.revisions(self.name)}
         current_revision = self._record.current_revision
         current = revisions.get(current_revision) if current_revision is not None else None

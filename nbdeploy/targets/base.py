@@ -197,6 +197,12 @@ class Target(ABC):
         """
         return {}
 
+    def converge(self, handle: Handle) -> Handle:
+        """Bring the serving revision to where it should run but does not yet (``nbdeploy service reconcile``):
+        e.g. edge devices that were offline during a rollout. Returns the handle, updated. Default: nothing to do.
+        """
+        return handle
+
     def update_keys(self, handle: Handle, keys: tuple[str, str] | None) -> None:
         """Make the running revision accept new auth keys (``regen_key``)."""
         raise TargetNotAvailable(f"The {self.name!r} target cannot change keys of a running service; redeploy it.")

@@ -160,7 +160,7 @@ def fake_service(tmp_path, monkeypatch):
     from nbdeploy.targets import registry
 
     target = FakeTarget()
-    monkeypatch.setitem(registry._TARGETS, "fake", FakeTarget)
+    monkeypatch.setitem(registry._TARGETS.entries, "fake", FakeTarget)
     monkeypatch.setattr("nbdeploy.service.get_target", lambda name, ws: target)
     monkeypatch.setattr("nbdeploy.service.smoke_check", lambda t, handle, spec, sample=None: target.smoke(t, handle, spec))
     ws = nbdeploy.Workspace.create(tmp_path / "ws")

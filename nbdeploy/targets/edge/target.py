@@ -4,7 +4,7 @@
 devices of another architecture before shipping, then converges the devices in waves: the canary devices
 first, the rest only when no canary failed. Each device keeps its last-known-good container until the new
 one is Healthy there and goes back to it after ``max_retries`` failed attempts. Devices that do not answer
-are Offline; :meth:`EdgeTarget.reconcile` (``nbdeploy service reconcile NAME``) converges them once they are
+are Offline; :meth:`EdgeTarget.converge` (``nbdeploy service reconcile NAME``) converges them once they are
 back: nothing of ours runs on the devices. The service state comes from the policy (``policy.py``).
 """
 
@@ -215,7 +215,7 @@ class EdgeTarget(Target):
                 self.progress(f"wave {number} failed ({why}); the later waves are not attempted")
                 return
 
-    def reconcile(self, handle: Handle) -> Handle:
+    def converge(self, handle: Handle) -> Handle:
         """Converge the devices that are not Healthy on this revision yet (Offline or Pending), if they answer."""
         from nbdeploy.builders.docker_builder import docker_client
 
