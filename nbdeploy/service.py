@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import secrets
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any

@@ -33,7 +33,7 @@ class EdgeDeploymentConfig(DeploymentConfig):
         "deviceTimeoutSeconds": "device_timeout_s",
     }
 
-    devices: list[str] = field(default_factory=list)
+    devices: list[str] | str = field(default_factory=list)  # "a,b" is accepted (stored as a list)
     device_id: str | None = None
     """v1's ``IotWebservice.deploy_configuration(device_id=...)``: one device, added to ``devices``."""
     device_selector: str | None = None

@@ -150,7 +150,7 @@ class EdgeTarget(Target):
                 return exc
 
         clients = {}
-        for saved, outcome in zip(devices, _parallel(one, devices)):
+        for saved, outcome in zip(devices, _parallel(one, devices), strict=True):
             if isinstance(outcome, EngineUnavailable):
                 records[saved.name] = dev.offline(records[saved.name], str(outcome))
                 self.progress(f"{saved.name}: Offline ({outcome})")
@@ -201,7 +201,7 @@ class EdgeTarget(Target):
             self.progress(f"wave {number}/{len(waves)}: {', '.join(wave)}")
             for name, record in zip(todo, _parallel(
                     lambda n: dev.converge(by_name[n].connection, plan, records[n], self.progress,
-                                           remove_old=remove_old), todo)):
+                                           remove_old=remove_old), todo), strict=True):
                 records[name] = record
             failed = [records[n] for n in wave if records[n].state == DeviceState.FAILED]
             if failed and number < len(waves):
@@ -251,7 +251,7 @@ class EdgeTarget(Target):
             return dev.converge(conn, plan, DeviceRecord(name, address=record.address, port=record.port),
                                 self.progress)
 
-        for name, record in zip(todo, _parallel(one, todo)):
+        for name, record in zip(todo, _parallel(one, todo), strict=True):
             records[name] = record
         return save_records(handle, records)
 
@@ -278,7 +278,7 @@ class EdgeTarget(Target):
             finally:
                 client.close()
 
-        observed = dict(zip(records, _parallel(one, list(records.values()))))
+        observed = dict(zip(records, _parallel(one, list(records.values())), strict=True))
         if {n: r.to_dict() for n, r in observed.items()} != {n: r.to_dict() for n, r in records.items()}:
             save_records(handle, observed)
         summary = summarize(observed.values(), Policy.parse(handle["policy"]))

@@ -36,7 +36,7 @@ class IotWebservice(Webservice):
                   "description": description, "module_name": module_name}
         return EdgeDeploymentConfig(**{k: v for k, v in values.items() if v is not None})
 
-    def run(self, input_data: Any, timeout: float = 60.0) -> Any:  # type: ignore[override]  # noqa: ARG002
+    def run(self, input_data: Any, timeout: float = 60.0) -> Any:
         raise InvalidInput("Class does not support run method.")
 
 
