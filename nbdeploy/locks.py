@@ -58,8 +58,13 @@ def holder(workspace: Workspace, name: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def service_lock(workspace: Workspace, name: str, operation: str, wait_s: float | None = None,
-                 progress: Callable[[str], None] | None = None) -> Iterator[None]:
+def service_lock(
+    workspace: Workspace,
+    name: str,
+    operation: str,
+    wait_s: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Iterator[None]:
     """Hold the lifecycle lock of service ``name`` for ``operation`` (``update``, ``delete``, ...).
 
     Raises :class:`Conflict` naming the holder (pid, operation) when it is still held after ``wait_s``.
@@ -87,8 +92,11 @@ def service_lock(workspace: Workspace, name: str, operation: str, wait_s: float 
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         _acquire(fcntl, fd, workspace, name, operation, default_wait() if wait_s is None else wait_s, progress)
-        info = {"pid": os.getpid(), "operation": operation,
-                "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        info = {
+            "pid": os.getpid(),
+            "operation": operation,
+            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         with _guard:
@@ -105,8 +113,15 @@ def service_lock(workspace: Workspace, name: str, operation: str, wait_s: float 
         os.close(fd)
 
 
-def _acquire(fcntl: Any, fd: int, workspace: Workspace, name: str, operation: str, wait_s: float,
-             progress: Callable[[str], None] | None) -> None:
+def _acquire(
+    fcntl: Any,
+    fd: int,
+    workspace: Workspace,
+    name: str,
+    operation: str,
+    wait_s: float,
+    progress: Callable[[str], None] | None,
+) -> None:
     deadline = time.monotonic() + max(wait_s, 0.0)
     told = False
     while True:
@@ -117,8 +132,10 @@ def _acquire(fcntl: Any, fd: int, workspace: Workspace, name: str, operation: st
             pass
         who = _describe(holder(workspace, name))
         if time.monotonic() >= deadline:
-            raise Conflict(f"Service {name!r} is busy: {who} is running; {operation} waited {wait_s:.0f}s. "
-                           "Try again when it has finished (or stop that process).")
+            raise Conflict(
+                f"Service {name!r} is busy: {who} is running; {operation} waited {wait_s:.0f}s. "
+                "Try again when it has finished (or stop that process)."
+            )
         if not told and progress is not None:
             progress(f"waiting for {who} on {name} to finish (up to {wait_s:.0f}s)")
             told = True

@@ -48,8 +48,14 @@ class RevisionRecorder(Protocol):
         """The revision serves: make it the service's current revision (atomically)."""
 
 
-def wait_until_settled(target: Target, handle: Handle, name: str, sink: ProgressSink, timeout: float,
-                       poll: Callable[[float], None] = time.sleep) -> Status:
+def wait_until_settled(
+    target: Target,
+    handle: Handle,
+    name: str,
+    sink: ProgressSink,
+    timeout: float,
+    poll: Callable[[float], None] = time.sleep,
+) -> Status:
     """Poll the revision until Healthy or a final state; Transitioning past ``timeout`` is returned as it is."""
     deadline = time.monotonic() + timeout
     delay = 0.02
@@ -65,7 +71,9 @@ def wait_until_settled(target: Target, handle: Handle, name: str, sink: Progress
         delay = min(delay * 1.5, 0.5)
 
 
-def smoke_requests(smoke_input: str | None, swagger_example: Any, sample: bytes | None) -> list[tuple[str, str | bytes]]:
+def smoke_requests(
+    smoke_input: str | None, swagger_example: Any, sample: bytes | None
+) -> list[tuple[str, str | bytes]]:
     """The smoke requests a new revision must answer 2xx before it takes traffic, as ``(what, body)``.
 
     An explicit ``smoke_input`` is the only one (the way to check a changed input format). Otherwise: the
@@ -103,21 +111,37 @@ def smoke_check(target: Target, handle: Handle, spec: RevisionSpec, sample: byte
                 schemas = swagger.json().get("components", {}).get("schemas", {}) if swagger.status_code == 200 else {}
                 example = schemas.get("ServiceInput", {}).get("example")
             for what, body in smoke_requests(spec.config.smoke_input, example, sample):
-                answer = client.post(endpoint.scoring_path, content=body,
-                                     headers={**headers, "Content-Type": "application/json"})
+                answer = client.post(
+                    endpoint.scoring_path, content=body, headers={**headers, "Content-Type": "application/json"}
+                )
                 if answer.status_code >= 300:
-                    hint = ("; to change the input format, give the new revision a smoke input "
-                            "(deployment_config.smoke_input, --smoke-input)") if what.startswith("the last") else ""
-                    return (f"smoke request POST /score with {what} answered {answer.status_code}: "
-                            f"{answer.text[:300]}{hint}")
+                    hint = (
+                        (
+                            "; to change the input format, give the new revision a smoke input "
+                            "(deployment_config.smoke_input, --smoke-input)"
+                        )
+                        if what.startswith("the last")
+                        else ""
+                    )
+                    return (
+                        f"smoke request POST /score with {what} answered {answer.status_code}: "
+                        f"{answer.text[:300]}{hint}"
+                    )
     except (httpx.HTTPError, ValueError) as exc:
         return f"smoke request failed: {exc}"
     return ""
 
 
-def roll_out(target: Target, spec: RevisionSpec, old_handle: Handle | None, old_revision: int,
-             recorder: RevisionRecorder, sink: ProgressSink, timeout: float,
-             smoke: SmokeCheck = smoke_check) -> Handle:
+def roll_out(
+    target: Target,
+    spec: RevisionSpec,
+    old_handle: Handle | None,
+    old_revision: int,
+    recorder: RevisionRecorder,
+    sink: ProgressSink,
+    timeout: float,
+    smoke: SmokeCheck = smoke_check,
+) -> Handle:
     """Run the protocol for ``spec`` (already built); return the new revision's serving handle.
 
     Raises :class:`UpdateFailed` when the new revision did not prove itself (the old one keeps serving), and
@@ -130,8 +154,11 @@ def roll_out(target: Target, spec: RevisionSpec, old_handle: Handle | None, old_
     except BaseException as exc:
         recorder.failed(revision, str(State.FAILED), f"could not start: {_describe(exc)}")
         if isinstance(exc, NbdeployError):
-            raise UpdateFailed(name, str(State.FAILED), f"revision {revision} could not start: {exc}; "
-                               f"revision {old_revision} keeps serving") from exc
+            raise UpdateFailed(
+                name,
+                str(State.FAILED),
+                f"revision {revision} could not start: {exc}; revision {old_revision} keeps serving",
+            ) from exc
         raise
     recorder.started(revision, new_handle)
     status: Status | None = None
@@ -146,8 +173,11 @@ def roll_out(target: Target, spec: RevisionSpec, old_handle: Handle | None, old_
         _abort(target, new_handle, old_handle)
         recorder.failed(revision, str(State.FAILED), f"update stopped: {_describe(exc)}")
         if isinstance(exc, NbdeployError) and not isinstance(exc, UpdateFailed):
-            raise UpdateFailed(name, str(State.FAILED), f"revision {revision} was not promoted ({exc}); "
-                               f"revision {old_revision} keeps serving") from exc
+            raise UpdateFailed(
+                name,
+                str(State.FAILED),
+                f"revision {revision} was not promoted ({exc}); revision {old_revision} keeps serving",
+            ) from exc
         raise
     if problem:
         evidence = status.evidence if status.evidence else _logs(target, new_handle)
@@ -155,15 +185,20 @@ def roll_out(target: Target, spec: RevisionSpec, old_handle: Handle | None, old_
         failed_state = status.state if status.state != State.HEALTHY else State.UNHEALTHY
         recorder.failed(revision, str(failed_state), problem, evidence)
         sink.finish(name, str(State.FAILED), f"update rolled back, revision {old_revision} keeps serving: {problem}")
-        raise UpdateFailed(name, str(failed_state), f"revision {revision} did not become Healthy ({problem}); "
-                           f"revision {old_revision} keeps serving", evidence)
+        raise UpdateFailed(
+            name,
+            str(failed_state),
+            f"revision {revision} did not become Healthy ({problem}); revision {old_revision} keeps serving",
+            evidence,
+        )
     recorder.promoted(revision, new_handle)
     if old_handle is not None:
         try:
             target.retire(old_handle, new_handle)
         except Exception as exc:  # noqa: BLE001 - the new revision serves: report, do not undo
-            log.warning("service %s: revision %d serves, but retiring revision %d failed: %s", name, revision,
-                        old_revision, exc)
+            log.warning(
+                "service %s: revision %d serves, but retiring revision %d failed: %s", name, revision, old_revision, exc
+            )
             sink.line(name, f"warning: revision {old_revision} could not be stopped: {exc}")
     return new_handle
 

@@ -41,7 +41,13 @@ from nbdeploy.progress import ProgressSink, make_sink
 from nbdeploy.registry import Model
 from nbdeploy.rollout import roll_out, smoke_check, wait_until_settled
 from nbdeploy.service_records import ABORTED, DELETING, FAILED, SERVING, STARTING, ServiceRecord, ServiceStore
-from nbdeploy.specs import DeploymentConfig, Environment, InferenceConfig, deployment_config_class, deployment_config_from_dict
+from nbdeploy.specs import (
+    DeploymentConfig,
+    Environment,
+    InferenceConfig,
+    deployment_config_class,
+    deployment_config_from_dict,
+)
 from nbdeploy.targets.base import Handle, RevisionSpec, State, Status, Target
 from nbdeploy.targets.endpoint import Endpoint
 from nbdeploy.targets.registry import DEFAULT_TARGET, get_target
@@ -64,7 +70,11 @@ SAMPLE_MAX_BYTES = 256 * 1024
 def validate_service_name(name: str) -> None:
     """v1's rule: 3-32 characters, lower-case letters, digits and '-', starting with a letter."""
     if not isinstance(name, str) or not (3 <= len(name) <= 32) or not SERVICE_NAME_RE.fullmatch(name):
-        raise InvalidName("service", str(name), "use 3-32 lower-case letters, digits and '-', starting with a letter and not ending with '-'")
+        raise InvalidName(
+            "service",
+            str(name),
+            "use 3-32 lower-case letters, digits and '-', starting with a letter and not ending with '-'",
+        )
 
 
 def resolve_models(models: Iterable[ModelRef] | ModelRef, workspace: Workspace) -> list[Model]:
@@ -107,17 +117,29 @@ def deploy(
     model_objs = resolve_models(models, ws)
     store = ServiceStore(ws)
     if name in store.names() and not overwrite:
-        raise AlreadyExists(f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name.")
+        raise AlreadyExists(
+            f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name."
+        )
     progress = sink or make_sink(show_output, workspace=ws)
     with service_lock(ws, name, "deploy", progress=lambda line: progress.line(name, line)):
         return _deploy_locked(name, model_objs, inference_config, config, overwrite, ws, store, progress)
 
 
-def _deploy_locked(name: str, model_objs: list[Model], inference_config: InferenceConfig, config: DeploymentConfig,
-                   overwrite: bool, ws: Workspace, store: ServiceStore, progress: ProgressSink) -> Webservice:
+def _deploy_locked(
+    name: str,
+    model_objs: list[Model],
+    inference_config: InferenceConfig,
+    config: DeploymentConfig,
+    overwrite: bool,
+    ws: Workspace,
+    store: ServiceStore,
+    progress: ProgressSink,
+) -> Webservice:
     exists = name in store.names()
     if exists and not overwrite:
-        raise AlreadyExists(f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name.")
+        raise AlreadyExists(
+            f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name."
+        )
     target = get_target(config.target, ws)
     target.progress = lambda line: progress.line(name, line)
     bundle = create_bundle(ws, model_objs, inference_config)
@@ -126,7 +148,16 @@ def _deploy_locked(name: str, model_objs: list[Model], inference_config: Inferen
     if exists:
         Webservice(name, ws).delete()
     spec = _revision_spec_doc(model_objs, inference_config, config, bundle, revision.artifact)
-    store.create(name, config.target, spec, [m.id for m in model_objs], config.tags, config.properties, config.description, revision.keys)
+    store.create(
+        name,
+        config.target,
+        spec,
+        [m.id for m in model_objs],
+        config.tags,
+        config.properties,
+        config.description,
+        revision.keys,
+    )
     try:
         handle = target.start(revision)
     except BaseException:
@@ -171,8 +202,13 @@ class Webservice:
 
     # -- listing ---------------------------------------------------------------------------------
     @classmethod
-    def list(cls, workspace: Workspace | PathLike[str] | str | None = None, target: str | None = None,
-             model_name: str | None = None, tags: Sequence[str] | None = None) -> list[Webservice]:
+    def list(
+        cls,
+        workspace: Workspace | PathLike[str] | str | None = None,
+        target: str | None = None,
+        model_name: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> list[Webservice]:
         """Services in the workspace, filtered by target, model name and ``key``/``key=value`` tags."""
         ws = as_workspace(workspace)
         services = [cls(r.name, ws) for r in ServiceStore(ws).list() if target is None or r.target == target]
@@ -231,7 +267,7 @@ class Webservice:
         return record.handle, record.spec
 
     @property
-    def models(self) -> list[str]:
+    def models(self) -> builtins.list[str]:
         return list(self._current()[1]["models"])
 
     @property
@@ -346,7 +382,9 @@ class Webservice:
             raise ServiceNotFound(self.name, hint="It was deleted.")
 
     # -- waiting ---------------------------------------------------------------------------------
-    def wait_for_deployment(self, show_output: bool = False, timeout_sec: float | None = None, sink: ProgressSink | None = None) -> Status:
+    def wait_for_deployment(
+        self, show_output: bool = False, timeout_sec: float | None = None, sink: ProgressSink | None = None
+    ) -> Status:
         """Wait until the service is Healthy; raise :class:`DeploymentFailed` with state, reason and log tail otherwise."""
         sink = sink or make_sink(show_output, workspace=self.workspace)
         handle, _ = self._current()
@@ -366,10 +404,12 @@ class Webservice:
         record = self._store.revision(self.name, self.revision)
         if record.outcome == STARTING and status.state.is_final:
             outcome = SERVING if status.state == State.HEALTHY else FAILED
-            self._store.finish_revision(self.name, self.revision, outcome, str(status.state), status.reason, status.evidence)
+            self._store.finish_revision(
+                self.name, self.revision, outcome, str(status.state), status.reason, status.evidence
+            )
 
     # -- scoring ---------------------------------------------------------------------------------
-    def run(self, input_data: str | bytes | dict[str, Any] | list[Any], timeout: float = 60.0) -> Any:
+    def run(self, input_data: str | bytes | dict[str, Any] | builtins.list[Any], timeout: float = 60.0) -> Any:
         """POST ``input_data`` to /score as given (dicts and lists are JSON-encoded) and return the parsed answer."""
         self._check_not_deleted()
         endpoint = self.endpoint()
@@ -393,7 +433,9 @@ class Webservice:
         except httpx.TransportError as exc:
             self._endpoint_cache = None
             status = self.status()
-            raise DeployError(self.name, str(status.state), f"cannot score: {exc}. {status.reason}".strip(), self.get_logs(20)) from exc
+            raise DeployError(
+                self.name, str(status.state), f"cannot score: {exc}. {status.reason}".strip(), self.get_logs(20)
+            ) from exc
         if response.status_code == 401 and self._record.keys:
             self._record = self._store.get(self.name)  # keys may have been regenerated elsewhere
         if response.status_code != 200:
@@ -449,15 +491,28 @@ class Webservice:
     def revisions(self) -> builtins.list[dict[str, Any]]:
         """The revision history: every deploy, update and reload, with its outcome and evidence."""
         return [
-            {"revision": r.revision, "outcome": r.outcome, "state": r.state, "reason": r.reason,
-             "created_time": r.created_time, "finished_time": r.finished_time, "models": r.spec.get("models")}
+            {
+                "revision": r.revision,
+                "outcome": r.outcome,
+                "state": r.state,
+                "reason": r.reason,
+                "created_time": r.created_time,
+                "finished_time": r.finished_time,
+                "models": r.spec.get("models"),
+            }
             for r in self._store.revisions(self.name)
         ]
 
     # -- changing --------------------------------------------------------------------------------
-    def update(self, models: Iterable[ModelRef] | ModelRef | None = None, inference_config: InferenceConfig | None = None,
-               deployment_config: DeploymentConfig | None = None, show_output: bool = False,
-               timeout_sec: float | None = None, sink: ProgressSink | None = None) -> Webservice:
+    def update(
+        self,
+        models: Iterable[ModelRef] | ModelRef | None = None,
+        inference_config: InferenceConfig | None = None,
+        deployment_config: DeploymentConfig | None = None,
+        show_output: bool = False,
+        timeout_sec: float | None = None,
+        sink: ProgressSink | None = None,
+    ) -> Webservice:
         """Build, then start a new revision beside the serving one and switch only when it is Healthy and
         answers a smoke request. Whatever is not given is kept from the serving revision.
 
@@ -465,9 +520,16 @@ class Webservice:
         first (``NBDEPLOY_LOCK_WAIT_S``, default 60 s), then raises :class:`~nbdeploy.errors.Conflict`."""
         return self._update("update", models, inference_config, deployment_config, show_output, timeout_sec, sink)
 
-    def _update(self, operation: str, models: Iterable[ModelRef] | ModelRef | None, inference_config: InferenceConfig | None,
-                deployment_config: DeploymentConfig | None, show_output: bool, timeout_sec: float | None,
-                sink: ProgressSink | None) -> Webservice:
+    def _update(
+        self,
+        operation: str,
+        models: Iterable[ModelRef] | ModelRef | None,
+        inference_config: InferenceConfig | None,
+        deployment_config: DeploymentConfig | None,
+        show_output: bool,
+        timeout_sec: float | None,
+        sink: ProgressSink | None,
+    ) -> Webservice:
         self._check_not_deleted()
         sink = sink or make_sink(show_output, workspace=self.workspace)
         with self._lifecycle(operation, sink):
@@ -476,7 +538,9 @@ class Webservice:
             ic = inference_config or self.inference_config
             dc = deployment_config or self.deployment_config
             if dc.target != self._record.target:
-                raise InvalidInput(f"deployment_config is for target {dc.target!r} but {self.name!r} runs on {self._record.target!r}; delete and redeploy to move it.")
+                raise InvalidInput(
+                    f"deployment_config is for target {dc.target!r} but {self.name!r} runs on {self._record.target!r}; delete and redeploy to move it."
+                )
             return self._roll_out(model_objs, ic, dc, sink, timeout_sec or DEFAULT_TIMEOUT_S)
 
     def reload(self, show_output: bool = False, sink: ProgressSink | None = None) -> Webservice:
@@ -490,7 +554,9 @@ class Webservice:
     def _lifecycle(self, operation: str, sink: ProgressSink | None = None) -> Iterator[None]:
         """Hold the service's lifecycle lock, re-read the record (another process may have changed it) and
         reconcile: whatever a dead operation left running beside the current revision is stopped first."""
-        progress = (lambda line: sink.line(self.name, line)) if sink is not None else (lambda line: log.info("%s", line))
+        progress = (
+            (lambda line: sink.line(self.name, line)) if sink is not None else (lambda line: log.info("%s", line))
+        )
         with service_lock(self.workspace, self.name, operation, progress=progress):
             self._record = self._store.get(self.name)  # raises ServiceNotFound if deleted meanwhile
             self._endpoint_cache = None
@@ -526,8 +592,11 @@ class Webservice:
         revisions = {r.revision: r for r in self._store.revisions(self.name)}
         current_revision = self._record.current_revision
         current = revisions.get(current_revision) if current_revision is not None else None
-        others = {n: r.handle for n, r in revisions.items()
-                  if n != current_revision and r.outcome != ABORTED and (r.handle or r.outcome == STARTING)}
+        others = {
+            n: r.handle
+            for n, r in revisions.items()
+            if n != current_revision and r.outcome != ABORTED and (r.handle or r.outcome == STARTING)
+        }
         if not others and current is None:
             return {}
         done = self._target().reconcile(self.name, current.handle if current else None, others)
@@ -537,9 +606,13 @@ class Webservice:
                 continue
             if record.outcome == STARTING:
                 self._store.finish_revision(
-                    self.name, number, ABORTED, str(State.FAILED),
+                    self.name,
+                    number,
+                    ABORTED,
+                    str(State.FAILED),
                     f"aborted: the operation that started it ended before finishing it ({what} when reconciled)",
-                    record.evidence or "")
+                    record.evidence or "",
+                )
             if what == "stopped":
                 line = f"revision {number} ({record.outcome}) was still running beside revision {current_revision}; stopped it"
                 log.warning("service %s: %s", self.name, line)
@@ -547,7 +620,14 @@ class Webservice:
                     progress(line)
         return done
 
-    def _roll_out(self, models: list[Model], ic: InferenceConfig, dc: DeploymentConfig, sink: ProgressSink, timeout: float) -> Webservice:
+    def _roll_out(
+        self,
+        models: builtins.list[Model],
+        ic: InferenceConfig,
+        dc: DeploymentConfig,
+        sink: ProgressSink,
+        timeout: float,
+    ) -> Webservice:
         target = self._target()
         target.progress = lambda line: sink.line(self.name, line)
         old_revision = self.revision
@@ -561,9 +641,22 @@ class Webservice:
         spec.artifact = build_revision(target, spec, sink)  # a failed build changes nothing
         spec.revision = self._store.add_revision(self.name, _revision_spec_doc(models, ic, dc, bundle, spec.artifact))
         sample = None if dc.smoke_input is not None else read_sample(self.workspace, self.name)
-        new_handle = roll_out(target, spec, old_handle, old_revision, _StoreRecorder(self._store, self.name, old_revision, models),
-                              sink, timeout, smoke=functools.partial(smoke_check, sample=sample))
-        self._store.set_metadata(self.name, {**self._record.tags, **dc.tags}, {**self._record.properties, **dc.properties}, dc.description or self._record.description)
+        new_handle = roll_out(
+            target,
+            spec,
+            old_handle,
+            old_revision,
+            _StoreRecorder(self._store, self.name, old_revision, models),
+            sink,
+            timeout,
+            smoke=functools.partial(smoke_check, sample=sample),
+        )
+        self._store.set_metadata(
+            self.name,
+            {**self._record.tags, **dc.tags},
+            {**self._record.properties, **dc.properties},
+            dc.description or self._record.description,
+        )
         if keys != self._record.keys:
             self._store.set_keys(self.name, keys)
         self._record = self._store.get(self.name)
@@ -637,15 +730,27 @@ class Webservice:
         artifact = Artifact.from_dict(spec["artifact"]) if spec.get("artifact") else None
         image = artifact if artifact and artifact.kind == "docker-image" else None
         return {
-            "name": self.name, "computeType": self.compute_type, "target": self.target, "state": str(status.state),
-            "error": self.error, "scoringUri": endpoint.scoring_uri if endpoint else None,
-            "swaggerUri": endpoint.swagger_uri if endpoint else None, "port": endpoint.port if endpoint else None,
-            "models": spec.get("models"), "revision": self.revision,
-            "tags": self.tags, "properties": self.properties, "description": self.description,
-            "createdTime": self.created_time, "updatedTime": self.updated_time, "authEnabled": self.auth_enabled,
-            "image": image.reference if image else None, "imageId": image.id if image else None,
+            "name": self.name,
+            "computeType": self.compute_type,
+            "target": self.target,
+            "state": str(status.state),
+            "error": self.error,
+            "scoringUri": endpoint.scoring_uri if endpoint else None,
+            "swaggerUri": endpoint.swagger_uri if endpoint else None,
+            "port": endpoint.port if endpoint else None,
+            "models": spec.get("models"),
+            "revision": self.revision,
+            "tags": self.tags,
+            "properties": self.properties,
+            "description": self.description,
+            "createdTime": self.created_time,
+            "updatedTime": self.updated_time,
+            "authEnabled": self.auth_enabled,
+            "image": image.reference if image else None,
+            "imageId": image.id if image else None,
             "artifact": artifact.to_dict() if artifact else None,
-            "bundleDigest": spec.get("bundle", {}).get("digest"), "workspaceName": str(self.workspace.path),
+            "bundleDigest": spec.get("bundle", {}).get("digest"),
+            "workspaceName": str(self.workspace.path),
         }
 
     def __repr__(self) -> str:
@@ -657,9 +762,11 @@ class Webservice:
 
         color = {"Healthy": "#1a7f37", "Transitioning": "#9a6700"}.get(str(status.state), "#cf222e")
         reason = f"<br><small>{escape(status.reason)}</small>" if status.reason else ""
-        return (f"<div><b>{escape(self.name)}</b> on <code>{escape(self.target)}</code> "
-                f"<span style='color:{color}'>{status.state}</span>{reason}<br>"
-                f"scoring: <code>{escape(status.scoring_uri or '-')}</code><br>models: {escape(', '.join(self.models))}</div>")
+        return (
+            f"<div><b>{escape(self.name)}</b> on <code>{escape(self.target)}</code> "
+            f"<span style='color:{color}'>{status.state}</span>{reason}<br>"
+            f"scoring: <code>{escape(status.scoring_uri or '-')}</code><br>models: {escape(', '.join(self.models))}</div>"
+        )
 
     def __del__(self) -> None:
         try:
@@ -688,14 +795,16 @@ class _StoreRecorder:
 
 # -- helpers ---------------------------------------------------------------------------------------
 
+
 def _keys_for(config: DeploymentConfig) -> tuple[str, str] | None:
     if not config.auth_enabled:
         return None
     return (config.primary_key or secrets.token_urlsafe(24), config.secondary_key or secrets.token_urlsafe(24))
 
 
-def _revision_spec_doc(models: list[Model], ic: InferenceConfig, dc: DeploymentConfig, bundle: Bundle,
-                       artifact: Artifact | None) -> dict[str, Any]:
+def _revision_spec_doc(
+    models: list[Model], ic: InferenceConfig, dc: DeploymentConfig, bundle: Bundle, artifact: Artifact | None
+) -> dict[str, Any]:
     return {
         "artifact": artifact.to_dict() if artifact else None,
         "models": [m.id for m in models],
@@ -705,7 +814,12 @@ def _revision_spec_doc(models: list[Model], ic: InferenceConfig, dc: DeploymentC
             "environment": ic.environment.to_dict() if ic.environment is not None else None,
         },
         "deployment_config": dc.to_dict(),
-        "bundle": {"digest": bundle.digest, "path": str(bundle.path), "entry_script": bundle.entry_script, "model_dir": bundle.model_dir},
+        "bundle": {
+            "digest": bundle.digest,
+            "path": str(bundle.path),
+            "entry_script": bundle.entry_script,
+            "model_dir": bundle.model_dir,
+        },
     }
 
 

@@ -5,6 +5,7 @@ Only :mod:`nbdeploy.service` writes here. The schema is migration 2 of :data:`nb
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -41,9 +42,16 @@ class RevisionRecord:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RevisionRecord:
         return cls(
-            row["service"], row["revision"], row["outcome"], json.loads(row["spec"]),
-            json.loads(row["handle"]) if row["handle"] else None, row["state"], row["reason"], row["evidence"],
-            row["created_time"], row["finished_time"],
+            row["service"],
+            row["revision"],
+            row["outcome"],
+            json.loads(row["spec"]),
+            json.loads(row["handle"]) if row["handle"] else None,
+            row["state"],
+            row["reason"],
+            row["evidence"],
+            row["created_time"],
+            row["finished_time"],
         )
 
 
@@ -63,8 +71,15 @@ class ServiceRecord:
     def from_row(cls, row: sqlite3.Row) -> ServiceRecord:
         keys = json.loads(row["keys"]) if row["keys"] else None
         return cls(
-            row["name"], row["target"], row["current_revision"], json.loads(row["tags"]), json.loads(row["properties"]),
-            row["description"], tuple(keys) if keys else None, row["created_time"], row["updated_time"],
+            row["name"],
+            row["target"],
+            row["current_revision"],
+            json.loads(row["tags"]),
+            json.loads(row["properties"]),
+            row["description"],
+            tuple(keys) if keys else None,
+            row["created_time"],
+            row["updated_time"],
         )
 
 
@@ -90,15 +105,26 @@ class ServiceStore:
     def get(self, name: str) -> ServiceRecord:
         row = self.workspace.db(create=False).execute("SELECT * FROM services WHERE name = ?", (name,)).fetchone()
         if row is None:
-            raise ServiceNotFound(name, self.names(), hint="List services with `nbdeploy service list` or Webservice.list().")
+            raise ServiceNotFound(
+                name, self.names(), hint="List services with `nbdeploy service list` or Webservice.list()."
+            )
         return ServiceRecord.from_row(row)
 
     def list(self) -> list[ServiceRecord]:
         rows = self.workspace.db(create=False).execute("SELECT * FROM services ORDER BY name").fetchall()
         return [ServiceRecord.from_row(r) for r in rows]
 
-    def create(self, name: str, target: str, spec: dict[str, Any], model_ids: list[str], tags: dict[str, str],
-               properties: dict[str, str], description: str | None, keys: tuple[str, str] | None) -> None:
+    def create(
+        self,
+        name: str,
+        target: str,
+        spec: dict[str, Any],
+        model_ids: builtins.list[str],
+        tags: dict[str, str],
+        properties: dict[str, str],
+        description: str | None,
+        keys: tuple[str, str] | None,
+    ) -> None:
         """Insert the service with revision 1 (starting) and its model usage, atomically."""
         stamp = now()
         try:
@@ -106,7 +132,16 @@ class ServiceStore:
                 conn.execute(
                     "INSERT INTO services(name, target, current_revision, tags, properties, description, keys, created_time, updated_time)"
                     " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)",
-                    (name, target, json.dumps(tags), json.dumps(properties), description, json.dumps(keys) if keys else None, stamp, stamp),
+                    (
+                        name,
+                        target,
+                        json.dumps(tags),
+                        json.dumps(properties),
+                        description,
+                        json.dumps(keys) if keys else None,
+                        stamp,
+                        stamp,
+                    ),
                 )
                 conn.execute(
                     "INSERT INTO service_revisions(service, revision, outcome, spec, created_time) VALUES (?, 1, ?, ?, ?)",
@@ -115,7 +150,9 @@ class ServiceStore:
                 for model_id in model_ids:
                     add_usage(conn, model_id, name)
         except sqlite3.IntegrityError as exc:
-            raise AlreadyExists(f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name.") from exc
+            raise AlreadyExists(
+                f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name."
+            ) from exc
 
     def delete(self, name: str) -> None:
         with self.workspace.transaction() as conn:
@@ -124,9 +161,14 @@ class ServiceStore:
 
     def set_keys(self, name: str, keys: tuple[str, str] | None) -> None:
         with self.workspace.transaction() as conn:
-            conn.execute("UPDATE services SET keys = ?, updated_time = ? WHERE name = ?", (json.dumps(keys) if keys else None, now(), name))
+            conn.execute(
+                "UPDATE services SET keys = ?, updated_time = ? WHERE name = ?",
+                (json.dumps(keys) if keys else None, now(), name),
+            )
 
-    def set_metadata(self, name: str, tags: dict[str, str], properties: dict[str, str], description: str | None) -> None:
+    def set_metadata(
+        self, name: str, tags: dict[str, str], properties: dict[str, str], description: str | None
+    ) -> None:
         with self.workspace.transaction() as conn:
             conn.execute(
                 "UPDATE services SET tags = ?, properties = ?, description = ?, updated_time = ? WHERE name = ?",
@@ -134,23 +176,30 @@ class ServiceStore:
             )
 
     # -- revisions -------------------------------------------------------------------------------
-    def revisions(self, name: str) -> list[RevisionRecord]:
-        rows = self.workspace.db(create=False).execute(
-            "SELECT * FROM service_revisions WHERE service = ? ORDER BY revision", (name,)
-        ).fetchall()
+    def revisions(self, name: str) -> builtins.list[RevisionRecord]:
+        rows = (
+            self.workspace.db(create=False)
+            .execute("SELECT * FROM service_revisions WHERE service = ? ORDER BY revision", (name,))
+            .fetchall()
+        )
         return [RevisionRecord.from_row(r) for r in rows]
 
     def revision(self, name: str, revision: int) -> RevisionRecord:
-        row = self.workspace.db(create=False).execute(
-            "SELECT * FROM service_revisions WHERE service = ? AND revision = ?", (name, revision)
-        ).fetchone()
+        row = (
+            self.workspace.db(create=False)
+            .execute("SELECT * FROM service_revisions WHERE service = ? AND revision = ?", (name, revision))
+            .fetchone()
+        )
         if row is None:
             raise ServiceNotFound(f"{name} (revision {revision})")
         return RevisionRecord.from_row(row)
 
     def add_revision(self, name: str, spec: dict[str, Any]) -> int:
         with self.workspace.transaction() as conn:
-            latest = conn.execute("SELECT MAX(revision) FROM service_revisions WHERE service = ?", (name,)).fetchone()[0] or 0
+            latest = (
+                conn.execute("SELECT MAX(revision) FROM service_revisions WHERE service = ?", (name,)).fetchone()[0]
+                or 0
+            )
             conn.execute(
                 "INSERT INTO service_revisions(service, revision, outcome, spec, created_time) VALUES (?, ?, ?, ?, ?)",
                 (name, latest + 1, STARTING, json.dumps(without_secrets(spec)), now()),
@@ -159,9 +208,14 @@ class ServiceStore:
 
     def set_handle(self, name: str, revision: int, handle: dict[str, Any]) -> None:
         with self.workspace.transaction() as conn:
-            conn.execute("UPDATE service_revisions SET handle = ? WHERE service = ? AND revision = ?", (json.dumps(handle), name, revision))
+            conn.execute(
+                "UPDATE service_revisions SET handle = ? WHERE service = ? AND revision = ?",
+                (json.dumps(handle), name, revision),
+            )
 
-    def finish_revision(self, name: str, revision: int, outcome: str, state: str, reason: str = "", evidence: str = "") -> None:
+    def finish_revision(
+        self, name: str, revision: int, outcome: str, state: str, reason: str = "", evidence: str = ""
+    ) -> None:
         with self.workspace.transaction() as conn:
             conn.execute(
                 "UPDATE service_revisions SET outcome = ?, state = ?, reason = ?, evidence = ?, finished_time = ?"
@@ -169,15 +223,22 @@ class ServiceStore:
                 (outcome, state, reason, evidence[-20000:], now(), name, revision),
             )
 
-    def switch(self, name: str, new_revision: int, old_revision: int | None, model_ids: list[str]) -> None:
+    def switch(self, name: str, new_revision: int, old_revision: int | None, model_ids: builtins.list[str]) -> None:
         """Make ``new_revision`` the serving one (and its models the used ones), atomically."""
         stamp = now()
         with self.workspace.transaction() as conn:
-            conn.execute("UPDATE services SET current_revision = ?, updated_time = ? WHERE name = ?", (new_revision, stamp, name))
-            conn.execute("UPDATE service_revisions SET outcome = ?, finished_time = COALESCE(finished_time, ?) WHERE service = ? AND revision = ?",
-                         (SERVING, stamp, name, new_revision))
+            conn.execute(
+                "UPDATE services SET current_revision = ?, updated_time = ? WHERE name = ?", (new_revision, stamp, name)
+            )
+            conn.execute(
+                "UPDATE service_revisions SET outcome = ?, finished_time = COALESCE(finished_time, ?) WHERE service = ? AND revision = ?",
+                (SERVING, stamp, name, new_revision),
+            )
             if old_revision is not None and old_revision != new_revision:
-                conn.execute("UPDATE service_revisions SET outcome = ? WHERE service = ? AND revision = ?", (REPLACED, name, old_revision))
+                conn.execute(
+                    "UPDATE service_revisions SET outcome = ? WHERE service = ? AND revision = ?",
+                    (REPLACED, name, old_revision),
+                )
             remove_usage(conn, name)
             for model_id in model_ids:
                 add_usage(conn, model_id, name)

@@ -53,7 +53,9 @@ class RevisionScript:
 
 
 def _fake_bundle() -> Bundle:
-    return Bundle(Path("/nonexistent/fake-bundle"), "0" * 64, "0" * 64, "0" * 64, "score.py", "azureml-models", None, ())
+    return Bundle(
+        Path("/nonexistent/fake-bundle"), "0" * 64, "0" * 64, "0" * 64, "score.py", "azureml-models", None, ()
+    )
 
 
 class FakeTarget(Target):

@@ -23,18 +23,35 @@ def status_cmd(name: str) -> None:
     ctx = click.get_current_context()
     svc = Webservice(name, workspace_from(ctx))
     status = svc.status()
-    click.echo(f"{name}: {status.state} (revision {svc.revision}, policy {status.details.get('policy', '?')})"
-               + (f"\n  {status.reason}" if status.reason else ""))
-    rows = [[d["name"], d["state"], str(d.get("runs") or "-"), str(d.get("port") or "-"), (d.get("since") or "")[:19],
-             d.get("reason") or ""] for d in status.details.get("devices", [])]
+    click.echo(
+        f"{name}: {status.state} (revision {svc.revision}, policy {status.details.get('policy', '?')})"
+        + (f"\n  {status.reason}" if status.reason else "")
+    )
+    rows = [
+        [
+            d["name"],
+            d["state"],
+            str(d.get("runs") or "-"),
+            str(d.get("port") or "-"),
+            (d.get("since") or "")[:19],
+            d.get("reason") or "",
+        ]
+        for d in status.details.get("devices", [])
+    ]
     if rows:
         click.echo(table(["device", "state", "runs", "port", "since", "reason"], rows))
 
 
 @edge.command("export")
 @click.argument("name")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default="-", show_default=True,
-              help="Where to write the manifest (- for stdout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default="-",
+    show_default=True,
+    help="Where to write the manifest (- for stdout).",
+)
 def export_cmd(name: str, output: str) -> None:
     """Write NAME's IoT Edge deployment manifest ($edgeAgent, $edgeHub, the module, routes)."""
     from nbdeploy.targets.edge.bundle import module_spec_for

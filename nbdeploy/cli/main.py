@@ -26,7 +26,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("nbdeploy.cli.serve", "serve", "Run the scoring server for an entry script (azmlinfsrv equivalent)."),
     "base-image": ("nbdeploy.cli.base_image", "base_image", "Build Python base images without a registry."),
     "host": ("nbdeploy.cli.host", "host", "Save, list, check and remove remote Docker engines (container hosts)."),
-    "device": ("nbdeploy.cli.device", "device", "Save, list, check and remove edge devices (Docker engines with tags)."),
+    "device": (
+        "nbdeploy.cli.device",
+        "device",
+        "Save, list, check and remove edge devices (Docker engines with tags).",
+    ),
     "batch": ("nbdeploy.cli.batch", "batch", "Batch inference over files and tables (v1 ParallelRunStep scripts)."),
     "edge": ("nbdeploy.cli.edge", "edge", "Export edge services as IoT Edge manifests or air-gapped bundles."),
 }
@@ -48,9 +52,15 @@ def with_workspace_option(command: click.Command) -> click.Command:
     """Accept ``--workspace/-w`` on ``command`` and, for a group, on every subcommand below it (idempotent)."""
     opts = {opt for p in command.params for opt in getattr(p, "opts", [])}
     if not opts & {"--workspace", "-w"}:
-        command.params.append(click.Option(
-            ["--workspace", "-w", "workspace_choice"], type=click.Path(file_okay=False), expose_value=False,
-            callback=_take_workspace, help=WORKSPACE_HELP))
+        command.params.append(
+            click.Option(
+                ["--workspace", "-w", "workspace_choice"],
+                type=click.Path(file_okay=False),
+                expose_value=False,
+                callback=_take_workspace,
+                help=WORKSPACE_HELP,
+            )
+        )
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             with_workspace_option(sub)
@@ -83,7 +93,12 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--workspace", "-w", "workspace", envvar="NBDEPLOY_WORKSPACE", type=click.Path(file_okay=False), help=WORKSPACE_HELP,
+    "--workspace",
+    "-w",
+    "workspace",
+    envvar="NBDEPLOY_WORKSPACE",
+    type=click.Path(file_okay=False),
+    help=WORKSPACE_HELP,
 )
 @click.version_option(package_name="nbdeploy")
 @click.pass_context

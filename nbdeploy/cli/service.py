@@ -31,13 +31,23 @@ from nbdeploy.workspace import Workspace
 def _spec_options(fn: Any) -> Any:
     """Options shared by deploy and update."""
     options = [
-        click.option("-m", "--model", "models", multiple=True, metavar="NAME[:VERSION]", help="Registered model (repeatable)."),
-        click.option("--ic", "--inference-config", "ic", type=click.Path(dir_okay=False), help="v1 inferenceconfig.json / .yml"),
-        click.option("--dc", "--deploy-config", "dc", type=click.Path(dir_okay=False), help="v1 deploymentconfig.json / .yml"),
+        click.option(
+            "-m", "--model", "models", multiple=True, metavar="NAME[:VERSION]", help="Registered model (repeatable)."
+        ),
+        click.option(
+            "--ic", "--inference-config", "ic", type=click.Path(dir_okay=False), help="v1 inferenceconfig.json / .yml"
+        ),
+        click.option(
+            "--dc", "--deploy-config", "dc", type=click.Path(dir_okay=False), help="v1 deploymentconfig.json / .yml"
+        ),
         click.option("--entry-script", help="The score.py with init() and run()."),
         click.option("--source-dir", type=click.Path(file_okay=False), help="Folder deployed with the entry script."),
-        click.option("--env", "env", metavar="NAME_OR_FILE", help="A saved environment's name or an environment YAML/JSON file."),
-        click.option("--requirements", type=click.Path(dir_okay=False), help="pip requirements file for the environment."),
+        click.option(
+            "--env", "env", metavar="NAME_OR_FILE", help="A saved environment's name or an environment YAML/JSON file."
+        ),
+        click.option(
+            "--requirements", type=click.Path(dir_okay=False), help="pip requirements file for the environment."
+        ),
         click.option("--timeout", type=float, default=None, help="Seconds to wait for Healthy."),
     ]
     for option in reversed(options):
@@ -50,8 +60,14 @@ def service() -> None:
     """Deploy, inspect, score, update and delete services."""
 
 
-def _inference_config(ic: str | None, entry_script: str | None, source_dir: str | None, env: str | None,
-                      requirements: str | None, ws: Workspace) -> InferenceConfig | None:
+def _inference_config(
+    ic: str | None,
+    entry_script: str | None,
+    source_dir: str | None,
+    env: str | None,
+    requirements: str | None,
+    ws: Workspace,
+) -> InferenceConfig | None:
     if ic and entry_script:
         raise click.UsageError("give either --ic or --entry-script, not both")
     environment: Environment | None = None
@@ -90,15 +106,35 @@ def _wait_and_report(svc: Webservice, timeout: float | None) -> None:
 @service.command("deploy", cls=TargetOptionsCommand)
 @click.option("-n", "--name", required=True, help="Service name (3-32 lower-case letters, digits, '-').")
 @_spec_options
-@click.option("--target", "-t", default=None, metavar="TARGET",
-              help="Where it runs (default process); `nbdeploy service targets` lists them. "
-                   "`--target T --help` shows T's own options.")
-@click.option("--overwrite", is_flag=True, help="Replace a service with the same name (built first: a failed build keeps it).")
+@click.option(
+    "--target",
+    "-t",
+    default=None,
+    metavar="TARGET",
+    help="Where it runs (default process); `nbdeploy service targets` lists them. "
+    "`--target T --help` shows T's own options.",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace a service with the same name (built first: a failed build keeps it)."
+)
 @click.option("--no-wait", is_flag=True, help="Return once started instead of waiting for Healthy.")
 @click.pass_context
-def deploy_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str | None, dc: str | None,
-               entry_script: str | None, source_dir: str | None, env: str | None, requirements: str | None,
-               timeout: float | None, target: str | None, overwrite: bool, no_wait: bool, **options: Any) -> None:
+def deploy_cmd(
+    ctx: click.Context,
+    name: str,
+    models: tuple[str, ...],
+    ic: str | None,
+    dc: str | None,
+    entry_script: str | None,
+    source_dir: str | None,
+    env: str | None,
+    requirements: str | None,
+    timeout: float | None,
+    target: str | None,
+    overwrite: bool,
+    no_wait: bool,
+    **options: Any,
+) -> None:
     """Deploy models with an entry script as service NAME and wait until it is Healthy."""
     ws = workspace_from(ctx)
     config = _inference_config(ic, entry_script, source_dir, env, requirements, ws)
@@ -115,9 +151,19 @@ def deploy_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str |
 @click.argument("name")
 @_spec_options
 @click.pass_context
-def update_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str | None, dc: str | None,
-               entry_script: str | None, source_dir: str | None, env: str | None, requirements: str | None,
-               timeout: float | None, **options: Any) -> None:
+def update_cmd(
+    ctx: click.Context,
+    name: str,
+    models: tuple[str, ...],
+    ic: str | None,
+    dc: str | None,
+    entry_script: str | None,
+    source_dir: str | None,
+    env: str | None,
+    requirements: str | None,
+    timeout: float | None,
+    **options: Any,
+) -> None:
     """Roll NAME to a new revision; the current one keeps serving unless the new one is Healthy.
 
     Every setting not given is kept from the serving revision.
@@ -131,12 +177,25 @@ def update_cmd(ctx: click.Context, name: str, models: tuple[str, ...], ic: str |
         deployment = svc.deployment_config
     if deployment is not None:
         deployment = _with_options(deployment, get_target_class(svc.target), options)
-    svc.update(models=list(models) or None, inference_config=config, deployment_config=deployment, show_output=True, timeout_sec=timeout)
+    svc.update(
+        models=list(models) or None,
+        inference_config=config,
+        deployment_config=deployment,
+        show_output=True,
+        timeout_sec=timeout,
+    )
     click.echo(f"{name} now serves revision {svc.revision}")
 
 
-def _updated_inference_config(svc: Webservice, ic: str | None, entry_script: str | None, source_dir: str | None,
-                              env: str | None, requirements: str | None, ws: Workspace) -> InferenceConfig | None:
+def _updated_inference_config(
+    svc: Webservice,
+    ic: str | None,
+    entry_script: str | None,
+    source_dir: str | None,
+    env: str | None,
+    requirements: str | None,
+    ws: Workspace,
+) -> InferenceConfig | None:
     """The inference config of an update: what is given, everything else kept from the serving revision.
 
     ``--entry-script`` alone keeps the environment and, when the script is found in it, the source folder;
@@ -221,7 +280,17 @@ def list_cmd(ctx: click.Context, target: str | None, model_name: str | None, out
     rows = []
     for s in services:
         status = s.status()
-        rows.append([s.name, s.target, str(status.state), str(s.revision), status.scoring_uri or "", ", ".join(s.models), status.reason[:60]])
+        rows.append(
+            [
+                s.name,
+                s.target,
+                str(status.state),
+                str(s.revision),
+                status.scoring_uri or "",
+                ", ".join(s.models),
+                status.reason[:60],
+            ]
+        )
     click.echo(table(["NAME", "TARGET", "STATE", "REV", "SCORING URI", "MODELS", "REASON"], rows))
 
 
@@ -236,7 +305,19 @@ def show_cmd(ctx: click.Context, name: str, output: str) -> None:
     if output == "json":
         echo_json(data)
         return
-    for key in ("name", "target", "state", "scoringUri", "swaggerUri", "revision", "models", "authEnabled", "image", "createdTime", "updatedTime"):
+    for key in (
+        "name",
+        "target",
+        "state",
+        "scoringUri",
+        "swaggerUri",
+        "revision",
+        "models",
+        "authEnabled",
+        "image",
+        "createdTime",
+        "updatedTime",
+    ):
         value = data.get(key)
         click.echo(f"{key:<13}{', '.join(value) if isinstance(value, list) else ('' if value is None else value)}")
     if data.get("error"):
@@ -247,9 +328,15 @@ def show_cmd(ctx: click.Context, name: str, output: str) -> None:
     for rev in svc.revisions():
         reason = rev["reason"] or ""
         line = one_line(reason)
-        if reason and (line != reason.strip() or rev["outcome"] in ("failed", "aborted")) and rev["revision"] != svc.revision:
+        if (
+            reason
+            and (line != reason.strip() or rev["outcome"] in ("failed", "aborted"))
+            and rev["revision"] != svc.revision
+        ):
             line += f" (details: nbdeploy service logs {name} --revision {rev['revision']})"
-        click.echo(f"  {rev['revision']:>3}  {rev['outcome']:<9} {rev['state'] or '':<13} {rev['created_time'][:19]}  {line}")
+        click.echo(
+            f"  {rev['revision']:>3}  {rev['outcome']:<9} {rev['state'] or '':<13} {rev['created_time'][:19]}  {line}"
+        )
 
 
 def one_line(text: str, width: int = 160) -> str:
@@ -264,8 +351,13 @@ def one_line(text: str, width: int = 160) -> str:
 @service.command("logs")
 @click.argument("name")
 @click.option("-n", "--lines", "num_lines", type=int, default=200, show_default=True)
-@click.option("--revision", "-r", type=int, default=None,
-              help="Another revision's log (a failed one's: the evidence recorded when it failed).")
+@click.option(
+    "--revision",
+    "-r",
+    type=int,
+    default=None,
+    help="Another revision's log (a failed one's: the evidence recorded when it failed).",
+)
 @click.pass_context
 def logs_cmd(ctx: click.Context, name: str, num_lines: int, revision: int | None) -> None:
     """Print the last lines of NAME's log."""
@@ -274,8 +366,12 @@ def logs_cmd(ctx: click.Context, name: str, num_lines: int, revision: int | None
 
 @service.command("run")
 @click.argument("name")
-@click.option("--data", "-d", required=True,
-              help="Request body (JSON text), or @FILE to send a file's bytes as they are, or - for stdin.")
+@click.option(
+    "--data",
+    "-d",
+    required=True,
+    help="Request body (JSON text), or @FILE to send a file's bytes as they are, or - for stdin.",
+)
 @click.pass_context
 def run_cmd(ctx: click.Context, name: str, data: str) -> None:
     """Score NAME with a request body and print the answer."""

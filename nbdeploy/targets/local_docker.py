@@ -27,11 +27,11 @@ import logging
 import os
 import shutil
 import signal
-import time
-from pathlib import Path
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nbdeploy.builders.docker_builder import docker_client, import_docker
@@ -48,7 +48,6 @@ from nbdeploy.errors import (
 from nbdeploy.specs.deployment import DeploymentConfig, port_number, positive
 from nbdeploy.targets.base import Availability, Handle, RevisionSpec, State, Status, Target
 from nbdeploy.targets.endpoint import Endpoint
-from nbdeploy.targets.options import Option
 from nbdeploy.targets.net import (
     PORT_IN_USE,
     check_port_free,
@@ -56,6 +55,7 @@ from nbdeploy.targets.net import (
     free_port,
     probe,
 )
+from nbdeploy.targets.options import Option
 from nbdeploy.targets.server_status import failure_reason, read_status_file
 
 if TYPE_CHECKING:
@@ -89,8 +89,11 @@ class LocalDeploymentConfig(DeploymentConfig):
     target: ClassVar[str] = "local"
     compute_type: ClassVar[str] = "local"
     json_keys: ClassVar[dict[str, str]] = {
-        "port": "port", "host": "host", "containerResourceRequirements.cpu": "cpu_cores",
-        "containerResourceRequirements.memoryInGB": "memory_gb", "restartPolicy": "restart_policy",
+        "port": "port",
+        "host": "host",
+        "containerResourceRequirements.cpu": "cpu_cores",
+        "containerResourceRequirements.memoryInGB": "memory_gb",
+        "restartPolicy": "restart_policy",
         "networkMode": "network_mode",
     }
 
@@ -111,7 +114,9 @@ class LocalDeploymentConfig(DeploymentConfig):
             if getattr(self, key) is not None:
                 positive(key, getattr(self, key))
         if self.restart_policy not in RESTART_POLICIES:
-            raise InvalidSpec("restart_policy", f"{self.restart_policy!r} is not a Docker restart policy", allowed=RESTART_POLICIES)
+            raise InvalidSpec(
+                "restart_policy", f"{self.restart_policy!r} is not a Docker restart policy", allowed=RESTART_POLICIES
+            )
         if self.network_mode not in NETWORK_MODES:
             raise InvalidSpec("network_mode", f"{self.network_mode!r} is not supported", allowed=NETWORK_MODES)
 
@@ -130,8 +135,13 @@ class LocalDockerTarget(Target):
         Option("--cpu", "cpu_cores", float, "CPU cores the container may use."),
         Option("--memory-gb", "memory_gb", float, "Memory limit in GB."),
         Option("--restart-policy", "restart_policy", str, "Docker restart policy.", RESTART_POLICIES),
-        Option("--network-mode", "network_mode", str,
-               "host: zero-downtime updates on Linux (default); bridge: a published port.", NETWORK_MODES),
+        Option(
+            "--network-mode",
+            "network_mode",
+            str,
+            "host: zero-downtime updates on Linux (default); bridge: a published port.",
+            NETWORK_MODES,
+        ),
     )
 
     def __init__(self, workspace: Any) -> None:
@@ -145,7 +155,10 @@ class LocalDockerTarget(Target):
 
     def artifact_kind(self, request: BuildRequest) -> str | None:
         if not isinstance(request.config, LocalDeploymentConfig):
-            raise InvalidSpec("deployment_config", f"the local target needs a LocalDeploymentConfig, got {type(request.config).__name__}")
+            raise InvalidSpec(
+                "deployment_config",
+                f"the local target needs a LocalDeploymentConfig, got {type(request.config).__name__}",
+            )
         return "docker-image"
 
     # -- engine ---------------------------------------------------------------------------------------
@@ -163,12 +176,12 @@ class LocalDockerTarget(Target):
 
     # -- verbs ----------------------------------------------------------------------------------------
     def start(self, spec: RevisionSpec, previous: Handle | None = None) -> Handle:
-        config = spec.config
-        if getattr(config, "target", None) != "local":
-            raise InvalidSpec("deployment_config", f"the local target needs a LocalDeploymentConfig, got {type(config).__name__}")
+        config = _local_config(spec)
         built = spec.artifact
         if built is None or built.kind != "docker-image":
-            raise InvalidSpec("artifact", "the local target runs a built image; build the revision first (deploy() does)")
+            raise InvalidSpec(
+                "artifact", "the local target runs a built image; build the revision first (deploy() does)"
+            )
         gpu = bool(built.details.get("gpu"))
         host = config.host or "127.0.0.1"
         if self._network_mode(config) == "host":
@@ -183,9 +196,16 @@ class LocalDockerTarget(Target):
             port = config.port or (previous or {}).get("public_port") or (previous or {}).get("port") or free_port(host)
             check_port_free(host, port)
         handle: Handle = {
-            "container": "", "image": built.reference, "image_id": built.id, "host": host, "port": port,
+            "container": "",
+            "image": built.reference,
+            "image_id": built.id,
+            "host": host,
+            "port": port,
             "public_port": config.port or (previous or {}).get("public_port") or (previous or {}).get("port") or port,
-            "held": beside, "service": spec.service, "revision": spec.revision, "gpu": gpu,
+            "held": beside,
+            "service": spec.service,
+            "revision": spec.revision,
+            "gpu": gpu,
             "network": "bridge",
         }
         run_options = self._run_options(spec, handle)
@@ -209,18 +229,29 @@ class LocalDockerTarget(Target):
             if st.get("OOMKilled"):
                 reason = f"the container was killed for memory (OOM; memory limit {_mem_text(container)})"
             elif isinstance(code, int) and code > 128 and code - 128 in _SIGNALS:
-                reason = (f"the container was killed by {_SIGNALS[code - 128]} (exit code {code}: `docker kill`, "
-                          "the engine or the kernel; it is not restarted: `nbdeploy service update NAME` or "
-                          "`reload` starts it again on its port)")
+                reason = (
+                    f"the container was killed by {_SIGNALS[code - 128]} (exit code {code}: `docker kill`, "
+                    "the engine or the kernel; it is not restarted: `nbdeploy service update NAME` or "
+                    "`reload` starts it again on its port)"
+                )
             else:
                 reason = failure_reason({"error": error}, code)
             if st.get("Error"):
                 reason += f"; the engine says: {st['Error']}"
-            return Status(State.FAILED, reason, evidence=self.logs(handle, 60), scoring_uri=uri,
-                          details={"exit_code": code, "oom_killed": bool(st.get("OOMKilled"))})
+            return Status(
+                State.FAILED,
+                reason,
+                evidence=self.logs(handle, 60),
+                scoring_uri=uri,
+                details={"exit_code": code, "oom_killed": bool(st.get("OOMKilled"))},
+            )
         if st["Status"] == "restarting":
-            return Status(State.UNHEALTHY, f"the container keeps restarting (last exit code {st.get('ExitCode')})",
-                          evidence=self.logs(handle, 60), scoring_uri=uri)
+            return Status(
+                State.UNHEALTHY,
+                f"the container keeps restarting (last exit code {st.get('ExitCode')})",
+                evidence=self.logs(handle, 60),
+                scoring_uri=uri,
+            )
         if st["Status"] != "running":
             return Status(State.TRANSITIONING, f"container {st['Status']}", scoring_uri=uri)
         if handle.get("network") == "host":
@@ -230,12 +261,18 @@ class LocalDockerTarget(Target):
             return Status(State.HEALTHY, scoring_uri=uri)
         kills = _oom_kills(container)
         if kills:
-            return Status(State.FAILED, f"a process was killed for memory ({kills} OOM kill(s); memory limit "
-                          f"{_mem_text(container)})", evidence=self.logs(handle, 60), scoring_uri=uri,
-                          details={"oom_killed": True})
+            return Status(
+                State.FAILED,
+                f"a process was killed for memory ({kills} OOM kill(s); memory limit {_mem_text(container)})",
+                evidence=self.logs(handle, 60),
+                scoring_uri=uri,
+                details={"oom_killed": True},
+            )
         health = (st.get("Health") or {}).get("Status")
         if health == "unhealthy":
-            return Status(State.UNHEALTHY, f"health check failing: {detail}", evidence=self.logs(handle, 30), scoring_uri=uri)
+            return Status(
+                State.UNHEALTHY, f"health check failing: {detail}", evidence=self.logs(handle, 30), scoring_uri=uri
+            )
         return Status(State.TRANSITIONING, "init() is running", scoring_uri=uri)
 
     def logs(self, handle: Handle, num_lines: int = 5000) -> str:
@@ -264,8 +301,13 @@ class LocalDockerTarget(Target):
         (a CLI killed during ``docker run`` or ``init()``) is found too.
         """
         keep = (current or {}).get("container") or None
-        filters = {"label": ["nbdeploy.managed=true", f"nbdeploy.service={service}",
-                             f"nbdeploy.workspace={self._workspace_label()}"]}
+        filters = {
+            "label": [
+                "nbdeploy.managed=true",
+                f"nbdeploy.service={service}",
+                f"nbdeploy.workspace={self._workspace_label()}",
+            ]
+        }
         done: dict[int, str] = {}
         for container in self.client().containers.list(all=True, filters=filters):
             if keep and container.id == keep:
@@ -320,7 +362,9 @@ class LocalDockerTarget(Target):
             while (status := self.status(final)).state == State.TRANSITIONING and time.monotonic() < deadline:
                 time.sleep(0.1)
             if status.state != State.HEALTHY:
-                raise UpdateFailed(new["service"], str(status.state), f"on the public port: {status.reason}", status.evidence)
+                raise UpdateFailed(
+                    new["service"], str(status.state), f"on the public port: {status.reason}", status.evidence
+                )
         except BaseException:
             if final.get("container"):
                 self.stop(final)
@@ -350,8 +394,10 @@ class LocalDockerTarget(Target):
         if mode == "host":
             problem = self._host_network_problem()
             if problem:
-                self.progress(f"warning: {problem}; publishing the port instead (network_mode='bridge': "
-                              "an update has a short outage)")
+                self.progress(
+                    f"warning: {problem}; publishing the port instead (network_mode='bridge': "
+                    "an update has a short outage)"
+                )
                 return "bridge"
         return mode
 
@@ -372,7 +418,7 @@ class LocalDockerTarget(Target):
 
     def _start_host(self, spec: RevisionSpec, built: Any, gpu: bool, host: str, previous: Handle | None) -> Handle:
         """Run the image on the host network: the server binds ``host:port`` with SO_REUSEPORT itself."""
-        config = spec.config
+        config = _local_config(spec)
         beside = previous is not None and self._running(previous)
         if previous is not None and not beside:
             self.stop(previous)  # a dead revision: remove its container before taking its port
@@ -385,22 +431,53 @@ class LocalDockerTarget(Target):
         image = self.client().images.get(built.reference).attrs["Config"]
         cmd = list(image.get("Cmd") or [])
         if not cmd:
-            raise DeploymentFailed(spec.service, str(State.FAILED), f"image {built.reference} has no CMD to run the scoring server")
+            raise DeploymentFailed(
+                spec.service, str(State.FAILED), f"image {built.reference} has no CMD to run the scoring server"
+            )
         state_dir = self.workspace.service_dir(spec.service, create=True) / f"state-r{spec.revision}"
         _state_folder(state_dir)
-        argv = [cmd[0], "-c", LAUNCHER, *cmd, "--host", host, "--port", str(port), "--reuse-port",
-                "--admin-port", str(admin), "--status-file", f"{STATE_IN_CONTAINER}/status.json"]
+        argv = [
+            cmd[0],
+            "-c",
+            LAUNCHER,
+            *cmd,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--reuse-port",
+            "--admin-port",
+            str(admin),
+            "--status-file",
+            f"{STATE_IN_CONTAINER}/status.json",
+        ]
         if beside:
             argv.append("--hold-public")
         handle: Handle = {
-            "container": "", "image": built.reference, "image_id": built.id, "host": host, "port": port,
-            "public_port": port, "admin_port": admin, "held": beside, "service": spec.service,
-            "revision": spec.revision, "gpu": gpu, "network": "host", "user": image.get("User") or "",
-            "state_dir": str(state_dir), "status_file": str(state_dir / "status.json"),
+            "container": "",
+            "image": built.reference,
+            "image_id": built.id,
+            "host": host,
+            "port": port,
+            "public_port": port,
+            "admin_port": admin,
+            "held": beside,
+            "service": spec.service,
+            "revision": spec.revision,
+            "gpu": gpu,
+            "network": "host",
+            "user": image.get("User") or "",
+            "state_dir": str(state_dir),
+            "status_file": str(state_dir / "status.json"),
         }
         options = self._run_options(spec, handle)
-        options.update(network="host", command=argv, gpu=gpu, state_dir=str(state_dir),
-                       healthcheck=_healthcheck_on(image.get("Healthcheck"), admin))
+        options.update(
+            network="host",
+            command=argv,
+            gpu=gpu,
+            state_dir=str(state_dir),
+            healthcheck=_healthcheck_on(image.get("Healthcheck"), admin),
+        )
         options["final_restart_policy"] = options["restart_policy"]
         if beside:  # a candidate that fails must fail the update now, not restart until the timeout
             options["restart_policy"] = {"Name": "no"}
@@ -408,16 +485,19 @@ class LocalDockerTarget(Target):
         container = self._run(built.reference, options, host, port)
         handle["container"] = container.id
         role = "held on its admin port until promoted" if beside else "serving"
-        self.progress(f"container {container.name} ({container.short_id}) on {host}:{port} (host network, "
-                      f"admin port {admin}, {role})")
+        self.progress(
+            f"container {container.name} ({container.short_id}) on {host}:{port} (host network, "
+            f"admin port {admin}, {role})"
+        )
         return handle
 
     def _host_status(self, handle: Handle, container: Any, uri: str | None) -> Status:
         info = read_status_file(handle.get("status_file"))
         server_state = info.get("state")
         if server_state == "failed":
-            return Status(State.FAILED, failure_reason(info, None),
-                          evidence=self.logs(handle, 60), scoring_uri=uri, details=info)
+            return Status(
+                State.FAILED, failure_reason(info, None), evidence=self.logs(handle, 60), scoring_uri=uri, details=info
+            )
         detail = "init() is running"
         if server_state in ("ready", "serving"):
             ok, detail = probe(f"{self._private_base(handle)}/health/ready")
@@ -425,13 +505,22 @@ class LocalDockerTarget(Target):
                 return Status(State.HEALTHY, scoring_uri=uri, details=info)
         kills = _oom_kills(container)
         if kills:
-            return Status(State.FAILED, f"a process was killed for memory ({kills} OOM kill(s); memory limit "
-                          f"{_mem_text(container)})", evidence=self.logs(handle, 60), scoring_uri=uri,
-                          details={"oom_killed": True})
+            return Status(
+                State.FAILED,
+                f"a process was killed for memory ({kills} OOM kill(s); memory limit {_mem_text(container)})",
+                evidence=self.logs(handle, 60),
+                scoring_uri=uri,
+                details={"oom_killed": True},
+            )
         health = (container.attrs["State"].get("Health") or {}).get("Status")
         if health == "unhealthy" or server_state in ("ready", "serving"):
-            return Status(State.UNHEALTHY, f"readiness probe failing: {detail}", evidence=self.logs(handle, 30),
-                          scoring_uri=uri, details=info)
+            return Status(
+                State.UNHEALTHY,
+                f"readiness probe failing: {detail}",
+                evidence=self.logs(handle, 30),
+                scoring_uri=uri,
+                details=info,
+            )
         if server_state == "stopping":
             return Status(State.UNHEALTHY, "the scoring server is draining", scoring_uri=uri, details=info)
         return Status(State.TRANSITIONING, detail, scoring_uri=uri, details=info)
@@ -442,12 +531,21 @@ class LocalDockerTarget(Target):
         if container is None or container.status != "running":
             evidence = self.logs(new, 30)
             self.stop(new)
-            raise UpdateFailed(new["service"], str(State.FAILED),
-                               f"revision {new['revision']} stopped before it took the public port {port}", evidence)
+            raise UpdateFailed(
+                new["service"],
+                str(State.FAILED),
+                f"revision {new['revision']} stopped before it took the public port {port}",
+                evidence,
+            )
         old_container = self._container(old) if old and old.get("container") else None
         if old_container is not None and old_container.status != "running":
             old_container = None
-        shares = (old_container is not None and old.get("network") == "host" and old.get("user") == new.get("user"))
+        shares = (
+            old is not None
+            and old_container is not None
+            and old.get("network") == "host"
+            and old.get("user") == new.get("user")
+        )
         same_port = old is not None and (old.get("public_port") or old.get("port")) == port
         stopped = None
         if old_container is not None and same_port and not shares:
@@ -461,18 +559,27 @@ class LocalDockerTarget(Target):
                 info = read_status_file(new["status_file"])
                 if info.get("state") == "serving":
                     break
-                if info.get("state") == "failed" or not self._running(new) or time.monotonic() - t0 > HANDOVER_TIMEOUT_S:
+                if (
+                    info.get("state") == "failed"
+                    or not self._running(new)
+                    or time.monotonic() - t0 > HANDOVER_TIMEOUT_S
+                ):
                     why = info.get("error") or f"state {info.get('state')!r} after {time.monotonic() - t0:.1f}s"
-                    raise UpdateFailed(new["service"], str(State.FAILED),
-                                       f"revision {new['revision']} did not take the public port {port}: {why}",
-                                       self.logs(new, 30))
+                    raise UpdateFailed(
+                        new["service"],
+                        str(State.FAILED),
+                        f"revision {new['revision']} did not take the public port {port}: {why}",
+                        self.logs(new, 30),
+                    )
                 time.sleep(0.02)
         except BaseException:
             self.stop(new)
             if stopped is not None:
                 stopped.start()
             raise
-        self.progress(f"revision {new['revision']} serves {new['host']}:{port} ({(time.monotonic() - t0) * 1000:.0f} ms after SIGUSR1)")
+        self.progress(
+            f"revision {new['revision']} serves {new['host']}:{port} ({(time.monotonic() - t0) * 1000:.0f} ms after SIGUSR1)"
+        )
         (Path(new["state_dir"]) / "promoted").touch()
         final_policy = new["run"].get("final_restart_policy") or {"Name": "no"}
         if final_policy.get("Name", "no") != "no":
@@ -481,7 +588,7 @@ class LocalDockerTarget(Target):
         return {**new, "held": False, "run": run}
 
     def _run_options(self, spec: RevisionSpec, handle: Handle) -> dict[str, Any]:
-        config = spec.config
+        config = _local_config(spec)
         env = {"SERVICE_NAME": spec.service, "SERVICE_VERSION": str(spec.revision)}
         if config.scoring_timeout_ms:
             env["SCORING_TIMEOUT_MS"] = str(config.scoring_timeout_ms)
@@ -490,16 +597,19 @@ class LocalDockerTarget(Target):
             keys_dir = self.workspace.service_dir(spec.service, create=True) / f"keys-r{spec.revision}"
             _write_keys(keys_dir, spec.keys)
             env["NBDEPLOY_AUTH_KEYS_FILE"] = f"{KEYS_IN_CONTAINER}/keys.json"
-        restart = {"Name": config.restart_policy}
+        restart: dict[str, Any] = {"Name": config.restart_policy}
         if config.restart_policy == "on-failure":
             restart["MaximumRetryCount"] = 3
         return {
             "name": f"nbdeploy-{spec.service}-r{spec.revision}",
             "env": env,
             "labels": {
-                "nbdeploy.managed": "true", "nbdeploy.service": spec.service, "nbdeploy.revision": str(spec.revision),
+                "nbdeploy.managed": "true",
+                "nbdeploy.service": spec.service,
+                "nbdeploy.revision": str(spec.revision),
                 "nbdeploy.workspace": self._workspace_label(),
-                "nbdeploy.models": ",".join(spec.bundle.model_ids), "nbdeploy.bundle": spec.bundle.digest,
+                "nbdeploy.models": ",".join(spec.bundle.model_ids),
+                "nbdeploy.bundle": spec.bundle.digest,
             },
             "restart_policy": restart,
             "mem_limit": f"{int(config.memory_gb * 1024)}m" if config.memory_gb else None,
@@ -510,8 +620,11 @@ class LocalDockerTarget(Target):
     def _run(self, image: str, options: dict[str, Any], host: str, port: int) -> Any:
         docker = import_docker()
         kwargs: dict[str, Any] = {
-            "name": options["name"], "environment": options["env"], "labels": options["labels"],
-            "restart_policy": options["restart_policy"], "detach": True,
+            "name": options["name"],
+            "environment": options["env"],
+            "labels": options["labels"],
+            "restart_policy": options["restart_policy"],
+            "detach": True,
         }
         volumes: dict[str, dict[str, str]] = {}
         if options.get("network") == "host":
@@ -620,8 +733,13 @@ def _healthcheck_on(healthcheck: dict[str, Any] | None, port: int) -> dict[str, 
     test = [part.replace(old, f"127.0.0.1:{port}/") for part in healthcheck["Test"]]
     if test == healthcheck["Test"]:
         return None  # not ours (a user's base image): keep it as it is
-    return {"test": test, "interval": healthcheck.get("Interval") or 0, "timeout": healthcheck.get("Timeout") or 0,
-            "retries": healthcheck.get("Retries") or 0, "start_period": healthcheck.get("StartPeriod") or 0}
+    return {
+        "test": test,
+        "interval": healthcheck.get("Interval") or 0,
+        "timeout": healthcheck.get("Timeout") or 0,
+        "retries": healthcheck.get("Retries") or 0,
+        "start_period": healthcheck.get("StartPeriod") or 0,
+    }
 
 
 def docker_availability() -> Availability:
@@ -635,3 +753,12 @@ def docker_availability() -> Availability:
     except EngineUnavailable as exc:
         return Availability(False, str(exc))
     return Availability(True)
+
+
+def _local_config(spec: RevisionSpec) -> LocalDeploymentConfig:
+    """The revision's config, which must be the local target's."""
+    if not isinstance(spec.config, LocalDeploymentConfig):
+        raise InvalidSpec(
+            "deployment_config", f"the local target needs a LocalDeploymentConfig, got {type(spec.config).__name__}"
+        )
+    return spec.config

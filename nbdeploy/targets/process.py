@@ -86,28 +86,39 @@ class ProcessTarget(Target):
         Option("--port", "port", int, "Port to serve on (default: a free one)."),
         Option("--host", "host", str, "Address to bind (default 127.0.0.1)."),
         Option("--workers", "workers", int, "Scoring worker processes (default 1)."),
-        Option("--isolated", "isolated", bool,
-               "Run in a virtual environment built from the environment's lock (default: when this "
-               "interpreter lacks a required package); --no-isolated runs in this interpreter."),
+        Option(
+            "--isolated",
+            "isolated",
+            bool,
+            "Run in a virtual environment built from the environment's lock (default: when this "
+            "interpreter lacks a required package); --no-isolated runs in this interpreter.",
+        ),
     )
 
     def artifact_kind(self, request: BuildRequest) -> str | None:
         config = request.config
         if not isinstance(config, ProcessDeploymentConfig):
-            raise InvalidSpec("deployment_config", f"the process target needs a ProcessDeploymentConfig, got {type(config).__name__}")
+            raise InvalidSpec(
+                "deployment_config", f"the process target needs a ProcessDeploymentConfig, got {type(config).__name__}"
+            )
         from nbdeploy.builders.isolated import unsatisfied_requirements
 
         missing = unsatisfied_requirements(request.environment)
         if config.isolated is False and missing:
-            raise InvalidSpec("isolated", f"this interpreter ({sys.executable}) does not satisfy {', '.join(missing[:3])} "
-                              "required by the environment; deploy with --isolated (a virtual environment built from "
-                              "the environment), or install the packages here")
+            raise InvalidSpec(
+                "isolated",
+                f"this interpreter ({sys.executable}) does not satisfy {', '.join(missing[:3])} "
+                "required by the environment; deploy with --isolated (a virtual environment built from "
+                "the environment), or install the packages here",
+            )
         return "venv" if config.isolated or (config.isolated is None and missing) else None
 
     def start(self, spec: RevisionSpec, previous: Handle | None = None) -> Handle:
         config = spec.config
         if not isinstance(config, ProcessDeploymentConfig):
-            raise InvalidSpec("deployment_config", f"the process target needs a ProcessDeploymentConfig, got {type(config).__name__}")
+            raise InvalidSpec(
+                "deployment_config", f"the process target needs a ProcessDeploymentConfig, got {type(config).__name__}"
+            )
         handover = previous is not None and _alive(previous)
         if previous is not None and not handover:
             self.stop(previous)  # a dead server: reap what is left of it (orphaned workers) before taking its port
@@ -125,11 +136,22 @@ class ProcessTarget(Target):
             python = spec.artifact.reference
             module, extra_path = spec.artifact.details["module"], spec.artifact.details["pythonpath"]
         argv = [
-            python, "-m", module,
-            "--entry-script", str(spec.bundle.path / spec.bundle.entry_script),
-            "--model-dir", str(spec.bundle.path / spec.bundle.model_dir),
-            "--host", config.host, "--port", str(port), "--workers", str(config.workers),
-            "--status-file", str(status_path), "--reuse-port",
+            python,
+            "-m",
+            module,
+            "--entry-script",
+            str(spec.bundle.path / spec.bundle.entry_script),
+            "--model-dir",
+            str(spec.bundle.path / spec.bundle.model_dir),
+            "--host",
+            config.host,
+            "--port",
+            str(port),
+            "--workers",
+            str(config.workers),
+            "--status-file",
+            str(status_path),
+            "--reuse-port",
         ]
         if spec.bundle.source_dir:
             argv += ["--source-dir", str(spec.bundle.path / spec.bundle.source_dir)]
@@ -138,14 +160,24 @@ class ProcessTarget(Target):
         env = _server_environment(spec, folder, extra_path)
         with open(log_path, "ab") as log_file:
             proc = subprocess.Popen(
-                argv, cwd=spec.bundle.path, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                argv,
+                cwd=spec.bundle.path,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         _children[proc.pid] = proc
         log.info("service %s revision %d: pid %d on %s:%d", spec.service, spec.revision, proc.pid, config.host, port)
         handle: ProcessHandle = {
-            "pid": proc.pid, "pid_start": _start_time(proc.pid), "host": config.host, "port": port,
-            "log": str(log_path), "status_file": str(status_path), "held": handover,
+            "pid": proc.pid,
+            "pid_start": _start_time(proc.pid),
+            "host": config.host,
+            "port": port,
+            "log": str(log_path),
+            "status_file": str(status_path),
+            "held": handover,
         }
         return dict(handle)
 
@@ -160,8 +192,10 @@ class ProcessTarget(Target):
                 # the master is gone and cannot come back: its workers serve unsupervised (a state nobody can
                 # see or update). Stop them now, as a parent-death signal would have.
                 _signal_group(handle["pid"], signal.SIGTERM)
-                reason += (f"; its {len(orphans)} orphaned worker process(es) (pid {', '.join(map(str, orphans))}) "
-                           "were told to stop")
+                reason += (
+                    f"; its {len(orphans)} orphaned worker process(es) (pid {', '.join(map(str, orphans))}) "
+                    "were told to stop"
+                )
             return Status(State.FAILED, reason, evidence=self.logs(handle, 60), details=exit_info)
         server_state = info.get("state", "loading")
         if server_state == "loading":
@@ -174,7 +208,9 @@ class ProcessTarget(Target):
         ok, detail = probe(private.base_url + "/health/ready") if private else (False, "no admin port yet")
         if ok:
             return Status(State.HEALTHY, scoring_uri=uri, details=info)
-        return Status(State.UNHEALTHY, f"readiness probe failed: {detail}", evidence=self.logs(handle, 30), scoring_uri=uri)
+        return Status(
+            State.UNHEALTHY, f"readiness probe failed: {detail}", evidence=self.logs(handle, 30), scoring_uri=uri
+        )
 
     def logs(self, handle: Handle, num_lines: int = 5000) -> str:
         return tail(Path(handle["log"]), num_lines)
@@ -245,7 +281,9 @@ class ProcessTarget(Target):
             if not _alive(new):
                 break
             time.sleep(0.02)
-        raise Conflict(f"revision (pid {new['pid']}) did not take the public port {new['port']}; the previous revision keeps serving")
+        raise Conflict(
+            f"revision (pid {new['pid']}) did not take the public port {new['port']}; the previous revision keeps serving"
+        )
 
     def update_keys(self, handle: Handle, keys: tuple[str, str] | None) -> None:
         keys_file = Path(handle["log"]).parent / "keys.json"
@@ -265,9 +303,16 @@ class ProcessTarget(Target):
 
 # -- helpers -------------------------------------------------------------------------------------------
 
+
 def _server_environment(spec: RevisionSpec, folder: Path, extra_path: str | None) -> dict[str, str]:
     env = dict(os.environ)
-    for key in ("AZUREML_ENTRY_SCRIPT", "AZUREML_MODEL_DIR", "AML_APP_ROOT", "AZUREML_SOURCE_DIRECTORY", "WORKER_COUNT"):
+    for key in (
+        "AZUREML_ENTRY_SCRIPT",
+        "AZUREML_MODEL_DIR",
+        "AML_APP_ROOT",
+        "AZUREML_SOURCE_DIRECTORY",
+        "WORKER_COUNT",
+    ):
         env.pop(key, None)
     environment = spec.environment
     if environment is not None:
@@ -370,8 +415,10 @@ def exit_reason(info: dict[str, Any], exit_info: dict[str, Any]) -> str:
         return failure_reason(info, exit_info.get("exit_code"))
     if info.get("state") == "failed":
         return failure_reason(info, None)
-    return ("the scoring server exited (exit status unknown: started by another process, which alone is told "
-            "how it ended; see the log)")
+    return (
+        "the scoring server exited (exit status unknown: started by another process, which alone is told "
+        "how it ended; see the log)"
+    )
 
 
 def _signal_name(number: int) -> str:

@@ -22,12 +22,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_TARGET = "process"
-_TARGETS: PluginRegistry[type[Target]] = PluginRegistry("nbdeploy.targets", {
-    "process": "nbdeploy.targets.process:ProcessTarget",
-    "local": "nbdeploy.targets.local_docker:LocalDockerTarget",
-    "aks": "nbdeploy.targets.kubernetes.target:KubernetesTarget",
-    "edge": "nbdeploy.targets.edge.target:EdgeTarget",
-})
+_TARGETS: PluginRegistry[type[Target]] = PluginRegistry(
+    "nbdeploy.targets",
+    {
+        "process": "nbdeploy.targets.process:ProcessTarget",
+        "local": "nbdeploy.targets.local_docker:LocalDockerTarget",
+        "aks": "nbdeploy.targets.kubernetes.target:KubernetesTarget",
+        "edge": "nbdeploy.targets.edge.target:EdgeTarget",
+    },
+)
 
 
 def register_target(name: str, target: str | type[Target]) -> None:
@@ -48,7 +51,9 @@ def _load(name: str) -> type[Target]:
         module_name = str(entry).partition(":")[0]
         if exc.name and module_name.startswith(exc.name):
             raise TargetNotAvailable(f"The {name!r} target's module {module_name!r} is not installed.") from exc
-        raise TargetNotAvailable(f"The {name!r} target needs the Python package {exc.name!r}: pip install {exc.name}") from exc
+        raise TargetNotAvailable(
+            f"The {name!r} target needs the Python package {exc.name!r}: pip install {exc.name}"
+        ) from exc
     if cls.name != name:
         raise TargetNotAvailable(f"{entry} is registered as {name!r} but calls itself {cls.name!r}")
     return cls
@@ -87,8 +92,10 @@ def config_class_for(target_or_compute_type: str) -> type[DeploymentConfig]:
         names = {cls.name, *cls.aliases, cls.config_class.compute_type, *cls.config_class.compute_type_aliases}
         if wanted in {n.lower() for n in names}:
             return cls.config_class
-    raise TargetNotAvailable(f"No target named {target_or_compute_type!r} has a deployment configuration. "
-                             f"Available: {', '.join(target_names())}")
+    raise TargetNotAvailable(
+        f"No target named {target_or_compute_type!r} has a deployment configuration. "
+        f"Available: {', '.join(target_names())}"
+    )
 
 
 def target_of_config(config: DeploymentConfig) -> type[Target]:

@@ -5,6 +5,9 @@ its ``azureml`` imports; or change ``azureml.`` to ``nbdeploy.compat.azureml.`` 
 mirrors v1's (``.core``, ``.core.model``, ``.core.webservice``, ``.core.compute``, ``.core.image``, ``.exceptions``, ...).
 """
 
+from nbdeploy.compat.azureml import (
+    core,
+)  # so ``azureml.core.VERSION`` works after ``from nbdeploy.compat import azureml``
 from nbdeploy.compat.azureml._compute import AksCompute, ComputeTarget
 from nbdeploy.compat.azureml._package import ContainerImage, Image
 from nbdeploy.compat.azureml._v1 import (
@@ -19,9 +22,21 @@ from nbdeploy.compat.azureml._v1 import (
     Webservice,
 )
 from nbdeploy.compat.azureml._workspace import Workspace
-from nbdeploy.compat.azureml import core  # so ``azureml.core.VERSION`` works after ``from nbdeploy.compat import azureml``
 
 __all__ = [
-    "VERSION", "core", "AciWebservice", "AksCompute", "AksWebservice", "ComputeTarget", "CondaDependencies", "ContainerImage",
-    "Environment", "Image", "InferenceConfig", "LocalWebservice", "Model", "Webservice", "Workspace",
+    "VERSION",
+    "core",
+    "AciWebservice",
+    "AksCompute",
+    "AksWebservice",
+    "ComputeTarget",
+    "CondaDependencies",
+    "ContainerImage",
+    "Environment",
+    "Image",
+    "InferenceConfig",
+    "LocalWebservice",
+    "Model",
+    "Webservice",
+    "Workspace",
 ]

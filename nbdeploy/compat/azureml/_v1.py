@@ -23,11 +23,11 @@ from nbdeploy.errors import InvalidInput, NbdeployError, TargetNotAvailable
 from nbdeploy.registry import Model as _Model
 from nbdeploy.service import Webservice as _Webservice
 from nbdeploy.specs import CondaDependencies, DeploymentConfig, InferenceConfig, deployment_config_class
+from nbdeploy.specs import Environment as _Environment
+from nbdeploy.specs.environment_store import load_environment, save_environment
 from nbdeploy.targets.kubernetes.config import AksDeploymentConfig
 from nbdeploy.targets.local_docker import LocalDeploymentConfig
 from nbdeploy.targets.process import ProcessDeploymentConfig
-from nbdeploy.specs import Environment as _Environment
-from nbdeploy.specs.environment_store import load_environment, save_environment
 from nbdeploy.workspace import Workspace as _Workspace
 from nbdeploy.workspace import as_workspace
 
@@ -37,8 +37,15 @@ VERSION = f"1.61.0+nbdeploy.{_nbdeploy_version}"
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "AciWebservice", "AksWebservice", "CondaDependencies", "Environment", "InferenceConfig", "LocalWebservice",
-    "Model", "Webservice", "Workspace",
+    "AciWebservice",
+    "AksWebservice",
+    "CondaDependencies",
+    "Environment",
+    "InferenceConfig",
+    "LocalWebservice",
+    "Model",
+    "Webservice",
+    "Workspace",
 ]
 
 
@@ -46,7 +53,9 @@ class Environment(_Environment):
     """v1's ``Environment`` (``env.python.conda_dependencies``, ``env.docker.base_image``, ``register``)."""
 
     @classmethod
-    def get(cls, workspace: _Workspace | None, name: str, version: str | None = None, label: str | None = None) -> _Environment:
+    def get(
+        cls, workspace: _Workspace | None, name: str, version: str | None = None, label: str | None = None
+    ) -> _Environment:
         """A registered environment; curated ``AzureML-*`` names give an empty one (the server needs no SDK)."""
         if name.startswith("AzureML-"):
             env = _Environment(name)
@@ -63,9 +72,18 @@ class Model(_Model):
     """v1's ``Model``: ``Model(ws, name)``, ``Model.register(ws, model_path, model_name)``, ``Model.deploy(ws, ...)``."""
 
     @raises_v1(WebserviceException)
-    def __init__(self, workspace: _Workspace | None, name: str | None = None, id: str | None = None, tags: Any = None,  # noqa: A002
-                 properties: Any = None, version: int | None = None, run_id: str | None = None,
-                 model_framework: str | None = None, expand: bool = True) -> None:
+    def __init__(
+        self,
+        workspace: _Workspace | None,
+        name: str | None = None,
+        id: str | None = None,  # noqa: A002 - v1 names it id
+        tags: Any = None,
+        properties: Any = None,
+        version: int | None = None,
+        run_id: str | None = None,
+        model_framework: str | None = None,
+        expand: bool = True,
+    ) -> None:
         if id:
             name, _, v = id.partition(":")
             version = int(v) if v else version
@@ -75,17 +93,43 @@ class Model(_Model):
 
     @staticmethod
     @raises_v1(WebserviceException)
-    def register(workspace: _Workspace | None, model_path: str, model_name: str, tags: dict[str, str] | None = None,  # type: ignore[override]
-                 properties: dict[str, str] | None = None, description: str | None = None, datasets: Any = None,
-                 model_framework: str | None = None, model_framework_version: str | None = None, child_paths: Any = None,
-                 sample_input_dataset: Any = None, sample_output_dataset: Any = None, resource_configuration: Any = None) -> _Model:
+    def register(  # type: ignore[override]
+        workspace: _Workspace | None,
+        model_path: str,
+        model_name: str,
+        tags: dict[str, str] | None = None,
+        properties: dict[str, str] | None = None,
+        description: str | None = None,
+        datasets: Any = None,
+        model_framework: str | None = None,
+        model_framework_version: str | None = None,
+        child_paths: Any = None,
+        sample_input_dataset: Any = None,
+        sample_output_dataset: Any = None,
+        resource_configuration: Any = None,
+    ) -> _Model:
         log.info("Registering model %s", model_name)
-        return _Model.register(model_path, model_name, tags=tags, properties=properties, description=description,
-                               model_framework=model_framework, model_framework_version=model_framework_version, workspace=workspace)
+        return _Model.register(
+            model_path,
+            model_name,
+            tags=tags,
+            properties=properties,
+            description=description,
+            model_framework=model_framework,
+            model_framework_version=model_framework_version,
+            workspace=workspace,
+        )
 
     @staticmethod
-    def list(workspace: _Workspace | None, name: str | None = None, tags: Any = None, properties: Any = None,  # type: ignore[override]
-             run_id: str | None = None, latest: bool = False, **kwargs: Any) -> list[_Model]:
+    def list(  # type: ignore[override]
+        workspace: _Workspace | None,
+        name: str | None = None,
+        tags: Any = None,
+        properties: Any = None,
+        run_id: str | None = None,
+        latest: bool = False,
+        **kwargs: Any,
+    ) -> list[_Model]:
         return _Model.list(name=name, tags=tags, properties=properties, latest=latest, workspace=workspace)
 
     @staticmethod
@@ -107,25 +151,47 @@ class Model(_Model):
 
     @staticmethod
     @raises_v1(WebserviceException)
-    def deploy(workspace: _Workspace | None, name: str, models: Sequence[_Model], inference_config: InferenceConfig | None = None,  # type: ignore[override]
-               deployment_config: DeploymentConfig | None = None, deployment_target: Any = None, overwrite: bool = False,
-               show_output: bool = False) -> Webservice:
+    def deploy(
+        workspace: _Workspace | None,
+        name: str,
+        models: Sequence[_Model],
+        inference_config: InferenceConfig | None = None,
+        deployment_config: DeploymentConfig | None = None,
+        deployment_target: Any = None,
+        overwrite: bool = False,
+        show_output: bool = False,
+    ) -> Webservice:
         """Start ``name`` and return its Webservice; call ``wait_for_deployment`` to wait, as in v1.
 
         ``deployment_target`` (an attached ``AksCompute``) chooses the cluster: its kubeconfig context goes into
         the AKS deployment config.
         """
         if inference_config is None:
-            raise InvalidInput("No-code deployment (no inference_config) is not supported; pass InferenceConfig(entry_script=...).")
+            raise InvalidInput(
+                "No-code deployment (no inference_config) is not supported; pass InferenceConfig(entry_script=...)."
+            )
         ws = as_workspace(workspace)
         config = resolve_deployment_config(ws, deployment_config, deployment_target)
-        svc = _service.deploy(name, list(models), deployable_inference_config(inference_config), config,
-                              overwrite=overwrite, workspace=ws, show_output=show_output)
+        svc = _service.deploy(
+            name,
+            list(models),
+            deployable_inference_config(inference_config),
+            config,
+            overwrite=overwrite,
+            workspace=ws,
+            show_output=show_output,
+        )
         return Webservice._wrap(svc)
 
     @staticmethod
-    def package(workspace: _Workspace | None, models: Sequence[_Model], inference_config: InferenceConfig | None = None,
-                generate_dockerfile: bool = False, image_name: str | None = None, image_label: str | None = None) -> Any:
+    def package(
+        workspace: _Workspace | None,
+        models: Sequence[_Model],
+        inference_config: InferenceConfig | None = None,
+        generate_dockerfile: bool = False,
+        image_name: str | None = None,
+        image_label: str | None = None,
+    ) -> Any:
         """Build the scoring image now (needs a Docker engine) and return a ModelPackage; ``.location`` is its tag."""
         from nbdeploy.compat.azureml._package import package
 
@@ -133,14 +199,31 @@ class Model(_Model):
 
     @staticmethod
     @raises_v1(WebserviceException)
-    def profile(workspace: _Workspace | None, profile_name: str, models: Sequence[_Model], inference_config: InferenceConfig,
-                input_dataset: Any = None, cpu: float | None = None, memory_in_gb: float | None = None,
-                description: str | None = None, num_requests: int | None = None) -> Any:
+    def profile(
+        workspace: _Workspace | None,
+        profile_name: str,
+        models: Sequence[_Model],
+        inference_config: InferenceConfig,
+        input_dataset: Any = None,
+        cpu: float | None = None,
+        memory_in_gb: float | None = None,
+        description: str | None = None,
+        num_requests: int | None = None,
+    ) -> Any:
         """Run the scoring server on the samples (process target) and measure latency, memory and CPU: a ModelProfile."""
         from nbdeploy.compat.azureml._profile import profile
 
-        return profile(workspace, profile_name, models, deployable_inference_config(inference_config), input_dataset,
-                       cpu, memory_in_gb, description, num_requests)
+        return profile(
+            workspace,
+            profile_name,
+            models,
+            deployable_inference_config(inference_config),
+            input_dataset,
+            cpu,
+            memory_in_gb,
+            description,
+            num_requests,
+        )
 
 
 #: v1's server stack, which nbdeploy's scoring server replaces: not installed into environments.
@@ -167,8 +250,12 @@ def deployable_inference_config(config: InferenceConfig) -> InferenceConfig:
     clone = env.clone(env.name)
     for package in dropped:
         clone.python.conda_dependencies.remove_pip_package(package)
-    _say_once("server-packages", "Environment %r: %s not installed: nbdeploy's scoring server replaces v1's server stack",
-              env.name, ", ".join(dropped))
+    _say_once(
+        "server-packages",
+        "Environment %r: %s not installed: nbdeploy's scoring server replaces v1's server stack",
+        env.name,
+        ", ".join(dropped),
+    )
     copy = _copy_inference_config(config)
     copy.environment = clone
     return copy
@@ -180,31 +267,47 @@ def _copy_inference_config(config: InferenceConfig) -> InferenceConfig:
     return copy.copy(config)
 
 
-def resolve_deployment_config(workspace: _Workspace, config: DeploymentConfig | None, deployment_target: Any = None) -> DeploymentConfig:
+def resolve_deployment_config(
+    workspace: _Workspace, config: DeploymentConfig | None, deployment_target: Any = None
+) -> DeploymentConfig:
     """The nbdeploy config for a v1 deploy: LocalWebservice -> local or process; an AKS target -> its context."""
     from nbdeploy.compat.azureml._compute import AksCompute, compute_target_named
 
     if deployment_target is not None:
         if not isinstance(deployment_target, AksCompute):
-            raise InvalidInput(f"deployment_target: expected an attached AksCompute, got {type(deployment_target).__name__}")
+            raise InvalidInput(
+                f"deployment_target: expected an attached AksCompute, got {type(deployment_target).__name__}"
+            )
         if config is None:
             config = AksDeploymentConfig()
         if not isinstance(config, AksDeploymentConfig):
-            raise InvalidInput(f"deployment_target {deployment_target.name!r} is an AKS cluster but deployment_config is for "
-                               f"{config.target!r}; use AksWebservice.deploy_configuration(...)")
+            raise InvalidInput(
+                f"deployment_target {deployment_target.name!r} is an AKS cluster but deployment_config is for "
+                f"{config.target!r}; use AksWebservice.deploy_configuration(...)"
+            )
         settings = deployment_target.deployment_settings()
         if config.namespace:
             settings.pop("namespace")
         return config.merged(**settings)
-    if isinstance(config, AksDeploymentConfig) and config.compute_target_name and not config.kubeconfig and not config.context:
+    if (
+        isinstance(config, AksDeploymentConfig)
+        and config.compute_target_name
+        and not config.kubeconfig
+        and not config.context
+    ):
         target = compute_target_named(workspace, config.compute_target_name)
         settings = target.deployment_settings()
         if config.namespace:
             settings.pop("namespace")
         return config.merged(**settings)
     if isinstance(config, LocalDeploymentConfig) and _local_target() == "process":
-        return ProcessDeploymentConfig(port=config.port, tags=config.tags, properties=config.properties,
-                                       description=config.description, auth_enabled=config.auth_enabled)
+        return ProcessDeploymentConfig(
+            port=config.port,
+            tags=config.tags,
+            properties=config.properties,
+            description=config.description,
+            auth_enabled=config.auth_enabled,
+        )
     return config or ProcessDeploymentConfig()
 
 
@@ -215,8 +318,10 @@ def _require_target(target: str, v1_name: str) -> None:
     try:
         get_target_class(target)
     except TargetNotAvailable as exc:
-        raise TargetNotAvailable(f"{v1_name} deployments are not available yet: {exc}. Deploy with LocalWebservice "
-                                 "(a local container, or the process target) or AksWebservice meanwhile.") from exc
+        raise TargetNotAvailable(
+            f"{v1_name} deployments are not available yet: {exc}. Deploy with LocalWebservice "
+            "(a local container, or the process target) or AksWebservice meanwhile."
+        ) from exc
 
 
 def _local_target() -> str:
@@ -229,9 +334,12 @@ def _local_target() -> str:
 
         docker_client(timeout=5).close()
     except NbdeployError as exc:
-        _say_once("local-process", "LocalWebservice runs on the process target (no container) because no Docker engine "
-                  "answers (%s). Set NBDEPLOY_V1_LOCAL_TARGET=local or process to choose.",
-                  str(getattr(exc, "reason", exc)).rstrip("."))
+        _say_once(
+            "local-process",
+            "LocalWebservice runs on the process target (no container) because no Docker engine "
+            "answers (%s). Set NBDEPLOY_V1_LOCAL_TARGET=local or process to choose.",
+            str(getattr(exc, "reason", exc)).rstrip("."),
+        )
         return "process"
     return "local"
 
@@ -247,11 +355,14 @@ class Webservice(_Webservice):
                 target = _Webservice(name, workspace).target
             except NbdeployError:
                 target = ""  # __init__ raises the v1-typed error
-            cls = next((sub for sub in (LocalWebservice, AciWebservice, AksWebservice) if target in sub._compute_types), Webservice)
+            cls = next(
+                (sub for sub in (LocalWebservice, AciWebservice, AksWebservice) if target in sub._compute_types),
+                Webservice,
+            )
         return super().__new__(cls)
 
     @raises_v1(WebserviceException)
-    def __init__(self, workspace: _Workspace | None, name: str) -> None:  # type: ignore[override]
+    def __init__(self, workspace: _Workspace | None, name: str) -> None:
         super().__init__(name, workspace)
 
     @classmethod
@@ -259,23 +370,36 @@ class Webservice(_Webservice):
         return Webservice(svc.workspace, svc.name)
 
     @classmethod
-    def list(cls, workspace: _Workspace | None, compute_type: str | None = None, image_name: str | None = None,  # type: ignore[override]
-             image_id: str | None = None, model_name: str | None = None, model_id: str | None = None,
-             tags: Any = None, properties: Any = None, image_digest: str | None = None) -> list[_Webservice]:
+    def list(  # type: ignore[override]
+        cls,
+        workspace: _Workspace | None,
+        compute_type: str | None = None,
+        image_name: str | None = None,
+        image_id: str | None = None,
+        model_name: str | None = None,
+        model_id: str | None = None,
+        tags: Any = None,
+        properties: Any = None,
+        image_digest: str | None = None,
+    ) -> list[_Webservice]:
         """Services in the workspace; ``compute_type`` ACI, AKS or Local (Local: the local and process targets)."""
         kind = (compute_type or "").upper()
-        targets = {"ACI": ("aci",), "AKS": ("aks",), "LOCAL": ("local", "process")}.get(kind, (compute_type,) if compute_type else None)
+        targets = {"ACI": ("aci",), "AKS": ("aks",), "LOCAL": ("local", "process")}.get(
+            kind, (compute_type,) if compute_type else None
+        )
         if cls is not Webservice and cls._compute_types and targets is None:
             targets = cls._compute_types
-        services = [s for s in _Webservice.list(workspace, model_name=model_name) if targets is None or s.target in targets]
+        services = [
+            s for s in _Webservice.list(workspace, model_name=model_name) if targets is None or s.target in targets
+        ]
         return [Webservice._wrap(s) for s in services if not model_id or model_id in s.models]
 
     @raises_v1(WebserviceException)
-    def wait_for_deployment(self, show_output: bool = False, timeout_sec: float | None = None, sink: Any = None) -> Any:  # type: ignore[override]
+    def wait_for_deployment(self, show_output: bool = False, timeout_sec: float | None = None, sink: Any = None) -> Any:
         return super().wait_for_deployment(show_output=show_output, timeout_sec=timeout_sec, sink=sink)
 
     @raises_v1(WebserviceException)
-    def run(self, input_data: Any, timeout: float = 60.0) -> Any:  # type: ignore[override]
+    def run(self, input_data: Any, timeout: float = 60.0) -> Any:
         return super().run(input_data, timeout=timeout)
 
     def get_logs(self, num_lines: int = 5000, init: bool = False, raw: bool = False) -> str:  # type: ignore[override]
@@ -283,8 +407,16 @@ class Webservice(_Webservice):
         return super().get_logs(num_lines)
 
     @raises_v1(WebserviceException)
-    def update(self, models: Iterable[Any] | None = None, image_config: Any = None, deployment_config: DeploymentConfig | None = None,  # type: ignore[override]
-               wait: bool = True, inference_config: InferenceConfig | None = None, show_output: bool = False, **kwargs: Any) -> Webservice:
+    def update(  # type: ignore[override]
+        self,
+        models: Iterable[Any] | None = None,
+        image_config: Any = None,
+        deployment_config: DeploymentConfig | None = None,
+        wait: bool = True,
+        inference_config: InferenceConfig | None = None,
+        show_output: bool = False,
+        **kwargs: Any,
+    ) -> Webservice:
         """v1's ``update``: a new revision beside the serving one, switched only when Healthy."""
         given = {k: v for k, v in kwargs.items() if v is not None}
         current = self.deployment_config if given else None
@@ -295,12 +427,17 @@ class Webservice(_Webservice):
             warnings.warn(f"Webservice.update ignores {', '.join(ignored)} (not supported by nbdeploy)", stacklevel=3)
         if deployment_config is not None:
             deployment_config = resolve_deployment_config(self.workspace, deployment_config)
-        if changes:
+        if changes and current is not None:  # changes are only found when there is a current config
             deployment_config = (deployment_config or current).merged(**changes)
         if inference_config is not None:
             inference_config = deployable_inference_config(inference_config)
-        _Webservice.update(self, models=models, inference_config=inference_config, deployment_config=deployment_config,
-                           show_output=show_output)
+        _Webservice.update(
+            self,
+            models=models,
+            inference_config=inference_config,
+            deployment_config=deployment_config,
+            show_output=show_output,
+        )
         return self
 
     @raises_v1(WebserviceException)
@@ -314,27 +451,50 @@ class Webservice(_Webservice):
         super().delete(delete_image=delete_image)
 
     def get_token(self) -> tuple[str, float]:
-        raise NotImplementedError(f"{type(self).__name__} does not support token auth (v1: AKS only); nbdeploy uses keys")
+        raise NotImplementedError(
+            f"{type(self).__name__} does not support token auth (v1: AKS only); nbdeploy uses keys"
+        )
 
     @staticmethod
     @raises_v1(WebserviceException)
-    def deploy_from_image(workspace: _Workspace | None, name: str, image: Any, deployment_config: DeploymentConfig | None = None,
-                          deployment_target: Any = None, overwrite: bool = False) -> Webservice:
+    def deploy_from_image(
+        workspace: _Workspace | None,
+        name: str,
+        image: Any,
+        deployment_config: DeploymentConfig | None = None,
+        deployment_target: Any = None,
+        overwrite: bool = False,
+    ) -> Webservice:
         """Deploy an ``Image`` (pre-1.0 API): its models, script and environment."""
         from nbdeploy.compat.azureml._package import Image
 
         if not isinstance(image, Image):
             raise InvalidInput(f"deploy_from_image: expected an Image from Image.create, got {type(image).__name__}")
-        return Model.deploy(workspace, name, image.models, image.inference_config(), deployment_config, deployment_target, overwrite)
+        return Model.deploy(
+            workspace, name, image.models, image.inference_config(), deployment_config, deployment_target, overwrite
+        )
 
     @staticmethod
     @raises_v1(WebserviceException)
-    def deploy_from_model(workspace: _Workspace | None, name: str, models: Sequence[_Model], image_config: Any,
-                          deployment_config: DeploymentConfig | None = None, deployment_target: Any = None,
-                          overwrite: bool = False) -> Webservice:
+    def deploy_from_model(
+        workspace: _Workspace | None,
+        name: str,
+        models: Sequence[_Model],
+        image_config: Any,
+        deployment_config: DeploymentConfig | None = None,
+        deployment_target: Any = None,
+        overwrite: bool = False,
+    ) -> Webservice:
         """Pre-1.0: deploy models with a ``ContainerImage.image_configuration``."""
-        return Model.deploy(workspace, name, models, image_config.inference_config(as_workspace(workspace)), deployment_config,
-                            deployment_target, overwrite)
+        return Model.deploy(
+            workspace,
+            name,
+            models,
+            image_config.inference_config(as_workspace(workspace)),
+            deployment_config,
+            deployment_target,
+            overwrite,
+        )
 
 
 class LocalWebservice(Webservice):
@@ -353,16 +513,42 @@ class AciWebservice(Webservice):
     _compute_types = ("aci",)
 
     @staticmethod
-    def deploy_configuration(cpu_cores: float | None = None, memory_gb: float | None = None, tags: dict[str, str] | None = None,
-                             properties: dict[str, str] | None = None, description: str | None = None, location: str | None = None,
-                             auth_enabled: bool | None = None, ssl_enabled: bool | None = None, enable_app_insights: bool | None = None,
-                             ssl_cert_pem_file: str | None = None, ssl_key_pem_file: str | None = None, ssl_cname: str | None = None,
-                             dns_name_label: str | None = None, primary_key: str | None = None, secondary_key: str | None = None,
-                             collect_model_data: bool | None = None, cmk_vault_base_url: str | None = None, cmk_key_name: str | None = None,
-                             cmk_key_version: str | None = None, vnet_name: str | None = None, subnet_name: str | None = None) -> DeploymentConfig:
-        values = {"cpu_cores": cpu_cores, "memory_gb": memory_gb, "tags": tags, "properties": properties, "description": description,
-                  "location": location, "auth_enabled": auth_enabled, "ssl_enabled": ssl_enabled, "dns_name_label": dns_name_label,
-                  "primary_key": primary_key, "secondary_key": secondary_key}
+    def deploy_configuration(
+        cpu_cores: float | None = None,
+        memory_gb: float | None = None,
+        tags: dict[str, str] | None = None,
+        properties: dict[str, str] | None = None,
+        description: str | None = None,
+        location: str | None = None,
+        auth_enabled: bool | None = None,
+        ssl_enabled: bool | None = None,
+        enable_app_insights: bool | None = None,
+        ssl_cert_pem_file: str | None = None,
+        ssl_key_pem_file: str | None = None,
+        ssl_cname: str | None = None,
+        dns_name_label: str | None = None,
+        primary_key: str | None = None,
+        secondary_key: str | None = None,
+        collect_model_data: bool | None = None,
+        cmk_vault_base_url: str | None = None,
+        cmk_key_name: str | None = None,
+        cmk_key_version: str | None = None,
+        vnet_name: str | None = None,
+        subnet_name: str | None = None,
+    ) -> DeploymentConfig:
+        values: dict[str, Any] = {
+            "cpu_cores": cpu_cores,
+            "memory_gb": memory_gb,
+            "tags": tags,
+            "properties": properties,
+            "description": description,
+            "location": location,
+            "auth_enabled": auth_enabled,
+            "ssl_enabled": ssl_enabled,
+            "dns_name_label": dns_name_label,
+            "primary_key": primary_key,
+            "secondary_key": secondary_key,
+        }
         _require_target("aci", "AciWebservice")
         return deployment_config_class("aci")(**{k: v for k, v in values.items() if v is not None})
 
@@ -373,23 +559,45 @@ class AksWebservice(Webservice):
     _compute_types = ("aks",)
 
     @staticmethod
-    def deploy_configuration(autoscale_enabled: bool | None = None, autoscale_min_replicas: int | None = None,
-                             autoscale_max_replicas: int | None = None, autoscale_refresh_seconds: int | None = None,
-                             autoscale_target_utilization: int | None = None, collect_model_data: bool | None = None,
-                             auth_enabled: bool | None = None, cpu_cores: float | None = None, memory_gb: float | None = None,
-                             enable_app_insights: bool | None = None, scoring_timeout_ms: int | None = None,
-                             replica_max_concurrent_requests: int | None = None, max_request_wait_time: int | None = None,
-                             num_replicas: int | None = None, primary_key: str | None = None, secondary_key: str | None = None,
-                             tags: dict[str, str] | None = None, properties: dict[str, str] | None = None, description: str | None = None,
-                             gpu_cores: int | None = None, period_seconds: int | None = None, initial_delay_seconds: int | None = None,
-                             timeout_seconds: int | None = None, success_threshold: int | None = None, failure_threshold: int | None = None,
-                             namespace: str | None = None, token_auth_enabled: bool | None = None, compute_target_name: str | None = None,
-                             cpu_cores_limit: float | None = None, memory_gb_limit: float | None = None,
-                             blobfuse_enabled: bool | None = None) -> AksDeploymentConfig:
+    def deploy_configuration(
+        autoscale_enabled: bool | None = None,
+        autoscale_min_replicas: int | None = None,
+        autoscale_max_replicas: int | None = None,
+        autoscale_refresh_seconds: int | None = None,
+        autoscale_target_utilization: int | None = None,
+        collect_model_data: bool | None = None,
+        auth_enabled: bool | None = None,
+        cpu_cores: float | None = None,
+        memory_gb: float | None = None,
+        enable_app_insights: bool | None = None,
+        scoring_timeout_ms: int | None = None,
+        replica_max_concurrent_requests: int | None = None,
+        max_request_wait_time: int | None = None,
+        num_replicas: int | None = None,
+        primary_key: str | None = None,
+        secondary_key: str | None = None,
+        tags: dict[str, str] | None = None,
+        properties: dict[str, str] | None = None,
+        description: str | None = None,
+        gpu_cores: int | None = None,
+        period_seconds: int | None = None,
+        initial_delay_seconds: int | None = None,
+        timeout_seconds: int | None = None,
+        success_threshold: int | None = None,
+        failure_threshold: int | None = None,
+        namespace: str | None = None,
+        token_auth_enabled: bool | None = None,
+        compute_target_name: str | None = None,
+        cpu_cores_limit: float | None = None,
+        memory_gb_limit: float | None = None,
+        blobfuse_enabled: bool | None = None,
+    ) -> AksDeploymentConfig:
         values = dict(locals())
         for unsupported in ("collect_model_data", "enable_app_insights", "blobfuse_enabled"):
             values.pop(unsupported)
         return AksDeploymentConfig(**{k: v for k, v in values.items() if v is not None})
 
     def get_token(self) -> tuple[str, float]:
-        raise NotImplementedError("AksWebservice.get_token: token auth is not supported by nbdeploy; use key auth (get_keys())")
+        raise NotImplementedError(
+            "AksWebservice.get_token: token auth is not supported by nbdeploy; use key auth (get_keys())"
+        )

@@ -11,5 +11,13 @@ from nbdeploy.targets.edge.manifest import EdgeModuleSpec, render_edge_manifest
 from nbdeploy.targets.edge.policy import DeviceRecord, DeviceState, Policy, summarize
 from nbdeploy.targets.edge.target import EdgeTarget
 
-__all__ = ["DeviceRecord", "DeviceState", "EdgeDeploymentConfig", "EdgeModuleSpec", "EdgeTarget", "Policy",
-           "render_edge_manifest", "summarize"]
+__all__ = [
+    "DeviceRecord",
+    "DeviceState",
+    "EdgeDeploymentConfig",
+    "EdgeModuleSpec",
+    "EdgeTarget",
+    "Policy",
+    "render_edge_manifest",
+    "summarize",
+]

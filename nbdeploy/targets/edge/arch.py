@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from nbdeploy.remote.ship import PlatformMismatch
 
 
-def platform_problems(image: str, image_platform: tuple[str, str],
-                      devices: Mapping[str, tuple[str, str]]) -> list[str]:
+def platform_problems(image: str, image_platform: tuple[str, str], devices: Mapping[str, tuple[str, str]]) -> list[str]:
     """One line per device whose ``(os, arch)`` differs from the image's (unknown values are not refused)."""
     want_os, want_arch = (image_platform[0] or "linux", image_platform[1])
     problems = []
@@ -19,8 +18,9 @@ def platform_problems(image: str, image_platform: tuple[str, str],
     return problems
 
 
-def refuse_foreign_platforms(image: str, image_platform: tuple[str, str],
-                             devices: Mapping[str, tuple[str, str]]) -> None:
+def refuse_foreign_platforms(
+    image: str, image_platform: tuple[str, str], devices: Mapping[str, tuple[str, str]]
+) -> None:
     """PlatformMismatch naming every device that cannot run ``image``."""
     problems = platform_problems(image, image_platform, devices)
     if problems:

@@ -26,10 +26,19 @@ class EdgeDeploymentConfig(DeploymentConfig):
     compute_type: ClassVar[str] = "IOT"
     compute_type_aliases: ClassVar[tuple[str, ...]] = ("IoTEdge", "edge")
     json_keys: ClassVar[dict[str, str]] = {
-        "devices": "devices", "deviceId": "device_id", "deviceSelector": "device_selector", "policy": "policy",
-        "canary": "canary", "maxRetries": "max_retries", "retryBackoffSeconds": "retry_backoff_s", "port": "port",
-        "containerResourceRequirements.cpu": "cpu_cores", "containerResourceRequirements.memoryInGB": "memory_gb",
-        "restartPolicy": "restart_policy", "routes": "routes", "moduleName": "module_name",
+        "devices": "devices",
+        "deviceId": "device_id",
+        "deviceSelector": "device_selector",
+        "policy": "policy",
+        "canary": "canary",
+        "maxRetries": "max_retries",
+        "retryBackoffSeconds": "retry_backoff_s",
+        "port": "port",
+        "containerResourceRequirements.cpu": "cpu_cores",
+        "containerResourceRequirements.memoryInGB": "memory_gb",
+        "restartPolicy": "restart_policy",
+        "routes": "routes",
+        "moduleName": "module_name",
         "deviceTimeoutSeconds": "device_timeout_s",
     }
 
@@ -76,8 +85,11 @@ class EdgeDeploymentConfig(DeploymentConfig):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidSpec(key, f"must be an integer >= 0, got {value!r}")
-        if isinstance(self.retry_backoff_s, bool) or not isinstance(self.retry_backoff_s, (int, float)) \
-                or self.retry_backoff_s < 0:
+        if (
+            isinstance(self.retry_backoff_s, bool)
+            or not isinstance(self.retry_backoff_s, (int, float))
+            or self.retry_backoff_s < 0
+        ):
             raise InvalidSpec("retry_backoff_s", f"must be a number of seconds >= 0, got {self.retry_backoff_s!r}")
         positive("device_timeout_s", self.device_timeout_s)
         if self.port is not None:

@@ -90,8 +90,7 @@ def connect(conn: EngineConnection, timeout: float = ENGINE_TIMEOUT_S, op_timeou
 
 def service_containers(client: Any, service: str) -> list[Any]:
     """This service's containers on the device (any revision), newest revision first."""
-    found = client.containers.list(all=True, filters={"label": [f"nbdeploy.service={service}",
-                                                                "nbdeploy.target=edge"]})
+    found = client.containers.list(all=True, filters={"label": [f"nbdeploy.service={service}", "nbdeploy.target=edge"]})
     return sorted(found, key=lambda c: int(c.labels.get("nbdeploy.revision", "0")), reverse=True)
 
 
@@ -106,12 +105,21 @@ def observe(client: Any, plan: ModulePlan, record: DeviceRecord) -> DeviceRecord
         if record.state == DeviceState.FAILED:
             return replace(record, runs=runs)
         also = f"runs revision {runs}; " if runs else ""
-        return _with(record, DeviceState.PENDING, f"{also}not started on this device yet (nbdeploy service reconcile)",
-                     idle=True, runs=runs)
+        return _with(
+            record,
+            DeviceState.PENDING,
+            f"{also}not started on this device yet (nbdeploy service reconcile)",
+            idle=True,
+            runs=runs,
+        )
     state = container.attrs["State"]
     if state["Status"] in ("exited", "dead"):
-        return _with(record, DeviceState.FAILED, f"the container exited with code {state.get('ExitCode')}",
-                     evidence=_logs(container, 30))
+        return _with(
+            record,
+            DeviceState.FAILED,
+            f"the container exited with code {state.get('ExitCode')}",
+            evidence=_logs(container, 30),
+        )
     port = record.port or published_port(container)
     ok, detail = probe(f"http://{record.address}:{port}/health/ready", timeout=2)
     if ok:
@@ -119,8 +127,14 @@ def observe(client: Any, plan: ModulePlan, record: DeviceRecord) -> DeviceRecord
     return _with(record, DeviceState.PENDING, f"init() is running ({detail})", port=port)
 
 
-def converge(conn: EngineConnection, plan: ModulePlan, record: DeviceRecord, report: Report,
-             sleep: Callable[[float], None] = time.sleep, remove_old: bool = True) -> DeviceRecord:
+def converge(
+    conn: EngineConnection,
+    plan: ModulePlan,
+    record: DeviceRecord,
+    report: Report,
+    sleep: Callable[[float], None] = time.sleep,
+    remove_old: bool = True,
+) -> DeviceRecord:
     """Make the device run ``plan``'s revision, or leave it on its last-known-good container.
 
     Per attempt: stop the last-known-good container (kept, not removed), run the new one, wait until it is
@@ -148,8 +162,10 @@ def converge(conn: EngineConnection, plan: ModulePlan, record: DeviceRecord, rep
         for attempt in range(1, plan.max_retries + 2):
             if attempt > 1:
                 wait = backoff_delay(attempt - 1, plan.retry_backoff_s)
-                report(f"{name}: attempt {attempt - 1} failed ({failure}); retry {attempt - 1}/{plan.max_retries} "
-                       f"in {wait:.0f} s")
+                report(
+                    f"{name}: attempt {attempt - 1} failed ({failure}); retry {attempt - 1}/{plan.max_retries} "
+                    f"in {wait:.0f} s"
+                )
                 sleep(wait)
             if last_good is not None:
                 last_good.reload()
@@ -162,23 +178,37 @@ def converge(conn: EngineConnection, plan: ModulePlan, record: DeviceRecord, rep
                     container.update(restart_policy={"Name": plan.restart_policy})
                 if remove_old:
                     _remove_older(client, plan, keep=container)
-                report(f"{name}: revision {plan.revision} Healthy on port {port}"
-                       + (f" after {attempt} attempts" if attempt > 1 else ""))
-                return DeviceRecord(name, DeviceState.HEALTHY, "", now_iso(), record.address, port, attempt,
-                                    runs=plan.revision)
+                report(
+                    f"{name}: revision {plan.revision} Healthy on port {port}"
+                    + (f" after {attempt} attempts" if attempt > 1 else "")
+                )
+                return DeviceRecord(
+                    name, DeviceState.HEALTHY, "", now_iso(), record.address, port, attempt, runs=plan.revision
+                )
             container.remove(force=True)
             if last_good is not None:
                 last_good.start()
         kept, runs = "", None
         if last_good is not None:
             runs = int(last_good.labels.get("nbdeploy.revision", "0")) or None
-            back, why, _ = _wait_healthy(last_good, record.address or "", published_port(last_good) or port or 0,
-                                         plan.device_timeout_s)
+            back, why, _ = _wait_healthy(
+                last_good, record.address or "", published_port(last_good) or port or 0, plan.device_timeout_s
+            )
             kept = f"; rolled back to revision {last_good.labels.get('nbdeploy.revision')}" + (
-                "" if back else f", which is not Healthy either ({why})")
+                "" if back else f", which is not Healthy either ({why})"
+            )
         report(f"{name}: revision {plan.revision} failed after {plan.max_retries + 1} attempt(s): {failure}{kept}")
-        return DeviceRecord(name, DeviceState.FAILED, failure + kept, now_iso(), record.address, port,
-                            plan.max_retries + 1, evidence, runs=runs)
+        return DeviceRecord(
+            name,
+            DeviceState.FAILED,
+            failure + kept,
+            now_iso(),
+            record.address,
+            port,
+            plan.max_retries + 1,
+            evidence,
+            runs=runs,
+        )
     except EngineUnavailable as exc:
         return offline(record, str(exc))
     except NbdeployError as exc:
@@ -186,7 +216,9 @@ def converge(conn: EngineConnection, plan: ModulePlan, record: DeviceRecord, rep
     except Exception as exc:  # noqa: BLE001 - the engine's API errors, a connection lost mid-way
         if _is_connection_error(exc):
             return offline(record, str(exc))
-        return _with(record, DeviceState.FAILED, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+        return _with(
+            record, DeviceState.FAILED, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        )
     finally:
         client.close()
 
@@ -194,8 +226,9 @@ def converge(conn: EngineConnection, plan: ModulePlan, record: DeviceRecord, rep
 def offline(record: DeviceRecord, why: str) -> DeviceRecord:
     """The record of a device that did not answer (keeps the first time it was seen offline, and what it ran)."""
     since = record.since if record.state == DeviceState.OFFLINE and record.since else now_iso()
-    return DeviceRecord(record.name, DeviceState.OFFLINE, why, since, record.address, record.port, record.attempts,
-                        runs=record.runs)
+    return DeviceRecord(
+        record.name, DeviceState.OFFLINE, why, since, record.address, record.port, record.attempts, runs=record.runs
+    )
 
 
 def remove_revision(client: Any, service: str, revision: int) -> None:
@@ -228,6 +261,7 @@ def container_logs(client: Any, service: str, revision: int, num_lines: int) -> 
 
 # -- helpers -------------------------------------------------------------------------------------------
 
+
 def _run(client: Any, plan: ModulePlan, port: int | None) -> tuple[Any, int]:
     """Create the revision's container (keys put in before it starts), start it; (container, host port)."""
     _remove(client, plan.container_name)
@@ -235,10 +269,18 @@ def _run(client: Any, plan: ModulePlan, port: int | None) -> tuple[Any, int]:
     if plan.keys:
         env["NBDEPLOY_AUTH_KEYS_FILE"] = f"{KEYS_DIR}/keys.json"
     kwargs: dict[str, Any] = {
-        "name": plan.container_name, "environment": env, "detach": True,
-        "labels": {**plan.labels, "nbdeploy.managed": "true", "nbdeploy.target": "edge",
-                   "nbdeploy.service": plan.service, "nbdeploy.revision": str(plan.revision)},
-        "ports": {f"{CONTAINER_PORT}/tcp": port}, "restart_policy": {"Name": "no"},
+        "name": plan.container_name,
+        "environment": env,
+        "detach": True,
+        "labels": {
+            **plan.labels,
+            "nbdeploy.managed": "true",
+            "nbdeploy.target": "edge",
+            "nbdeploy.service": plan.service,
+            "nbdeploy.revision": str(plan.revision),
+        },
+        "ports": {f"{CONTAINER_PORT}/tcp": port},
+        "restart_policy": {"Name": "no"},
     }
     if plan.memory_gb:
         kwargs["mem_limit"] = kwargs["memswap_limit"] = f"{int(plan.memory_gb * 1024)}m"
@@ -335,11 +377,28 @@ def _logs(container: Any, num_lines: int) -> str:
         return ""
 
 
-def _with(record: DeviceRecord, state: DeviceState, reason: str, port: int | None = None,
-          evidence: str = "", idle: bool = False, runs: int | None = None) -> DeviceRecord:
+def _with(
+    record: DeviceRecord,
+    state: DeviceState,
+    reason: str,
+    port: int | None = None,
+    evidence: str = "",
+    idle: bool = False,
+    runs: int | None = None,
+) -> DeviceRecord:
     since = record.since if record.state == state and record.since else now_iso()
-    return DeviceRecord(record.name, state, reason, since, record.address, port or record.port, record.attempts,
-                        evidence or record.evidence, idle, runs)
+    return DeviceRecord(
+        record.name,
+        state,
+        reason,
+        since,
+        record.address,
+        port or record.port,
+        record.attempts,
+        evidence or record.evidence,
+        idle,
+        runs,
+    )
 
 
 def _is_connection_error(exc: BaseException) -> bool:

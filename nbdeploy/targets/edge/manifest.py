@@ -68,10 +68,12 @@ def create_options(spec: EdgeModuleSpec) -> dict[str, Any]:
 def split_create_options(options: Mapping[str, Any]) -> dict[str, str]:
     """``{"createOptions": text}``, or the text in 512-character parts (``createOptions01`` ...)."""
     text = json.dumps(options, separators=(",", ":"), sort_keys=True)
-    parts = [text[i:i + CREATE_OPTIONS_CHUNK] for i in range(0, len(text), CREATE_OPTIONS_CHUNK)] or ["{}"]
+    parts = [text[i : i + CREATE_OPTIONS_CHUNK] for i in range(0, len(text), CREATE_OPTIONS_CHUNK)] or ["{}"]
     if len(parts) > MAX_CREATE_OPTIONS_PARTS:
-        raise InvalidSpec("createOptions", f"is {len(text)} characters; IoT Edge takes at most "
-                          f"{CREATE_OPTIONS_CHUNK * MAX_CREATE_OPTIONS_PARTS}")
+        raise InvalidSpec(
+            "createOptions",
+            f"is {len(text)} characters; IoT Edge takes at most {CREATE_OPTIONS_CHUNK * MAX_CREATE_OPTIONS_PARTS}",
+        )
     return {("createOptions" if i == 0 else f"createOptions{i:02d}"): part for i, part in enumerate(parts)}
 
 
@@ -84,34 +86,52 @@ def render_edge_manifest(spec: EdgeModuleSpec) -> dict[str, Any]:
             raise InvalidSpec("env", f"{key!r} is not a valid IoT Edge environment variable name")
     if spec.restart_policy not in RESTART_POLICIES:
         raise InvalidSpec("restart_policy", f"{spec.restart_policy!r}; one of {', '.join(RESTART_POLICIES)}")
-    routes = dict(spec.routes) or {f"{spec.module}ToUpstream": f"FROM /messages/modules/{spec.module}/outputs/* INTO $upstream"}
+    routes = dict(spec.routes) or {
+        f"{spec.module}ToUpstream": f"FROM /messages/modules/{spec.module}/outputs/* INTO $upstream"
+    }
     for name, route in routes.items():
         if not ROUTE_NAME.match(name) or not str(route).strip():
-            raise InvalidSpec("routes", f"route {name!r}: names have no '.', '$', '#' or spaces; the route is "
-                              "'FROM ... INTO ...'")
+            raise InvalidSpec(
+                "routes", f"route {name!r}: names have no '.', '$', '#' or spaces; the route is 'FROM ... INTO ...'"
+            )
     rv = spec.runtime_version
     module: dict[str, Any] = {
-        "version": spec.version, "type": "docker", "status": "running",
+        "version": spec.version,
+        "type": "docker",
+        "status": "running",
         "restartPolicy": RESTART_POLICIES[spec.restart_policy],
         "settings": {"image": spec.image, **split_create_options(create_options(spec))},
     }
     if spec.env:
         module["env"] = {k: {"value": str(v)} for k, v in spec.env.items()}
-    hub_options = {"HostConfig": {"PortBindings": {p: [{"HostPort": p.split("/")[0]}]
-                                                   for p in ("5671/tcp", "8883/tcp", "443/tcp")}}}
+    hub_options = {
+        "HostConfig": {
+            "PortBindings": {p: [{"HostPort": p.split("/")[0]}] for p in ("5671/tcp", "8883/tcp", "443/tcp")}
+        }
+    }
     return {
         "modulesContent": {
             "$edgeAgent": {
                 "properties.desired": {
                     "schemaVersion": SCHEMA_VERSION,
-                    "runtime": {"type": "docker", "settings": {"minDockerVersion": "v1.25", "loggingOptions": "",
-                                                               "registryCredentials": {}}},
+                    "runtime": {
+                        "type": "docker",
+                        "settings": {"minDockerVersion": "v1.25", "loggingOptions": "", "registryCredentials": {}},
+                    },
                     "systemModules": {
-                        "edgeAgent": {"type": "docker", "settings": {
-                            "image": f"mcr.microsoft.com/azureiotedge-agent:{rv}", "createOptions": "{}"}},
-                        "edgeHub": {"type": "docker", "status": "running", "restartPolicy": "always", "settings": {
-                            "image": f"mcr.microsoft.com/azureiotedge-hub:{rv}",
-                            **split_create_options(hub_options)}},
+                        "edgeAgent": {
+                            "type": "docker",
+                            "settings": {"image": f"mcr.microsoft.com/azureiotedge-agent:{rv}", "createOptions": "{}"},
+                        },
+                        "edgeHub": {
+                            "type": "docker",
+                            "status": "running",
+                            "restartPolicy": "always",
+                            "settings": {
+                                "image": f"mcr.microsoft.com/azureiotedge-hub:{rv}",
+                                **split_create_options(hub_options),
+                            },
+                        },
                     },
                     "modules": {spec.module: module},
                 }

@@ -135,7 +135,9 @@ def summarize(records: Iterable[DeviceRecord], policy: Policy) -> FleetSummary:
     reason = "" if not others else "; ".join([f"{healthy}/{total} devices Healthy", *others])
     if required > total:
         state = State.FAILED
-        reason = f"policy {policy} needs {required} devices but the service has {total}" + (f"; {reason}" if reason else "")
+        reason = f"policy {policy} needs {required} devices but the service has {total}" + (
+            f"; {reason}" if reason else ""
+        )
     elif healthy >= required and total:
         state = State.HEALTHY
     elif possible >= required and total:

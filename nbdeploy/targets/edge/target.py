@@ -54,23 +54,56 @@ class EdgeTarget(Target):
     config_class = EdgeDeploymentConfig
     extra = "docker"
     options = (
-        Option("--devices", "devices", str, "Devices to deploy to, comma-separated (saved with nbdeploy device add).",
-               metavar="A,B"),
-        Option("--device-selector", "device_selector", str, "Devices whose tags match, e.g. site=plant-3.",
-               metavar="K=V[,K=V]"),
-        Option("--policy", "policy", str, "When the service is Healthy: all, 'at least N', or N% of the devices.",
-               metavar="POLICY"),
-        Option("--canary", "canary", int, "Devices updated first; the rest follow only if none of them fails "
-               "(default 1; 0: all at once)."),
+        Option(
+            "--devices",
+            "devices",
+            str,
+            "Devices to deploy to, comma-separated (saved with nbdeploy device add).",
+            metavar="A,B",
+        ),
+        Option(
+            "--device-selector",
+            "device_selector",
+            str,
+            "Devices whose tags match, e.g. site=plant-3.",
+            metavar="K=V[,K=V]",
+        ),
+        Option(
+            "--policy",
+            "policy",
+            str,
+            "When the service is Healthy: all, 'at least N', or N% of the devices.",
+            metavar="POLICY",
+        ),
+        Option(
+            "--canary",
+            "canary",
+            int,
+            "Devices updated first; the rest follow only if none of them fails (default 1; 0: all at once).",
+        ),
         Option("--max-retries", "max_retries", int, "Attempts after the first on each device (default 2)."),
-        Option("--retry-backoff-s", "retry_backoff_s", float,
-               "Seconds before the first retry, doubled after each (default 2, at most 300)."),
-        Option("--port", "port", int, "Port published on each device (default: the one the service uses there, "
-               "else one derived from its name, 20000-29999)."),
+        Option(
+            "--retry-backoff-s",
+            "retry_backoff_s",
+            float,
+            "Seconds before the first retry, doubled after each (default 2, at most 300).",
+        ),
+        Option(
+            "--port",
+            "port",
+            int,
+            "Port published on each device (default: the one the service uses there, "
+            "else one derived from its name, 20000-29999).",
+        ),
         Option("--cpu", "cpu_cores", float, "CPU cores the module may use."),
         Option("--memory-gb", "memory_gb", float, "Memory limit in GB."),
-        Option("--restart-policy", "restart_policy", str, "Docker restart policy once Healthy (default always).",
-               ("always", "unless-stopped", "on-failure", "no")),
+        Option(
+            "--restart-policy",
+            "restart_policy",
+            str,
+            "Docker restart policy once Healthy (default always).",
+            ("always", "unless-stopped", "on-failure", "no"),
+        ),
     )
 
     @classmethod
@@ -81,8 +114,10 @@ class EdgeTarget(Target):
 
     def artifact_kind(self, request: BuildRequest) -> str | None:
         if not isinstance(request.config, EdgeDeploymentConfig):
-            raise InvalidSpec("deployment_config", f"the edge target needs an EdgeDeploymentConfig, got "
-                              f"{type(request.config).__name__}")
+            raise InvalidSpec(
+                "deployment_config",
+                f"the edge target needs an EdgeDeploymentConfig, got {type(request.config).__name__}",
+            )
         return "docker-image"
 
     # -- devices ------------------------------------------------------------------------------------
@@ -96,8 +131,10 @@ class EdgeTarget(Target):
             if not found:
                 raise InvalidInput(f"No saved device matches {config.device_selector!r}; see `nbdeploy device list`.")
             return found
-        raise InvalidInput("The edge target needs devices: --devices a,b or --device-selector key=value "
-                           "(devices are saved with `nbdeploy device add`).")
+        raise InvalidInput(
+            "The edge target needs devices: --devices a,b or --device-selector key=value "
+            "(devices are saved with `nbdeploy device add`)."
+        )
 
     def _connections(self, handle: Handle) -> dict[str, EngineConnection | None]:
         store = EngineStore("device", self.workspace)
@@ -113,22 +150,42 @@ class EdgeTarget(Target):
     def start(self, spec: RevisionSpec, previous: Handle | None = None) -> Handle:
         config = spec.config
         if not isinstance(config, EdgeDeploymentConfig):
-            raise InvalidSpec("deployment_config", f"the edge target needs an EdgeDeploymentConfig, got {type(config).__name__}")
+            raise InvalidSpec(
+                "deployment_config", f"the edge target needs an EdgeDeploymentConfig, got {type(config).__name__}"
+            )
         built = spec.artifact
         if built is None or built.kind != "docker-image":
-            raise InvalidSpec("artifact", "the edge target runs a built image; build the revision first (deploy() does)")
+            raise InvalidSpec(
+                "artifact", "the edge target runs a built image; build the revision first (deploy() does)"
+            )
         devices = self.devices_for(config)
         plan = dev.ModulePlan(
-            service=spec.service, revision=spec.revision, image=built.reference, image_id=built.id or "",
-            env={"SERVICE_NAME": spec.service, "SERVICE_VERSION": str(spec.revision),
-                 **({"SCORING_TIMEOUT_MS": str(config.scoring_timeout_ms)} if config.scoring_timeout_ms else {})},
+            service=spec.service,
+            revision=spec.revision,
+            image=built.reference,
+            image_id=built.id or "",
+            env={
+                "SERVICE_NAME": spec.service,
+                "SERVICE_VERSION": str(spec.revision),
+                **({"SCORING_TIMEOUT_MS": str(config.scoring_timeout_ms)} if config.scoring_timeout_ms else {}),
+            },
             labels={"nbdeploy.models": ",".join(spec.bundle.model_ids), "nbdeploy.bundle": spec.bundle.digest},
-            port=config.port, cpu_cores=config.cpu_cores, memory_gb=config.memory_gb,
-            restart_policy=config.restart_policy, keys=spec.keys, max_retries=config.max_retries,
-            retry_backoff_s=config.retry_backoff_s, device_timeout_s=config.device_timeout_s)
+            port=config.port,
+            cpu_cores=config.cpu_cores,
+            memory_gb=config.memory_gb,
+            restart_policy=config.restart_policy,
+            keys=spec.keys,
+            max_retries=config.max_retries,
+            retry_backoff_s=config.retry_backoff_s,
+            device_timeout_s=config.device_timeout_s,
+        )
         handle: Handle = {
-            "service": spec.service, "revision": spec.revision, "plan": plan.to_dict(), "policy": config.policy,
-            "canary": config.canary, "device_names": [d.name for d in devices],
+            "service": spec.service,
+            "revision": spec.revision,
+            "plan": plan.to_dict(),
+            "policy": config.policy,
+            "canary": config.canary,
+            "device_names": [d.name for d in devices],
             "records_file": str(self.workspace.service_dir(spec.service, create=True) / f"edge-r{spec.revision}.json"),
         }
         records = {d.name: DeviceRecord(d.name, address=dev.device_host(d.connection)) for d in devices}
@@ -174,22 +231,32 @@ class EdgeTarget(Target):
         if not clients:
             return
         lines = {name: progress_lines(self.progress, label=f"{name}: image") for name in clients}
-        results = ship_image_to_many(docker_client(), clients, image,
-                                     progress=lambda name, sent, total: lines[name](sent, total))
+        results = ship_image_to_many(
+            docker_client(), clients, image, progress=lambda name, sent, total: lines[name](sent, total)
+        )
         for name, outcome in results.items():
             if isinstance(outcome, EngineUnavailable):
                 records[name] = dev.offline(records[name], str(outcome))
                 clients.pop(name).close()
             elif isinstance(outcome, NbdeployError):
-                records[name] = DeviceRecord(name, DeviceState.FAILED, f"shipping the image failed: {outcome}",
-                                             address=records[name].address)
+                records[name] = DeviceRecord(
+                    name, DeviceState.FAILED, f"shipping the image failed: {outcome}", address=records[name].address
+                )
                 clients.pop(name).close()
             else:
-                self.progress(f"{name}: image there ({outcome.layers_sent}/{outcome.layers} layers sent, "
-                              f"{outcome.bytes_sent} bytes)")
+                self.progress(
+                    f"{name}: image there ({outcome.layers_sent}/{outcome.layers} layers sent, "
+                    f"{outcome.bytes_sent} bytes)"
+                )
 
-    def _roll_waves(self, plan: dev.ModulePlan, devices: list[SavedEngine], records: dict[str, DeviceRecord],
-                    canary: int, remove_old: bool) -> None:
+    def _roll_waves(
+        self,
+        plan: dev.ModulePlan,
+        devices: list[SavedEngine],
+        records: dict[str, DeviceRecord],
+        canary: int,
+        remove_old: bool,
+    ) -> None:
         """Converge the reachable devices in waves (the canary is the first device that answered)."""
         by_name = {d.name: d for d in devices}
         offline = [d.name for d in devices if records[d.name].state == DeviceState.OFFLINE]
@@ -199,9 +266,16 @@ class EdgeTarget(Target):
         for number, wave in enumerate(waves, 1):
             todo = [n for n in wave if records[n].state == DeviceState.PENDING]
             self.progress(f"wave {number}/{len(waves)}: {', '.join(wave)}")
-            for name, record in zip(todo, _parallel(
-                    lambda n: dev.converge(by_name[n].connection, plan, records[n], self.progress,
-                                           remove_old=remove_old), todo), strict=True):
+            for name, record in zip(
+                todo,
+                _parallel(
+                    lambda n: dev.converge(
+                        by_name[n].connection, plan, records[n], self.progress, remove_old=remove_old
+                    ),
+                    todo,
+                ),
+                strict=True,
+            ):
                 records[name] = record
             failed = [records[n] for n in wave if records[n].state == DeviceState.FAILED]
             if failed and number < len(waves):
@@ -209,9 +283,12 @@ class EdgeTarget(Target):
                 for later in waves[number:]:
                     for name in later:
                         if records[name].state != DeviceState.FAILED:
-                            records[name] = DeviceRecord(name, DeviceState.FAILED,
-                                                         f"not attempted: wave {number} failed ({why})",
-                                                         address=records[name].address)
+                            records[name] = DeviceRecord(
+                                name,
+                                DeviceState.FAILED,
+                                f"not attempted: wave {number} failed ({why})",
+                                address=records[name].address,
+                            )
                 self.progress(f"wave {number} failed ({why}); the later waves are not attempted")
                 return
 
@@ -236,20 +313,24 @@ class EdgeTarget(Target):
             try:
                 version = client.version()
                 attrs = docker_client().api.inspect_image(plan.image)
-                refuse_foreign_platforms(plan.image, (attrs.get("Os") or "linux", attrs.get("Architecture") or ""),
-                                         {name: (version.get("Os") or "", version.get("Arch") or "")})
-                result = ship_image(docker_client(), client, plan.image,
-                                    progress=progress_lines(self.progress, label=f"{name}: image"))
-                self.progress(f"{name}: image there ({result.layers_sent}/{result.layers} layers sent, "
-                              f"{result.bytes_sent} bytes)")
+                refuse_foreign_platforms(
+                    plan.image,
+                    (attrs.get("Os") or "linux", attrs.get("Architecture") or ""),
+                    {name: (version.get("Os") or "", version.get("Arch") or "")},
+                )
+                result = ship_image(
+                    docker_client(), client, plan.image, progress=progress_lines(self.progress, label=f"{name}: image")
+                )
+                self.progress(
+                    f"{name}: image there ({result.layers_sent}/{result.layers} layers sent, {result.bytes_sent} bytes)"
+                )
             except EngineUnavailable as exc:
                 return dev.offline(record, str(exc))
             except NbdeployError as exc:
                 return DeviceRecord(name, DeviceState.FAILED, str(exc), address=record.address)
             finally:
                 client.close()
-            return dev.converge(conn, plan, DeviceRecord(name, address=record.address, port=record.port),
-                                self.progress)
+            return dev.converge(conn, plan, DeviceRecord(name, address=record.address, port=record.port), self.progress)
 
         for name, record in zip(todo, _parallel(one, todo), strict=True):
             records[name] = record
@@ -265,8 +346,9 @@ class EdgeTarget(Target):
             if record.state == DeviceState.FAILED:
                 return record
             if conn is None:
-                return DeviceRecord(record.name, DeviceState.FAILED, "the device is no longer saved",
-                                    address=record.address)
+                return DeviceRecord(
+                    record.name, DeviceState.FAILED, "the device is no longer saved", address=record.address
+                )
             try:
                 client = dev.connect(conn, timeout=STATUS_TIMEOUT_S, op_timeout=STATUS_OP_TIMEOUT_S)
             except EngineUnavailable as exc:
@@ -282,13 +364,23 @@ class EdgeTarget(Target):
         if {n: r.to_dict() for n, r in observed.items()} != {n: r.to_dict() for n, r in records.items()}:
             save_records(handle, observed)
         summary = summarize(observed.values(), Policy.parse(handle["policy"]))
-        evidence = "\n".join(f"== {r.name} ==\n{r.evidence}" for r in observed.values()
-                             if r.state == DeviceState.FAILED and r.evidence)
+        evidence = "\n".join(
+            f"== {r.name} ==\n{r.evidence}" for r in observed.values() if r.state == DeviceState.FAILED and r.evidence
+        )
         endpoint = _endpoint_of(observed)
-        return Status(summary.state, summary.reason, evidence=evidence,
-                      scoring_uri=endpoint.scoring_uri if endpoint else None,
-                      details={"policy": handle["policy"], "healthy": summary.healthy, "total": summary.total,
-                               "required": summary.required, "devices": summary.devices})
+        return Status(
+            summary.state,
+            summary.reason,
+            evidence=evidence,
+            scoring_uri=endpoint.scoring_uri if endpoint else None,
+            details={
+                "policy": handle["policy"],
+                "healthy": summary.healthy,
+                "total": summary.total,
+                "required": summary.required,
+                "devices": summary.devices,
+            },
+        )
 
     def logs(self, handle: Handle, num_lines: int = 5000) -> str:
         connections = self._connections(handle)
@@ -309,8 +401,9 @@ class EdgeTarget(Target):
         return "\n".join(_parallel(one, list(connections)))
 
     def stop(self, handle: Handle) -> None:
-        self._each_device(handle, lambda client: dev.remove_revision(client, handle["service"], handle["revision"]),
-                          "stop")
+        self._each_device(
+            handle, lambda client: dev.remove_revision(client, handle["service"], handle["revision"]), "stop"
+        )
 
     def endpoint(self, handle: Handle) -> Endpoint | None:
         return _endpoint_of(load_records(handle))
@@ -329,8 +422,7 @@ class EdgeTarget(Target):
         """Remove the old revision only where the new one is Healthy; elsewhere it stays the last-known-good."""
         healthy = {n for n, r in load_records(new).items() if r.state == DeviceState.HEALTHY}
         subset = {**old, "device_names": [n for n in old["device_names"] if n in healthy]}
-        self._each_device(subset, lambda client: dev.remove_revision(client, old["service"], old["revision"]),
-                          "retire")
+        self._each_device(subset, lambda client: dev.remove_revision(client, old["service"], old["revision"]), "retire")
 
     def _each_device(self, handle: Handle, action: Callable[[Any], None], verb: str) -> None:
         connections = self._connections(handle)
