@@ -121,11 +121,30 @@ CREATE TABLE service_revisions (
 );
 """
 
+_SCHEMA_REMOTE_ENGINES = """
+-- saved Docker engines: container hosts (`nbdeploy host`) and edge devices (`nbdeploy device`), written by
+-- nbdeploy.remote.store; TLS files are copied into engines/<kind>s/<name>/ (0600), paths here are relative
+CREATE TABLE remote_engines (
+    kind TEXT NOT NULL CHECK (kind IN ('host', 'device')),
+    name TEXT NOT NULL,
+    url TEXT NOT NULL,
+    tls INTEGER NOT NULL,
+    tls_verify INTEGER NOT NULL,
+    tls_files TEXT NOT NULL DEFAULT '{}',
+    tags TEXT NOT NULL DEFAULT '{}',
+    created_time TEXT NOT NULL,
+    last_seen TEXT,
+    engine_info TEXT,
+    PRIMARY KEY (kind, name)
+);
+"""
+
 #: Ordered schema migrations ``(version, sql or callable(conn))``. Append only; never edit a released one.
 #: Each runs inside the exclusive transaction that opens the database, so SQL here must not COMMIT.
 MIGRATIONS: list[Migration] = [
     (1, _SCHEMA_1),
     (2, _SCHEMA_2),
+    (3, _SCHEMA_REMOTE_ENGINES),
 ]
 
 

@@ -12,8 +12,18 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 # The reference scoring server (azmlinfsrv) lives in its own venv: its pins clash with ours.
 export NBDEPLOY_REFERENCE_PYTHON=$(tests/engines/reference-server.sh up | tail -n 1)
-for engine in ${NBDEPLOY_TEST_ENGINES:-docker kubernetes}; do
-  "tests/engines/$engine.sh" up
+# docker first (the others use its base image); then the rest in parallel: the Kubernetes cluster (minutes
+# when cold) and the TLS engines of the remote targets (seconds), each logging to /tmp/logs/engine-NAME.log
+engines=${NBDEPLOY_TEST_ENGINES:-docker kubernetes aci edge}
+case " $engines " in *" docker "*) tests/engines/docker.sh up ;; esac
+mkdir -p /tmp/logs
+pids=()
+for engine in $engines; do
+  [ "$engine" = docker ] && continue
+  "tests/engines/$engine.sh" up >"/tmp/logs/engine-$engine.log" 2>&1 & pids+=("$!:$engine")
+done
+for entry in "${pids[@]}"; do
+  wait "${entry%%:*}" || { echo "tests/engines/${entry#*:}.sh up failed:" >&2; tail -n 30 "/tmp/logs/engine-${entry#*:}.log" >&2; exit 1; }
 done
 set +e
 "$py" -m pytest "$@"

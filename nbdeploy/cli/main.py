@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "service": ("nbdeploy.cli.service", "service", "Deploy, inspect, score, update and delete services."),
     "serve": ("nbdeploy.cli.serve", "serve", "Run the scoring server for an entry script (azmlinfsrv equivalent)."),
     "base-image": ("nbdeploy.cli.base_image", "base_image", "Build Python base images without a registry."),
+    "host": ("nbdeploy.cli.host", "host", "Save, list, check and remove remote Docker engines (container hosts)."),
+    "device": ("nbdeploy.cli.device", "device", "Save, list, check and remove edge devices (Docker engines with tags)."),
 }
 
 
