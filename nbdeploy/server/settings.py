@@ -41,6 +41,9 @@ class Settings:
     reuse_port: bool = False
     hold_public: bool = False
     admin_port: int | None = None
+    admin_host: str = "127.0.0.1"
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
     status_file: str | None = None
     log_format: str = "text"
     access_log: bool = False
@@ -120,6 +123,9 @@ def load(args: dict[str, object], env: dict[str, str] | None = None) -> Settings
     s.admin_port = args.get("admin_port")  # type: ignore[assignment]
     if s.hold_public and s.admin_port is None:
         s.admin_port = 0
+    s.admin_host = str(args.get("admin_host") or "127.0.0.1")
+    s.ssl_certfile = args.get("ssl_certfile") or None  # type: ignore[assignment]
+    s.ssl_keyfile = args.get("ssl_keyfile") or None  # type: ignore[assignment]
     s.status_file = args.get("status_file")  # type: ignore[assignment]
     s.log_format = str(pick("log_format", "NBDEPLOY_LOG_FORMAT", "text")).lower()
     s.access_log = bool(args.get("access_log")) or _env_bool(get("NBDEPLOY_ACCESS_LOG"), False)

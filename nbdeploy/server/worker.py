@@ -55,7 +55,8 @@ class Server(uvicorn.Server):
             return config.http_protocol_class(config=config, server_state=self.server_state,
                                               app_state=self.lifespan.state, _loop=_loop)
 
-        server = await asyncio.get_running_loop().create_server(create_protocol, sock=sock, backlog=config.backlog)
+        server = await asyncio.get_running_loop().create_server(create_protocol, sock=sock, ssl=config.ssl,
+                                                                backlog=config.backlog)
         self.servers.append(server)
 
 
@@ -87,12 +88,13 @@ def run(settings: Any, index: int, report: Callable[[str, str], None], shm: mmap
     app = App(settings, script, docs, state, _busy_slot(shm, index))
     config = uvicorn.Config(app, loop="uvloop" if sys.platform != "win32" else "asyncio", http="httptools",
                             lifespan="off", access_log=False, server_header=False, log_config=None,
-                            timeout_graceful_shutdown=settings.graceful_timeout_s, backlog=2048)
+                            timeout_graceful_shutdown=settings.graceful_timeout_s, backlog=2048,
+                            ssl_certfile=settings.ssl_certfile, ssl_keyfile=settings.ssl_keyfile)
     reuse = settings.reuse_port or settings.workers > 1
     listen: list[Any] = []
     try:
         if settings.admin_port is not None:
-            listen.append(sockets.bind("127.0.0.1", settings.admin_port, reuse_port=True))
+            listen.append(sockets.bind(settings.admin_host, settings.admin_port, reuse_port=True))
         if not settings.hold_public:
             listen.append(sockets.bind(settings.host, settings.port, reuse_port=reuse))
     except OSError as exc:

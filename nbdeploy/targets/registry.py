@@ -26,6 +26,7 @@ _TARGETS: PluginRegistry[type[Target]] = PluginRegistry("nbdeploy.targets", {
     "process": "nbdeploy.targets.process:ProcessTarget",
     "local": "nbdeploy.targets.local_docker:LocalDockerTarget",
     "aks": "nbdeploy.targets.kubernetes.target:KubernetesTarget",
+    "aci": "nbdeploy.targets.container_instance:ContainerInstanceTarget",
 })
 
 
