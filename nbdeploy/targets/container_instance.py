@@ -319,6 +319,9 @@ class ContainerInstanceTarget(Target):
                 reason = failure_reason({"error": _status_file(container).get("error")}, code)
             return Status(State.FAILED, reason, evidence=self.logs(handle, 60), scoring_uri=uri,
                           details={"exit_code": code, "oom_killed": bool(st.get("OOMKilled"))})
+        if st.get("OOMKilled"):  # restarting after an OOM kill (restart policy): still the memory limit
+            return Status(State.FAILED, f"OOM, limit {limit}", evidence=self.logs(handle, 60), scoring_uri=uri,
+                          details={"exit_code": st.get("ExitCode"), "oom_killed": True})
         if st["Status"] == "restarting":
             return Status(State.UNHEALTHY, f"the container keeps restarting (last exit code {st.get('ExitCode')})",
                           evidence=self.logs(handle, 60), scoring_uri=uri)
