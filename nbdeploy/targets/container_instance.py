@@ -56,6 +56,7 @@ REFUSED = {
 # public port instead of held on its admin port.
 LAUNCHER = (
     "import os, sys; a = sys.argv[1:]; "
+    f"s = '{RUN_DIR}/state/status.json'; os.path.exists(s) and os.remove(s); "  # not the last run's state
     f"a = [x for x in a if x != '--hold-public'] if os.path.exists('{RUN_DIR}/state/promoted') else a; "
     "os.execvp(a[0], a)"
 )
@@ -282,6 +283,7 @@ class ContainerInstanceTarget(Target):
             "address": address, "port": port, "admin_port": admin, "held": held, "service": spec.service,
             "revision": spec.revision, "tls": bool(config.ssl_enabled), "verify": verify,
             "memory_gb": config.memory_gb, "restart_policy": restart,
+            "shipped": {"bytes": result.bytes_sent, "layers": result.layers_sent, "seconds": round(result.seconds, 3)},
         }
         docker = import_docker()
         _remove_stale(remote, name)

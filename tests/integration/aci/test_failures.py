@@ -68,7 +68,8 @@ def test_service_survives_the_engine_restarting(workspace, services, model, engi
     result = engine_script("restart")
     assert result.returncode == 0, result.stderr
     deadline = time.monotonic() + 90
-    while svc.state != "Healthy" and time.monotonic() < deadline:
+    while (status := svc.status()).state != "Healthy" and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert svc.state == "Healthy"
-    assert svc.run(body) == [6]
+    assert status.state == "Healthy", status
+    assert svc.run(body) == [6]  # the same key and certificate: they live in the container, which came back
+    assert svc._current()[0]["container"] in [c.id for c in services.remote.containers.list()]
