@@ -1,6 +1,9 @@
-"""Registry speed: register a 1 GiB file vs `cp` (same disk, same run), peak RSS, list/get over 10,000 versions.
+"""Registry speed: register a 1 GiB file vs `cp` (same disk, same run), peak RSS, list/get over 10,000 versions,
+and what a deployment pays for its own copy of a big model (bundle creation and deploy -> Healthy on the
+process target, 1 GiB vs 1 MiB, with a hard link and `cp` of the blob as anchors).
 
     .venv/bin/python benchmarks/registry.py [--dir DIR] [--size-mib 1024] [--repeat 3] [--versions 10000]
+                                            [--only register|query|bundle]
 
 Prints one table. Every temporary file (the 1 GiB source, copies, workspaces) is removed at the end.
 """
@@ -76,17 +79,115 @@ def seed(ws: Workspace, versions: int, names: int) -> None:
             store.insert_model(conn, rec, [FileEntry("m.pkl", "0" * 64, 1, 0o644)])
 
 
+BUNDLE_SCORE = """
+import os
+
+def init():
+    global size
+    size = os.path.getsize(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.bin"))  # opens, not reads: deploy cost only
+
+def run(raw_data):
+    return size
+# variant {variant}
+"""
+
+
+def bundle_rows(root: Path, size_mib: int, repeat: int) -> list[tuple[str, str, str, str, str]]:
+    """Bundle creation and deploy -> Healthy with a ``size_mib`` model vs a 1 MiB one, in this run."""
+    import nbdeploy
+    from nbdeploy.builders.bundle import create_bundle
+    from nbdeploy.registry.blobs import BlobStore, clone_file
+
+    ws = Workspace.create(root / "ws-bundle")
+    results: dict[int, dict[str, float]] = {}
+    how = ""
+    variant = 0
+    for mib in (1, size_mib):
+        src = root / "model.bin"
+        block = os.urandom(1 << 20)
+        with open(src, "wb") as f:
+            for _ in range(mib):
+                f.write(block)
+        model = Model.register(src, f"m{mib}", workspace=ws)
+        src.unlink()
+        blob = BlobStore(ws).path(model.file_entries()[0].digest)
+        times: dict[str, list[float]] = {k: [] for k in ("link", "cp", "clone", "bundle", "bundle2", "deploy", "deploy2")}
+
+        def fresh_script() -> nbdeploy.InferenceConfig:
+            nonlocal variant
+            variant += 1
+            script = root / f"score-{variant}.py"
+            script.write_text(BUNDLE_SCORE.format(variant=variant))
+            return nbdeploy.InferenceConfig(str(script))
+
+        for _ in range(repeat):
+            dst = root / "anchor.bin"
+            t = time.perf_counter()
+            os.link(blob, dst)
+            times["link"].append(time.perf_counter() - t)
+            dst.unlink()
+            times["cp"].append(timed_cmd(["cp", str(blob), str(dst)]))
+            dst.unlink()
+            fd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
+            t = time.perf_counter()
+            how = clone_file(blob, fd)
+            times["clone"].append(time.perf_counter() - t)
+            os.close(fd)
+            dst.unlink()
+            shutil.rmtree(ws.cache_dir, ignore_errors=True)  # no deploy copy yet: the first bundle of this model
+            for key in ("bundle", "bundle2"):  # bundle2: the code changed, the model did not (an update)
+                t = time.perf_counter()
+                create_bundle(ws, [model], fresh_script())
+                times[key].append(time.perf_counter() - t)
+            shutil.rmtree(ws.cache_dir, ignore_errors=True)
+            for key in ("deploy", "deploy2"):
+                t = time.perf_counter()
+                svc = nbdeploy.deploy(f"bench-{mib}-{variant}", [model], fresh_script(), workspace=ws)
+                svc.wait_for_deployment()
+                times[key].append(time.perf_counter() - t)
+                assert svc.run("{}") == mib << 20
+                svc.delete()
+        results[mib] = {k: statistics.median(v) for k, v in times.items()}
+    small, big = results[1], results[size_mib]
+    rows = [
+        (f"hard link of a {size_mib} MiB blob (main before the fix)", f"{big['link'] * 1e3:.2f} ms", "", "", "anchor"),
+        (f"cp of the {size_mib} MiB blob", f"{big['cp']:.3f} s", "", "", "anchor"),
+        (f"clone_file {size_mib} MiB ({how})", f"{big['clone']:.3f} s", f"{big['clone'] / big['cp']:.2f}x cp", "", ""),
+        ("create_bundle 1 MiB, first bundle of the model", f"{small['bundle'] * 1e3:.1f} ms", "", "", ""),
+        (f"create_bundle {size_mib} MiB, first bundle of the model", f"{big['bundle']:.3f} s",
+         f"{big['bundle'] / small['bundle']:.1f}x 1 MiB", f"{big['bundle'] / big['cp']:.2f}x cp", ""),
+        (f"create_bundle {size_mib} MiB, code changed (deploy copy shared)", f"{big['bundle2'] * 1e3:.1f} ms",
+         f"{big['bundle2'] / small['bundle2']:.2f}x 1 MiB", "", ""),
+        ("deploy -> Healthy, 1 MiB, first deploy of the model", f"{small['deploy']:.2f} s", "", "", ""),
+        (f"deploy -> Healthy, {size_mib} MiB, first deploy of the model", f"{big['deploy']:.2f} s",
+         f"{big['deploy'] / small['deploy']:.2f}x 1 MiB", "", "<= 1.5x 1 MiB"),
+        (f"deploy -> Healthy, {size_mib} MiB, model deployed before", f"{big['deploy2']:.2f} s",
+         f"{big['deploy2'] / small['deploy2']:.2f}x 1 MiB", "", "<= 1.5x 1 MiB"),
+    ]
+    shutil.rmtree(ws.path, ignore_errors=True)
+    return rows
+
+
+class _Skip(Exception):
+    """A part left out with --only."""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default=".", help="where to put the temporary files (the disk under test)")
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--versions", type=int, default=10_000)
+    ap.add_argument("--only", choices=("register", "query", "bundle"), default=None)
     args = ap.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="nbdeploy-bench-", dir=args.dir)).absolute()
     rows: list[tuple[str, str, str, str, str]] = []
     try:
+        if args.only in (None, "bundle"):
+            rows += bundle_rows(root, args.size_mib, args.repeat)
+        if args.only not in (None, "register"):
+            raise _Skip
         src = root / "big.bin"
         block = os.urandom(16 << 20)
         with open(src, "wb") as f:
@@ -119,6 +220,11 @@ def main() -> None:
         rows.append((f"register child process wall {size}", f"{m_wall:.2f} s", f"{m_wall / m_cp:.2f}x cp",
                      f"{m_wall / m_cps:.2f}x cp+sync", "(incl. interpreter start + imports)"))
         rows.append(("register peak RSS (child ru_maxrss)", f"{max(rss) / 2**20:.1f} MB", "", "", "< 150 MB"))
+    except _Skip:
+        pass
+    try:
+        if args.only not in (None, "query"):
+            raise _Skip
 
         ws = Workspace.create(root / "ws-query")
         t = time.perf_counter()
@@ -141,6 +247,8 @@ def main() -> None:
         med, worst = bench(lambda: Model.get("model-42", workspace=Workspace(ws.path)), 50)
         rows.append(("Model.get latest (new Workspace each call)", f"{med * 1e3:.3f} ms", f"max {worst * 1e3:.2f} ms",
                      "", "< 5 ms"))
+    except _Skip:
+        pass
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

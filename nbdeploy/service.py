@@ -55,7 +55,7 @@ DEFAULT_TIMEOUT_S = 600.0
 
 def validate_service_name(name: str) -> None:
     """v1's rule: 3-32 characters, lower-case letters, digits and '-', starting with a letter."""
-    if not isinstance(name, str) or not (3 <= len(name) <= 32) or not SERVICE_NAME_RE.match(name):
+    if not isinstance(name, str) or not (3 <= len(name) <= 32) or not SERVICE_NAME_RE.fullmatch(name):
         raise InvalidName("service", str(name), "use 3-32 lower-case letters, digits and '-', starting with a letter and not ending with '-'")
 
 

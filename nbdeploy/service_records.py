@@ -66,8 +66,17 @@ class ServiceRecord:
         )
 
 
+def without_secrets(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` without the auth keys a deployment config may carry: the current keys live only in the
+    service row (replaced by ``regen_key``), so the revision history never keeps superseded ones."""
+    dc = spec.get("deployment_config")
+    if not isinstance(dc, dict) or "keys" not in dc:
+        return spec
+    return {**spec, "deployment_config": {k: v for k, v in dc.items() if k != "keys"}}
+
+
 class ServiceStore:
-    """Reads and writes deployment records of one workspace."""
+    """Reads and writes deployment records of one workspace. Revision specs are stored without auth keys."""
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
@@ -99,7 +108,7 @@ class ServiceStore:
                 )
                 conn.execute(
                     "INSERT INTO service_revisions(service, revision, outcome, spec, created_time) VALUES (?, 1, ?, ?, ?)",
-                    (name, STARTING, json.dumps(spec), stamp),
+                    (name, STARTING, json.dumps(without_secrets(spec)), stamp),
                 )
                 for model_id in model_ids:
                     add_usage(conn, model_id, name)
@@ -142,7 +151,7 @@ class ServiceStore:
             latest = conn.execute("SELECT MAX(revision) FROM service_revisions WHERE service = ?", (name,)).fetchone()[0] or 0
             conn.execute(
                 "INSERT INTO service_revisions(service, revision, outcome, spec, created_time) VALUES (?, ?, ?, ?, ?)",
-                (name, latest + 1, STARTING, json.dumps(spec), now()),
+                (name, latest + 1, STARTING, json.dumps(without_secrets(spec)), now()),
             )
             return int(latest + 1)
 

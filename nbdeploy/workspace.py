@@ -8,6 +8,13 @@ Layout of a workspace folder::
     services/<name>/   per-service working folders
     cache/             build cache
     gc.lock            registrations hold it shared, gc holds it exclusive
+    workspace.id       the workspace's id, also stored in the database: a database from elsewhere is refused
+
+The database holds service keys, so it (and its ``-wal``/``-shm`` files) is readable by its owner only
+(0600). A database that is empty, has no nbdeploy schema, or carries another workspace's id is refused
+with a clear error, never treated as a new workspace (a ``gc`` would then delete every blob). A workspace
+on a read-only or full disk stays readable: the database is opened read-only when it cannot be opened for
+writing, and writes fail with one line saying why.
 
 Which workspace is used when none is given, in order: ``NBDEPLOY_WORKSPACE``; a ``.nbdeploy/`` folder
 found upward from the current directory (the workspace itself, or a ``.nbdeploy/config.json`` pointing at one:
@@ -21,11 +28,14 @@ workspace that does not exist yet never creates anything: it reads as empty.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import sqlite3
 import threading
+import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Union
@@ -38,6 +48,11 @@ ENV_VAR = "NBDEPLOY_WORKSPACE"
 DIR_NAME = ".nbdeploy"
 DB_NAME = "nbdeploy.db"
 CONFIG_NAME = "config.json"
+ID_NAME = "workspace.id"
+#: The oldest schema a read-only workspace is read at without migrating (migration 4 only adds the id).
+READ_ONLY_MIN_SCHEMA = 3
+#: Mode of the database and its -wal/-shm files (SQLite gives those the database file's mode).
+SECRET_FILE_MODE = 0o600
 BUSY_TIMEOUT_S = 60.0
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -139,12 +154,23 @@ CREATE TABLE remote_engines (
 );
 """
 
+
+def _migration_4(conn: sqlite3.Connection) -> None:
+    """The workspace id (also in ``workspace.id``), and no auth keys left in the revision history."""
+    conn.execute("CREATE TABLE workspace_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
+    conn.execute("INSERT INTO workspace_meta(key, value) VALUES ('id', ?)", (uuid.uuid4().hex,))
+    conn.execute(
+        "UPDATE service_revisions SET spec = json_remove(spec, '$.deployment_config.keys') "
+        "WHERE json_valid(spec) AND json_extract(spec, '$.deployment_config.keys') IS NOT NULL"
+    )
+
 #: Ordered schema migrations ``(version, sql or callable(conn))``. Append only; never edit a released one.
 #: Each runs inside the exclusive transaction that opens the database, so SQL here must not COMMIT.
 MIGRATIONS: list[Migration] = [
     (1, _SCHEMA_1),
     (2, _SCHEMA_2),
     (3, _SCHEMA_REMOTE_ENGINES),
+    (4, _migration_4),
 ]
 
 
@@ -195,12 +221,115 @@ def _apply_migrations(conn: sqlite3.Connection, where: Path) -> None:
         raise
 
 
-def _connect(db_path: Path | str) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True)
+def _connect(db_path: Path | str, uri: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True,
+                           uri=uri)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA secure_delete = ON")  # replaced keys are overwritten, not left in free space
     return conn
+
+
+_FULL = ("SQLITE_FULL",)
+_READ_ONLY = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")
+_IO = ("SQLITE_IOERR",)
+_CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def _code(exc: BaseException) -> str:
+    return str(getattr(exc, "sqlite_errorname", "") or "")
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """Whether an SQLite error is about the disk (full, read-only, no access, I/O), not the data."""
+    return isinstance(exc, sqlite3.Error) and _code(exc).startswith(_FULL + _READ_ONLY + _IO)
+
+
+def storage_error(where: Path, doing: str, exc: BaseException) -> WorkspaceError:
+    """A one-line :class:`WorkspaceError` for an SQLite or OS error met while ``doing`` something in ``where``."""
+    code = _code(exc)
+    err = getattr(exc, "errno", None)
+    detail = getattr(exc, "strerror", None) or str(exc)
+    if code.startswith(_FULL) or err in (errno.ENOSPC, errno.EDQUOT) or (code.startswith(_IO) and _disk_full(where)):
+        return WorkspaceError(f"Workspace {where} is out of disk space: cannot {doing} ({detail}). "
+                              "Free space on that disk and retry; `nbdeploy gc` removes leftovers.")
+    if code.startswith(_READ_ONLY) or err in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return WorkspaceError(f"Workspace {where} is read-only here: cannot {doing} ({detail}). "
+                              "Reading works; write from an account and a mount that may write there.")
+    if code.startswith(_CORRUPT):
+        return WorkspaceError(f"{where / DB_NAME} is damaged: cannot {doing} ({detail}). "
+                              "Restore it from a backup; `nbdeploy verify` checks the workspace.")
+    return WorkspaceError(f"Workspace {where}: cannot {doing} ({detail}).")
+
+
+def _disk_full(where: Path) -> bool:
+    """Whether the disk holding ``where`` has (almost) no space left: SQLite reports some of those as I/O errors."""
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
+
+
+def _lost_database(where: Path, problem: str) -> WorkspaceError:
+    return WorkspaceError(
+        f"{where / DB_NAME} {problem}, but {where} is an existing workspace ({_evidence(where)}): the database was "
+        "lost or replaced. nbdeploy refuses to treat it as a new workspace (a gc would delete every model file). "
+        f"Restore {DB_NAME} (with {DB_NAME}-wal if present) from a backup, or move the folder away."
+    )
+
+
+def _evidence(where: Path) -> str:
+    """What shows that ``where`` held a workspace: its id file, its blobs."""
+    found = []
+    if (where / ID_NAME).is_file():
+        found.append(f"{ID_NAME} present")
+    blobs = sum(1 for _ in _blob_files(where))
+    if blobs:
+        found.append(f"{blobs} blob file(s)")
+    return ", ".join(found) or "its folders are laid out"
+
+
+def _blob_files(where: Path) -> Iterator[Path]:
+    root = where / "blobs" / "sha256"
+    if not root.is_dir():
+        return
+    for sub in root.iterdir():
+        if sub.is_dir():
+            yield from (f for f in sub.iterdir() if f.is_file())
+
+
+def _has_history(where: Path) -> bool:
+    """Whether the folder shows signs of a workspace that had data (an id file or any blob)."""
+    return (where / ID_NAME).is_file() or next(iter(_blob_files(where)), None) is not None
+
+
+def _read_id_file(where: Path) -> str | None:
+    try:
+        return (where / ID_NAME).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise WorkspaceError(f"Cannot read {where / ID_NAME}: {exc.strerror}.") from exc
+
+
+def _write_id_file(where: Path, workspace_id: str) -> None:
+    tmp = where / f".{ID_NAME}.{os.getpid()}"
+    tmp.write_text(workspace_id + "\n")
+    os.replace(tmp, where / ID_NAME)
+
+
+def _restrict_modes(db_path: Path) -> None:
+    """Database, -wal and -shm readable by their owner only (they hold service keys)."""
+    for suffix in ("", "-wal", "-shm"):
+        f = Path(str(db_path) + suffix)
+        try:
+            st = f.stat()
+            if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+                os.chmod(f, SECRET_FILE_MODE)
+        except OSError:
+            pass
 
 
 class Workspace:
@@ -222,6 +351,11 @@ class Workspace:
         self._lazy = source == "home default"
         self._local = threading.local()
         self._memory: sqlite3.Connection | None = None
+        #: True when the database could only be opened read-only (a read-only or full disk, no write access)
+        self.read_only: bool = False
+        self._read_only_because: BaseException | None = None
+        #: the workspace id (from the database), once opened
+        self.id: str | None = None
         if not self._lazy or self.exists():
             self._check()
 
@@ -237,6 +371,8 @@ class Workspace:
             return cls(target)
         if target.exists() and not target.is_dir():
             raise WorkspaceError(f"Cannot create a workspace at {target}: it is a file.")
+        if target.is_dir() and _has_history(target):
+            raise _lost_database(target, "is missing")
         if target.is_dir() and any(target.iterdir()):
             raise WorkspaceError(
                 f"Cannot create a workspace in {target}: the folder is not empty and is not a workspace."
@@ -298,6 +434,8 @@ class Workspace:
             return
         if not self._lazy:
             raise WorkspaceError(f"{self.path} is not an nbdeploy workspace.")
+        if _has_history(self.path):
+            raise _lost_database(self.path, "is missing")
         _initialize(self.path)
         log.info("created default workspace %s", self.path)
         self._check()
@@ -309,6 +447,8 @@ class Workspace:
                 f"create it with `nbdeploy workspace create {self.path}`."
             )
         if not (self.path / DB_NAME).is_file():
+            if _has_history(self.path):
+                raise _lost_database(self.path, "is missing")
             raise WorkspaceError(
                 f"{self.path} ({self.source}) is not an nbdeploy workspace (no {DB_NAME}); "
                 f"create one with `nbdeploy workspace create PATH`."
@@ -360,7 +500,7 @@ class Workspace:
         and ``create=True`` creates the workspace first.
         """
         if not self.exists():
-            if self._lazy and not create:
+            if self._lazy and not create and not _has_history(self.path):
                 if self._memory is None:
                     self._memory = _connect(":memory:")
                     _apply_migrations(self._memory, self.path)
@@ -369,28 +509,158 @@ class Workspace:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
             return conn
-        try:
-            conn = _connect(self.db_path)
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode.lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            _apply_migrations(conn, self.path)
-        except sqlite3.DatabaseError as exc:
-            raise WorkspaceError(f"{self.db_path} is not a usable nbdeploy database: {exc}") from exc
+        conn = self._open()
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
+    def _open(self) -> sqlite3.Connection:
+        """Open, check and migrate the database; read-only when the disk or the permissions allow no more."""
+        try:
+            size = self.db_path.stat().st_size
+        except OSError as exc:
+            raise WorkspaceError(f"Cannot read {self.db_path}: {exc.strerror}.") from exc
+        if size == 0:
+            raise _lost_database(self.path, "is empty (0 bytes)")
+        read_only = False
+        try:
+            conn = _connect(self.db_path)
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            if not is_storage_error(exc):
+                raise WorkspaceError(f"{self.db_path} is not a usable nbdeploy database: {exc}") from exc
+            conn, version = self._open_read_only(exc)
+            read_only = True
+            self._read_only_because = exc
+        if version == 0:
+            conn.close()
+            raise _lost_database(self.path, "has no nbdeploy tables")
+        if read_only:
+            if not READ_ONLY_MIN_SCHEMA <= version <= schema_version():
+                conn.close()
+                raise WorkspaceError(
+                    f"Workspace {self.path} has schema version {version} and this nbdeploy uses "
+                    f"{schema_version()}; it is read-only here, so it cannot be migrated: open it once with "
+                    "write access, or use the nbdeploy version that wrote it.")
+        else:
+            try:
+                _apply_migrations(conn, self.path)
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                if is_storage_error(exc):
+                    raise storage_error(self.path, "upgrade the database schema", exc) from exc
+                raise WorkspaceError(f"{self.db_path} is not a usable nbdeploy database: {exc}") from exc
+            except BaseException:
+                conn.close()
+                raise
+            _restrict_modes(self.db_path)
+        self.read_only = read_only
+        self._check_identity(conn)
+        return conn
+
+    def _open_read_only(self, first: BaseException) -> tuple[sqlite3.Connection, int]:
+        """Open the database read-only after ``first`` (a storage error) refused a read-write open."""
+        uri = "file:" + urllib.parse.quote(str(self.db_path)) + "?mode=ro"
+        attempts = [uri]
+        wal = Path(str(self.db_path) + "-wal")
+        if not (wal.is_file() and wal.stat().st_size > 0):
+            attempts.append(uri + "&immutable=1")  # nothing in the WAL to miss: read the file as it is
+        last: BaseException = first
+        for attempt in attempts:
+            try:
+                conn = _connect(attempt, uri=True)
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            except sqlite3.DatabaseError as exc:
+                last = exc
+                continue
+            log.info("workspace %s opened read-only (%s)", self.path, first)
+            return conn, version
+        raise storage_error(self.path, "open the database", last) from last
+
+    def _check_identity(self, conn: sqlite3.Connection) -> None:
+        """The database's workspace id must be the one in ``workspace.id`` (written when missing)."""
+        if self.read_only and not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'workspace_meta'").fetchone():
+            return  # an older schema read where it cannot be migrated: no id to compare yet
+        row = conn.execute("SELECT value FROM workspace_meta WHERE key = 'id'").fetchone()
+        if row is None:
+            conn.close()
+            raise _lost_database(self.path, "has no workspace id")
+        db_id = row[0]
+        file_id = _read_id_file(self.path)
+        if file_id is None:
+            if not self.read_only:
+                try:
+                    _write_id_file(self.path, db_id)
+                except OSError as exc:
+                    log.warning("cannot write %s: %s", self.path / ID_NAME, exc)
+        elif file_id != db_id:
+            conn.close()
+            raise WorkspaceError(
+                f"{self.db_path} belongs to workspace {db_id}, but {self.path / ID_NAME} says this folder is "
+                f"workspace {file_id}: the database was replaced by another workspace's. Put this workspace's "
+                f"{DB_NAME} back (nothing was changed)."
+            )
+        self.id = db_id
+
+    def check_intact(self) -> None:
+        """Raise :class:`WorkspaceError` unless the database is provably this workspace's own and intact.
+
+        Checks: the id in the database equals ``workspace.id``, the schema version is current, and SQLite's
+        ``quick_check`` passes. ``gc`` calls this before deleting anything.
+        """
+        conn = self.db()
+        db_id = conn.execute("SELECT value FROM workspace_meta WHERE key = 'id'").fetchone()
+        file_id = _read_id_file(self.path)
+        if db_id is None or file_id is None or db_id[0] != file_id:
+            raise WorkspaceError(
+                f"Cannot prove that {self.db_path} is this workspace's database ({ID_NAME}: {file_id or 'missing'}, "
+                f"database: {db_id[0] if db_id else 'no id'}); nothing was deleted."
+            )
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != schema_version():
+            raise WorkspaceError(f"{self.db_path} has schema version {version}, expected {schema_version()}.")
+        try:
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
+        except sqlite3.DatabaseError as exc:
+            raise WorkspaceError(f"{self.db_path} fails its integrity check: {exc}; nothing was deleted.") from exc
+        if problems != ["ok"]:
+            raise WorkspaceError(f"{self.db_path} fails its integrity check ({problems[0]}); nothing was deleted.")
+
     @contextlib.contextmanager
     def transaction(self, create: bool = True) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): one writer at a time, across processes."""
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): one writer at a time, across processes.
+
+        A full or read-only disk becomes a one-line :class:`WorkspaceError` (also when COMMIT fails).
+        """
         conn = self.db(create=create)
-        conn.execute("BEGIN IMMEDIATE")
+        if self.read_only:  # opened read-only earlier: the disk may have been freed or remounted since
+            self.close()
+            conn = self.db(create=create)
+        if self.read_only and self._read_only_because is not None:  # say why it is read-only
+            raise storage_error(self.path, "write to the database", self._read_only_because)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            if is_storage_error(exc):
+                raise storage_error(self.path, "write to the database", exc) from exc
+            raise
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            _rollback(conn)
+            if isinstance(exc, sqlite3.DatabaseError) and is_storage_error(exc):
+                raise storage_error(self.path, "write to the database", exc) from exc
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            _rollback(conn)
+            if is_storage_error(exc):
+                raise storage_error(self.path, "write to the database", exc) from exc
+            raise
 
     def close(self) -> None:
         """Close this thread's connection (a later :meth:`db` reopens)."""
@@ -410,13 +680,13 @@ class Workspace:
         only removes ``tmp/`` entries older than an hour.
         """
         self.ensure()
-        with _flock(self.lock_path, exclusive=False, blocking=True):
+        with _flock(self.lock_path, exclusive=False, blocking=True, where=self.path):
             yield
 
     @contextlib.contextmanager
     def gc_lock(self, blocking: bool = True) -> Iterator[bool]:
         """Exclusive counterpart of :meth:`writer_lock`; yields False when ``blocking=False`` and it is busy."""
-        with _flock(self.lock_path, exclusive=True, blocking=blocking) as got:
+        with _flock(self.lock_path, exclusive=True, blocking=blocking, where=self.path) as got:
             yield got
 
     def __repr__(self) -> str:
@@ -430,13 +700,19 @@ class Workspace:
 
 
 @contextlib.contextmanager
-def _flock(path: Path, exclusive: bool, blocking: bool) -> Iterator[bool]:
+def _flock(path: Path, exclusive: bool, blocking: bool, where: Path) -> Iterator[bool]:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         yield True
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        try:  # a read-only disk or folder: flock works on a read-only descriptor too
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise storage_error(where, "take the workspace lock", exc) from exc
     try:
         flags = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if blocking else fcntl.LOCK_NB)
         try:
@@ -456,15 +732,41 @@ HAVE_FLOCK = os.name == "posix"
 
 
 def _initialize(target: Path) -> None:
+    """Lay out a new workspace. The database is built under a temporary name and linked into place, so
+    a concurrent opener never sees a half-made one; ``workspace.id`` is written from it."""
     for sub in ("", "blobs", "tmp", "services", "cache"):
         (target / sub).mkdir(parents=True, exist_ok=True)
     (target / "gc.lock").touch()
-    conn = _connect(target / DB_NAME)
+    building = target / f".{DB_NAME}.init-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    os.close(os.open(building, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_FILE_MODE))
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        _apply_migrations(conn, target)
+        conn = _connect(building)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            _apply_migrations(conn, target)
+            workspace_id = conn.execute("SELECT value FROM workspace_meta WHERE key = 'id'").fetchone()[0]
+        finally:
+            conn.close()
+        try:
+            os.link(building, target / DB_NAME)
+        except FileExistsError:
+            return  # created meanwhile by another process: theirs is the workspace
+        except OSError:  # a filesystem without hard links: rename (a concurrent creator may win the race)
+            if (target / DB_NAME).exists():
+                return
+            os.rename(building, target / DB_NAME)
+        if _read_id_file(target) is None:
+            _write_id_file(target, workspace_id)
     finally:
-        conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(building) + suffix).unlink(missing_ok=True)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # no transaction left (SQLite rolled it back itself)
 
 
 def _read_config(config: Path, strict: bool) -> Path | None:

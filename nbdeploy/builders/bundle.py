@@ -9,12 +9,15 @@
 
 ``AZUREML_MODEL_DIR`` is ``azureml-models/<name>/<version>`` for one model and ``azureml-models`` for several.
 A bundle is identified by the sha256 of its content (code files and model digests), and is materialized
-once per digest under the workspace cache, so deploying unchanged inputs copies nothing.
+once per digest under the workspace cache, so deploying unchanged inputs copies nothing. Model files are
+hard links to the workspace's deploy copies (:mod:`nbdeploy.registry.copies`), never to the registry's
+blobs: a deployment that writes its model file cannot change the registry. The marker records each model
+file's size, inode and mtime; a bundle whose model files were written since is not reused (a fresh one is
+laid out beside it, on a fresh deploy copy).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import logging
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbdeploy.builders.entry_script import check_entry_script_file
+from nbdeploy.builders.ignore import walk_files
 from nbdeploy.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -37,8 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODELS_DIR = "azureml-models"
-ALWAYS_IGNORED = ("__pycache__", "*.pyc", ".ipynb_checkpoints", ".git", ".nbdeploy", ".venv")
-IGNORE_FILES = (".amlignore", ".gitignore")
 COMPLETE_MARKER = ".nbdeploy-bundle.json"
 
 
@@ -82,8 +84,9 @@ def create_bundle(workspace: Workspace, models: Sequence[Model], inference_confi
     models_digest = _digest(f"{m.name}\0{m.version}\0{m.digest}" for m in ordered_models)
     digest = _digest([code_digest, models_digest])
     model_dir = MODELS_DIR if len(ordered_models) != 1 else f"{MODELS_DIR}/{ordered_models[0].name}/{ordered_models[0].version}"
+    path = _intact_or_free(workspace.cache_dir / "bundles", digest[:32])
     bundle = Bundle(
-        path=workspace.cache_dir / "bundles" / digest[:32],
+        path=path,
         digest=digest, code_digest=code_digest, models_digest=models_digest,
         entry_script=entry_rel, model_dir=model_dir, source_dir=source_name,
         model_ids=tuple(f"{m.name}:{m.version}" for m in ordered_models),
@@ -98,9 +101,10 @@ def create_bundle(workspace: Workspace, models: Sequence[Model], inference_confi
             dest = staging / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest)
-        for model in ordered_models:
-            model.download(str(staging / MODELS_DIR / model.name / str(model.version)), exist_ok=True, link=True)  # hardlinks: no copy
-        (staging / COMPLETE_MARKER).write_text(json.dumps({"digest": digest, "models": list(bundle.model_ids), "entry_script": entry_rel}))
+        for model in ordered_models:  # links to the deploy copies, never to the blobs
+            model.download(str(staging / MODELS_DIR / model.name / str(model.version)), exist_ok=True, link=True)
+        (staging / COMPLETE_MARKER).write_text(json.dumps({"digest": digest, "models": list(bundle.model_ids), "entry_script": entry_rel,
+                                                           "model_files": _fingerprints(staging / MODELS_DIR)}))
         try:
             os.rename(staging, bundle.path)
         except OSError:
@@ -113,6 +117,45 @@ def create_bundle(workspace: Workspace, models: Sequence[Model], inference_confi
     return bundle
 
 
+MAX_TWINS = 64
+
+
+def _intact_or_free(folder: Path, name: str) -> Path:
+    """``folder/name`` unless a bundle there had its model files written since it was laid out; then the
+    first ``name-N`` that is intact or free (the written one may still serve its revision: it stays)."""
+    for i in range(MAX_TWINS):
+        candidate = folder / (name if i == 0 else f"{name}-{i}")
+        marker = candidate / COMPLETE_MARKER
+        if not marker.is_file() or _models_intact(candidate):
+            return candidate
+        log.warning("bundle %s: model files were changed by a deployment; laying out a fresh bundle", candidate)
+    raise InvalidInput(f"{MAX_TWINS} bundles for {name} in {folder} had their model files changed; remove them.")
+
+
+def _fingerprints(models_root: Path) -> dict[str, list[int]]:
+    """``{relative path: [size, inode, mtime_ns]}`` of every model file (a write changes mtime; a link does not)."""
+    out: dict[str, list[int]] = {}
+    for dirpath, _, filenames in os.walk(models_root):
+        for fname in filenames:
+            p = Path(dirpath) / fname
+            st = p.lstat()
+            out[str(p.relative_to(models_root))] = [st.st_size, st.st_ino, st.st_mtime_ns]
+    return out
+
+
+def _models_intact(bundle_path: Path) -> bool:
+    try:
+        recorded = json.loads((bundle_path / COMPLETE_MARKER).read_text()).get("model_files")
+    except (OSError, ValueError):
+        return False
+    if recorded is None:  # laid out before fingerprints were recorded: model files may be links to blobs
+        return False
+    try:
+        return _fingerprints(bundle_path / MODELS_DIR) == recorded if (bundle_path / MODELS_DIR).is_dir() else not recorded
+    except OSError:
+        return False
+
+
 def _code_files(config: InferenceConfig) -> tuple[list[tuple[str, Path]], str, str | None]:
     """(relative path in app root, source file) pairs, the entry script's relative path, the source folder name."""
     if config.source_directory is None:
@@ -122,8 +165,7 @@ def _code_files(config: InferenceConfig) -> tuple[list[tuple[str, Path]], str, s
         return [(script.name, script)], script.name, None
     source = Path(config.source_directory)
     name = source.name
-    patterns = _ignore_patterns(source)
-    files = [(f"{name}/{rel}", source / rel) for rel in _walk(source, patterns)]
+    files = [(f"{name}/{rel}", path) for rel, path in walk_files(source)]  # .amlignore, .dockerignore, .gitignore
     entry_rel = f"{name}/{Path(config.entry_script).as_posix()}"
     if not any(rel == entry_rel for rel, _ in files):
         script = source / config.entry_script
@@ -131,30 +173,6 @@ def _code_files(config: InferenceConfig) -> tuple[list[tuple[str, Path]], str, s
             raise InvalidInput(f"Entry script {config.entry_script} not found in source_directory {source}.")
         files.append((entry_rel, script))  # ignored by a pattern, but the entry script always goes in
     return sorted(files), entry_rel, name
-
-
-def _ignore_patterns(source: Path) -> list[str]:
-    patterns = list(ALWAYS_IGNORED)
-    for name in IGNORE_FILES:
-        file = source / name
-        if file.is_file():
-            patterns += [line.strip().rstrip("/") for line in file.read_text().splitlines() if line.strip() and not line.startswith("#")]
-            break  # .amlignore wins over .gitignore, as in v1
-    return patterns
-
-
-def _walk(source: Path, patterns: list[str]) -> Iterator[str]:
-    for dirpath, dirnames, filenames in os.walk(source):
-        rel_dir = Path(dirpath).relative_to(source)
-        dirnames[:] = sorted(d for d in dirnames if not _ignored((rel_dir / d).as_posix(), d, patterns))
-        for filename in sorted(filenames):
-            rel = (rel_dir / filename).as_posix()
-            if not _ignored(rel, filename, patterns):
-                yield rel
-
-
-def _ignored(rel: str, name: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p.lstrip("/")) for p in patterns)
 
 
 def _check_unique(models: Sequence[Model]) -> None:

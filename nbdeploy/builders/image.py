@@ -7,6 +7,7 @@ remote engine) ship or push what this builder made.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,24 @@ class ImageBuilder(Builder):
     """A :class:`~nbdeploy.builders.docker_builder.BuildSettings` (host proxies, CA, pip); None: from the environment."""
 
     def build(self, request: BuildRequest) -> Artifact:
-        from nbdeploy.builders.docker_builder import build_image, docker_client
+        from nbdeploy.builders.docker_builder import BuildSettings, build_image, docker_client
+        from nbdeploy.builders.lock import describe_lock
 
         conda = [p for p in getattr(request.environment, "conda_packages", None) or [] if not p.startswith(("python", "pip"))]
         if conda:
             self.progress(f"warning: conda packages are not installed in images (use pip): {', '.join(conda)}")
         spec = image_spec_for(request)
+        settings = self.settings if self.settings is not None else BuildSettings.from_env()
+        if settings.lock_dir is None:  # locks live with the workspace, beside its environments
+            settings = dataclasses.replace(settings, lock_dir=self.workspace.cache_dir / "locks")
         built = build_image(docker_client(), spec, request.bundle.path, repository(request.service),
-                            request.bundle.source_dir, settings=self.settings, progress=self.progress)
-        return Artifact(self.kind, built.tag, built.digest, id=built.image_id, cached=built.cached,
-                        details={"gpu": spec.gpu, "seconds": round(built.seconds, 3)})
+                            request.bundle.source_dir, settings=settings, progress=self.progress,
+                            bundle_digest=request.bundle.digest)
+        details: dict[str, Any] = {"gpu": spec.gpu, "seconds": round(built.seconds, 3)}
+        if built.lock is not None:
+            details["lock"] = {"digest": built.lock.digest, "packages": list(built.lock.packages)}
+            self.progress(describe_lock(built.lock))
+        return Artifact(self.kind, built.tag, built.digest, id=built.image_id, cached=built.cached, details=details)
 
     def remove(self, artifact: Artifact) -> None:
         from nbdeploy.builders.docker_builder import docker_client, import_docker

@@ -53,12 +53,15 @@ class VenvBuilder(Builder):
     kind = "venv"
 
     def build(self, request: BuildRequest) -> Artifact:
+        from nbdeploy.builders.lock import describe_lock, lock_environment
         from nbdeploy.builders.venv import isolated_python
 
         folder = self.workspace.service_dir(request.service, create=True)
         log_path = folder / f"revision-{request.revision}.log"
         environment = request.environment
-        digest = environment.digest() if environment is not None else "default"
         self.progress(f"isolated environment for {environment.name if environment else 'the scoring server'}")
-        python, module, pythonpath = isolated_python(self.workspace, environment, log_path)
-        return Artifact(self.kind, python, digest, details={"module": module, "pythonpath": pythonpath})
+        lock = lock_environment(self.workspace, environment, self.progress)
+        self.progress(describe_lock(lock))
+        python, module, pythonpath = isolated_python(self.workspace, environment, log_path, lock=lock)
+        return Artifact(self.kind, python, lock.digest, details={
+            "module": module, "pythonpath": pythonpath, "lock": {"digest": lock.digest, "packages": list(lock.packages)}})

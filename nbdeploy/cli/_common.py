@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from nbdeploy.registry.names import parse_assignment
+from nbdeploy.registry.names import parse_assignment, printable
 from nbdeploy.workspace import Workspace, as_workspace
 
 
@@ -23,6 +23,11 @@ def workspace_from(ctx: click.Context) -> Workspace:
 def pairs(kind: str, values: tuple[str, ...]) -> dict[str, str]:
     """``('a=1', 'b=2')`` -> ``{'a': '1', 'b': '2'}`` (InvalidInput on a malformed item)."""
     return dict(parse_assignment(kind, v) for v in values)
+
+
+def error_line(exc: BaseException) -> str:
+    """``Error: <reason>``, printable on any terminal (bytes that are not UTF-8 shown as \\xNN)."""
+    return "Error: " + printable(str(exc))
 
 
 def echo_json(data: Any) -> None:

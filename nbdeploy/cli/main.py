@@ -20,7 +20,9 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "workspace": ("nbdeploy.cli.workspace", "workspace", "Create and show workspaces."),
     "model": ("nbdeploy.cli.model", "model", "Register, list, show, download, update and delete models."),
     "gc": ("nbdeploy.cli.workspace", "gc", "Remove file blobs no model version refers to."),
+    "verify": ("nbdeploy.cli.workspace", "verify", "Check the database and every model file blob's sha256."),
     "service": ("nbdeploy.cli.service", "service", "Deploy, inspect, score, update and delete services."),
+    "env": ("nbdeploy.cli.env", "env", "Saved environments and the locks builds install from."),
     "serve": ("nbdeploy.cli.serve", "serve", "Run the scoring server for an entry script (azmlinfsrv equivalent)."),
     "base-image": ("nbdeploy.cli.base_image", "base_image", "Build Python base images without a registry."),
     "host": ("nbdeploy.cli.host", "host", "Save, list, check and remove remote Docker engines (container hosts)."),
@@ -99,7 +101,9 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except NbdeployError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        from nbdeploy.cli._common import error_line
+
+        click.echo(error_line(exc), err=True)
         sys.exit(1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -6,7 +6,7 @@ import click
 
 from nbdeploy.cli._common import echo_json, pairs, table, workspace_from
 from nbdeploy.registry.model import Model, human_size
-from nbdeploy.registry.names import parse_model_ref
+from nbdeploy.registry.names import parse_model_ref, printable
 
 
 @click.group()
@@ -77,7 +77,7 @@ def show(ctx: click.Context, ref: str, output: str) -> None:
     click.echo(f"{'used by':<17}{', '.join(used)}")
     click.echo("files:")
     for e in m.file_entries():
-        click.echo(f"  {oct(e.mode)[2:]:>4}  {e.size:>12}  {e.path}")
+        click.echo(f"  {oct(e.mode)[2:]:>4}  {e.size:>12}  {printable(e.path)}")
 
 
 @model.command("download")
@@ -89,7 +89,7 @@ def download(ctx: click.Context, ref: str, target_dir: str, exist_ok: bool) -> N
     """Write a model version's files into a folder."""
     name, version = parse_model_ref(ref)
     m = Model.get(name, version, workspace=workspace_from(ctx))
-    click.echo(m.download(target_dir, exist_ok=exist_ok))
+    click.echo(printable(m.download(target_dir, exist_ok=exist_ok)))
 
 
 @model.command("delete")

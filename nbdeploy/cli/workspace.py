@@ -1,4 +1,4 @@
-"""``nbdeploy workspace create|show|ca`` and ``nbdeploy gc``."""
+"""``nbdeploy workspace create|show|ca``, ``nbdeploy gc`` and ``nbdeploy verify``."""
 
 from __future__ import annotations
 
@@ -109,5 +109,37 @@ def gc(ctx: click.Context, dry_run: bool) -> None:
 
     report = run_gc(workspace_from(ctx), dry_run=dry_run)
     verb = "Would remove" if dry_run else "Removed"
-    click.echo(f"{verb} {report.blobs_removed} blob(s) ({human_size(report.bytes_freed)}) and "
-               f"{report.tmp_removed} temporary file(s); {report.blobs_kept} blob(s) in use.")
+    click.echo(f"{verb} {report.blobs_removed} blob(s), {report.copies_removed} unused deploy copy(ies) "
+               f"({human_size(report.bytes_freed)}) and {report.tmp_removed} temporary file(s); "
+               f"{report.blobs_kept} blob(s) in use.")
+    if report.blobs_detached:
+        click.echo(f"{'Would give' if dry_run else 'Gave'} {report.blobs_detached} blob(s) hard-linked from old bundles "
+                   "their own copy.")
+
+
+@click.command("verify")
+@click.option("--quick", is_flag=True, help="Compare blob sizes only (no sha256 of every file).")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def verify(ctx: click.Context, quick: bool, output: str) -> None:
+    """Check the workspace database and every model file blob against its recorded sha256."""
+    from nbdeploy.errors import WorkspaceError
+    from nbdeploy.registry.verify import verify as run_verify
+
+    report = run_verify(workspace_from(ctx), quick=quick)
+    if output == "json":
+        echo_json({"ok": report.ok, "blobs_checked": report.blobs_checked, "bytes_checked": report.bytes_checked,
+                   "orphans": report.orphans, "database_problem": report.database_problem,
+                   "problems": [{"digest": p.digest, "problem": p.problem, "models": list(p.models)}
+                                for p in report.problems]})
+    else:
+        if report.database_problem:
+            click.echo(f"database: {report.database_problem}")
+        for p in report.problems:
+            click.echo(f"blob {p.digest[:16]} ({', '.join(p.models)}): {p.problem}")
+        how = "sizes" if quick else "sha256"
+        click.echo(f"Checked {report.blobs_checked} blob(s) ({human_size(report.bytes_checked)}, {how}); "
+                   f"{len(report.problems)} damaged; {report.orphans} unreferenced (gc removes them).")
+    if not report.ok:
+        raise WorkspaceError("The workspace is damaged (see above). Re-register a damaged model's original file "
+                             "to repair its blob; restore the database from a backup if it is the database.")

@@ -1,9 +1,11 @@
 """Content-addressed blob store: ``blobs/sha256/<2 hex>/<62 hex>``, written through ``tmp/`` atomically.
 
 A blob is written by streaming its source in chunks to a temporary file in ``tmp/`` while hashing it,
-fsync-ed, then renamed into place (or dropped if that content is stored already: deduplication). Blobs are
-read-only (0444). Callers hold :meth:`Workspace.writer_lock` from the first write until the database
-refers to the blob, so gc never removes it in between.
+fsync-ed, then renamed into place. Content stored already is stored once (deduplication): the fresh copy
+replaces the stored one, so re-registering the pristine file of a blob changed on disk repairs it. Blobs
+are read-only (0444) and never handed out as links: :func:`clone_file` gives readers their own copy (a
+reflink where the filesystem shares extents). Callers hold :meth:`Workspace.writer_lock` from the first
+write until the database refers to the blob, so gc never removes it in between.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from nbdeploy.errors import InvalidInput
-from nbdeploy.workspace import Workspace
+from nbdeploy.workspace import Workspace, storage_error
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,13 @@ CHUNK_SIZE = 4 << 20
 COPY_CHUNK = 64 << 20
 WRITEBACK_BYTES = 16 << 20
 ALGORITHM = "sha256"
+
+#: ioctl number of FICLONE (Linux): make the destination share the source's extents (btrfs, XFS, bcachefs, ...).
+FICLONE = 0x40049409
+#: errno values meaning "this filesystem (pair) cannot do that", not a failure of the copy itself
+_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EBADF})
+#: errno values of the workspace's disk refusing a write (full, read-only, no permission, quota)
+WRITE_REFUSED = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
 
 #: Test seam: called after each chunk is written with (temporary file, bytes written so far).
 _after_chunk: Callable[[Path, int], None] | None = None
@@ -141,6 +150,61 @@ def _user_copy_hashing(src: Path, fd: int, tmp_path: Path) -> tuple[str, int]:
     return hasher.hexdigest(), size
 
 
+def clone_file(src: Path, dst_fd: int) -> str:
+    """Fill the empty file ``dst_fd`` with the content of ``src``, as cheaply as the filesystem allows.
+
+    Returns how: ``"reflink"`` (FICLONE: shared extents, copy-on-write, instant), ``"kernel copy"``
+    (``copy_file_range``: no copy through user space; a reflink too on filesystems that do it implicitly)
+    or ``"copy"``. Either way the destination is a separate file: writing it never changes ``src``.
+    """
+    with open(src, "rb", buffering=0) as f:
+        try:
+            import fcntl
+
+            fcntl.ioctl(dst_fd, FICLONE, f.fileno())
+            return "reflink"
+        except ImportError:  # pragma: no cover - Windows
+            pass
+        except OSError as exc:
+            if exc.errno not in _UNSUPPORTED:
+                raise
+        size = os.fstat(f.fileno()).st_size
+        offset = 0
+        if hasattr(os, "copy_file_range"):
+            try:
+                while offset < size:
+                    n = os.copy_file_range(f.fileno(), dst_fd, min(COPY_CHUNK, size - offset), offset, offset)
+                    if n == 0:
+                        break
+                    offset += n
+                return "kernel copy"
+            except OSError as exc:
+                if offset or exc.errno not in _UNSUPPORTED:
+                    raise
+        os.lseek(dst_fd, 0, os.SEEK_SET)
+        while chunk := f.read(CHUNK_SIZE):
+            view, written = memoryview(chunk), 0
+            while written < len(chunk):
+                written += os.write(dst_fd, view[written:])
+        return "copy"
+
+
+def copy_verified(src: Path, dst_fd: int, digest: str) -> bool:
+    """Copy ``src`` into the empty file ``dst_fd`` while hashing it; whether its sha256 is ``digest``."""
+    got, _ = _copy_hashing(src, dst_fd, Path(f"/proc/self/fd/{dst_fd}"))
+    return got == digest
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    hasher = hashlib.sha256()
+    buf = bytearray(CHUNK_SIZE)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            hasher.update(memoryview(buf)[:n])
+    return hasher.hexdigest()
+
+
 class BlobStore:
     """The blob store of one workspace."""
 
@@ -162,28 +226,63 @@ class BlobStore:
         The kernel copies (``copy_file_range``) while this thread hashes, with a flat memory profile, and
         writeback starts early so the final fsync is short; a source that changes meanwhile is refused.
         Where the kernel copy is refused, chunks are read, hashed and written from user space instead.
+
+        OS errors of the workspace's disk (full, read-only) raise :class:`WorkspaceError`; errors reading
+        ``src`` raise :class:`InvalidInput` naming it. Content stored already replaces the stored blob (its
+        own pristine copy, just written and hashed): a blob changed on disk is repaired.
         """
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix="blob-", dir=self.tmp)
+        try:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix="blob-", dir=self.tmp)
+        except OSError as exc:
+            raise storage_error(self.workspace.path, f"store a copy of {_shown(src)}", exc) from exc
         tmp_path = Path(tmp_name)
         try:
             digest, size = _copy_hashing(src, fd, tmp_path)
             os.fsync(fd)
-        except BaseException:
+        except BaseException as exc:
             os.close(fd)
             tmp_path.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                if exc.errno in WRITE_REFUSED and exc.filename is None:  # the write side: src errors name src
+                    raise storage_error(self.workspace.path, f"store a copy of {_shown(src)}", exc) from exc
+                raise InvalidInput(f"Cannot read {_shown(src)}: {exc.strerror or exc}.") from exc
             raise
         os.close(fd)
         final = self.path(digest)
-        if final.is_file():
-            tmp_path.unlink()
-            log.debug("blob %s already stored", digest)
-            return digest, size
-        os.chmod(tmp_path, 0o444)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp_path, final)
-        _fsync_dir(final.parent)
+        try:
+            if final.is_file():
+                stored = final.stat().st_size
+                if stored != size:
+                    log.warning("blob %s had %d bytes instead of %d: it was changed on disk; repaired from %s",
+                                digest, stored, size, _shown(src))
+                else:
+                    log.debug("blob %s already stored; replaced by the fresh copy", digest)
+            os.chmod(tmp_path, 0o444)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_path, final)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            tmp_path.unlink(missing_ok=True)
+            raise storage_error(self.workspace.path, f"store a copy of {_shown(src)}", exc) from exc
         return digest, size
+
+    def verify(self, digest: str, size: int | None = None, quick: bool = False) -> str | None:
+        """What is wrong with a stored blob (missing, other size, other content), or None when it is intact.
+
+        ``quick`` compares sizes only (no read).
+        """
+        p = self.path(digest)
+        try:
+            actual = p.stat().st_size
+        except FileNotFoundError:
+            return "missing"
+        if size is not None and actual != size:
+            return f"{actual} bytes instead of {size}"
+        if quick:
+            return None
+        got = file_sha256(p)
+        return None if got == digest else f"content changed (sha256 {got[:12]}...)"
 
     def remove(self, digest: str) -> int:
         """Delete a blob; return the bytes freed (0 if it was not there)."""
@@ -204,3 +303,8 @@ class BlobStore:
                 continue
             for f in sorted(sub.iterdir()):
                 yield sub.name + f.name, f
+
+
+def _shown(path: Path) -> str:
+    """A path as text that prints anywhere (undecodable bytes as \\xNN)."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import getpass
 import hashlib
 import html
 import logging
 import os
-import shutil
 import stat
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -16,8 +16,16 @@ from typing import Any
 
 from nbdeploy.errors import AlreadyExists, Conflict, InvalidInput, ModelInUse, ModelNotFound, WorkspaceError
 from nbdeploy.registry import store
-from nbdeploy.registry.blobs import BlobStore
-from nbdeploy.registry.names import check_model_name, check_pairs, parse_filters, parse_model_ref, parse_version
+from nbdeploy.registry.blobs import BlobStore, clone_file, copy_verified
+from nbdeploy.registry.names import (
+    check_model_name,
+    check_pairs,
+    check_text,
+    parse_filters,
+    parse_model_ref,
+    parse_version,
+    printable,
+)
 from nbdeploy.registry.store import FileEntry, ModelRecord
 from nbdeploy.workspace import PathLike, Workspace, as_workspace
 
@@ -40,12 +48,12 @@ def _collect(model_path: PathLike) -> tuple[str, str, list[tuple[Path, str]]]:
         raise InvalidInput("model_path is empty: give the file or folder to register.")
     src = Path(model_path).expanduser()
     if not src.exists():
-        raise InvalidInput(f"model_path {str(src)!r} does not exist.")
+        raise InvalidInput(f"model_path {printable(str(src))!r} does not exist.")
     root = Path(os.path.abspath(src)).name
     if src.is_file():
         return "file", root, [(src, root)]
     if not src.is_dir():
-        raise InvalidInput(f"model_path {str(src)!r} is neither a regular file nor a folder.")
+        raise InvalidInput(f"model_path {printable(str(src))!r} is neither a regular file nor a folder.")
     found: list[tuple[Path, str]] = []
     seen_dirs: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(src, followlinks=True, onerror=_walk_error):
@@ -58,16 +66,41 @@ def _collect(model_path: PathLike) -> tuple[str, str, list[tuple[Path, str]]]:
         for fname in sorted(filenames):
             p = Path(dirpath) / fname
             if not p.is_file():
-                raise InvalidInput(f"{p} is not a regular file (sockets, pipes, devices and broken links "
+                raise InvalidInput(f"{printable(str(p))} is not a regular file (sockets, pipes, devices and broken links "
                                    "cannot be part of a model).")
             found.append((p, Path(root, p.relative_to(src)).as_posix()))
     if not found:
-        raise InvalidInput(f"model_path {str(src)!r} is an empty folder: there is nothing to register.")
+        raise InvalidInput(f"model_path {printable(str(src))!r} is an empty folder: there is nothing to register.")
     return "dir", root, found
 
 
 def _walk_error(exc: OSError) -> None:
-    raise InvalidInput(f"Cannot read folder {exc.filename}: {exc.strerror}.")
+    raise InvalidInput(f"Cannot read folder {printable(str(exc.filename))}: {exc.strerror}.")
+
+
+def _link_deploy_copy(workspace: Workspace, entry: FileEntry, part: Path) -> bool:
+    """Hard-link the deploy copy of ``entry`` (never its blob) at ``part``; False where links are refused."""
+    from nbdeploy.registry.copies import deploy_copy
+
+    try:
+        with workspace.writer_lock():  # gc removes deploy copies no bundle links: not this one in between
+            os.link(deploy_copy(workspace, entry.digest, entry.mode), part)
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            return False
+        raise
+    return True
+
+
+def _write_problem(exc: OSError) -> str:
+    """Why a file could not be written, in words that say what to do."""
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a file is in the way where a folder is needed; remove it or choose another target folder"
+    if exc.errno == errno.EISDIR:
+        return "a folder is in the way; remove it or choose another target folder"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{exc.strerror} (the target folder is not writable; choose another one)"
+    return exc.strerror or str(exc)
 
 
 def _tree_digest(kind: str, entries: list[FileEntry]) -> str:
@@ -75,7 +108,7 @@ def _tree_digest(kind: str, entries: list[FileEntry]) -> str:
         return "sha256:" + entries[0].digest
     h = hashlib.sha256()
     for e in sorted(entries, key=lambda e: e.path):
-        h.update(f"{e.mode:o} {e.digest} {e.path}\n".encode())
+        h.update(f"{e.mode:o} {e.digest} ".encode() + os.fsencode(e.path) + b"\n")  # file names are bytes
     return "sha256:" + h.hexdigest()
 
 
@@ -209,11 +242,15 @@ class Model:
         props_ = check_pairs("properties", properties)
         if description is not None and not isinstance(description, str):
             raise InvalidInput(f"description must be a string, got {type(description).__name__}.")
+        if description is not None:
+            check_text("description", description)
         if model_framework_version is not None and not model_framework:
             raise InvalidInput("model_framework_version needs model_framework.")
         for label, value in (("model_framework", model_framework), ("model_framework_version", model_framework_version)):
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise InvalidInput(f"{label} must be a non-empty string, got {value!r}.")
+            if value is not None:
+                check_text(label, value)
         kind, root, sources = _collect(model_path)
         ws = as_workspace(workspace)
         ws.ensure()
@@ -226,7 +263,7 @@ class Model:
                     mode = stat.S_IMODE(os.stat(src).st_mode)
                     digest, size = blobs.put_file(src)
                 except OSError as exc:
-                    raise InvalidInput(f"Cannot read {src}: {exc.strerror or exc}.") from exc
+                    raise InvalidInput(f"Cannot read {printable(str(src))}: {exc.strerror or exc}.") from exc
                 entries.append(FileEntry(rel, digest, size, mode))
             try:
                 user: str | None = getpass.getuser()
@@ -294,44 +331,72 @@ class Model:
 
     # ----- files ----------------------------------------------------------------------------------
 
-    def download(self, target_dir: PathLike = ".", exist_ok: bool = False, link: bool = False) -> str:
+    def download(self, target_dir: PathLike = ".", exist_ok: bool = False, link: bool = False,
+                 verify: bool = True) -> str:
         """Lay the model's files out under ``target_dir``; return the path of the file or folder created.
 
         A file model becomes ``target_dir/<file name>``, a folder model ``target_dir/<folder name>/...``
-        with the registered modes. ``exist_ok=False`` refuses to overwrite existing files.
-        ``link=True`` hardlinks read-only files from the store instead of copying (instant, no extra
-        disk; the files are mode 0444 and must not be modified); it falls back to a copy across
-        filesystems and for files with an executable bit.
+        with the registered modes. ``exist_ok=False`` refuses to overwrite existing files. No file is ever
+        a link to the store, so writing it cannot change the registry. ``verify`` checks each file's sha256
+        as it is copied (the copy and the hash run in parallel); a file whose blob was changed on disk is
+        refused with :class:`WorkspaceError`.
+
+        ``link=True`` is the deploy layer's fast path: hard links to the workspace's deploy copy of each
+        file (:mod:`nbdeploy.registry.copies`, one per blob, a reflink where the filesystem allows), so
+        only the first bundle of a model pays for a copy; no digest check.
         """
         target = Path(target_dir).expanduser()
         entries = self.file_entries()
         if not exist_ok:
             clash = [e.path for e in entries if (target / e.path).exists()]
             if clash:
-                raise AlreadyExists(f"{target / clash[0]} exists already (pass exist_ok=True / --exist-ok to overwrite).")
+                raise AlreadyExists(f"{printable(str(target / clash[0]))} exists already "
+                                    "(pass exist_ok=True / --exist-ok to overwrite).")
         blobs = BlobStore(self.workspace)
         for e in entries:
             src = blobs.path(e.digest)
             if not src.is_file():
-                raise WorkspaceError(f"File {e.path} of model {self.id} (blob {e.digest}) is missing from "
-                                     f"{self.workspace.path}: the workspace is damaged.")
-            dest = target / e.path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            part = dest.with_name(f".{dest.name}.nbdeploy-{os.getpid()}")
-            part.unlink(missing_ok=True)
-            linked = False
-            if link and not e.mode & 0o111:
-                try:
-                    os.link(src, part)
-                    linked = True
-                except OSError:
-                    linked = False
-            if not linked:
-                shutil.copyfile(src, part)
-                os.chmod(part, e.mode)
-            os.replace(part, dest)
+                raise WorkspaceError(f"File {printable(e.path)} of model {self.id} (blob {e.digest}) is missing "
+                                     f"from {self.workspace.path}: the workspace is damaged.")
+            self._write_file(src, e, target, verify=verify and not link, link=link)
         log.info("Downloaded model %s to %s", self.id, target)
         return str(target / self.root)
+
+    def _write_file(self, src: Path, entry: FileEntry, target: Path, verify: bool, link: bool) -> None:
+        """Write one file through a part file beside it, renamed into place; no part file is left behind."""
+        dest = target / entry.path
+        part = dest.with_name(f".{dest.name}.nbdeploy-{os.getpid()}")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.is_dir() and not dest.is_symlink():
+                raise InvalidInput(f"Cannot write {printable(str(dest))}: a folder is in the way; remove it or "
+                                   "choose another target folder.")
+            part.unlink(missing_ok=True)
+            intact = True
+            if not (link and _link_deploy_copy(self.workspace, entry, part)):
+                fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    if verify:
+                        intact = copy_verified(src, fd, entry.digest)
+                    else:
+                        clone_file(src, fd)
+                    os.fchmod(fd, entry.mode)
+                finally:
+                    os.close(fd)
+            if not intact:
+                raise WorkspaceError(
+                    f"File {printable(entry.path)} of model {self.id} does not match its digest: blob {entry.digest} "
+                    f"in {self.workspace.path} was changed on disk. Re-register the original file to repair it "
+                    "(`nbdeploy verify` checks every blob).")
+            os.replace(part, dest)
+        except OSError as exc:
+            raise InvalidInput(f"Cannot write {printable(str(exc.filename or dest))}: "
+                               f"{_write_problem(exc)}.") from exc
+        finally:
+            try:
+                part.unlink(missing_ok=True)
+            except OSError:
+                pass
 
     # ----- tags, properties, delete ---------------------------------------------------------------
 

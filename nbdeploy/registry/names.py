@@ -20,15 +20,31 @@ Filter = tuple[str, Union[str, None]]
 
 def check_model_name(name: object) -> str:
     """Return ``name`` if it follows v1's model name rule, else raise InvalidName."""
-    if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
+    if not isinstance(name, str) or not MODEL_NAME_RE.fullmatch(name):
         raise InvalidName("model", str(name), MODEL_NAME_RULE)
     return name
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print anywhere: bytes that are not UTF-8 (surrogates from ``os.fsdecode`` or the
+    command line) appear as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def check_text(what: str, value: str) -> str:
+    """``value`` if it is valid UTF-8 text, else InvalidInput naming ``what`` (tags, descriptions, ... are text)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} {printable(value)!r} is not valid UTF-8 text; use UTF-8 for names, tags, "
+                           "properties and descriptions (file names may be any bytes).") from None
+    return value
 
 
 def _check_key(kind: str, key: object) -> str:
     if not isinstance(key, str) or not key or "=" in key or key != key.strip():
         raise InvalidInput(f"Malformed {kind} key {key!r}: keys are non-empty strings without '=' or edge spaces.")
-    return key
+    return check_text(f"{kind} key", key)
 
 
 def check_pairs(kind: str, pairs: Mapping[str, Any] | None) -> dict[str, str]:
@@ -42,7 +58,7 @@ def check_pairs(kind: str, pairs: Mapping[str, Any] | None) -> dict[str, str]:
         _check_key(kind[:-1] if kind.endswith("s") else kind, key)
         if not isinstance(value, str):
             raise InvalidInput(f"Malformed {kind[:-1]} {key!r}: the value must be a string, got {value!r}.")
-        out[key] = value
+        out[key] = check_text(f"{kind[:-1]} {key!r} value", value)
     return out
 
 
@@ -51,7 +67,7 @@ def parse_assignment(kind: str, text: str) -> tuple[str, str]:
     if not isinstance(text, str) or "=" not in text:
         raise InvalidInput(f"Malformed {kind} {text!r}: expected key=value.")
     key, value = text.split("=", 1)
-    return _check_key(kind, key), value
+    return _check_key(kind, key), check_text(f"{kind} {key!r} value", value)
 
 
 def parse_filters(kind: str, spec: Any) -> list[Filter]:
@@ -65,7 +81,8 @@ def parse_filters(kind: str, spec: Any) -> list[Filter]:
     if isinstance(spec, str):
         spec = [spec]
     if isinstance(spec, Mapping):
-        return [(_check_key(kind, k), None if v is None else str(v)) for k, v in spec.items()]
+        return [(_check_key(kind, k), None if v is None else check_text(f"{kind} {k!r} value", str(v)))
+                for k, v in spec.items()]
     if not isinstance(spec, Iterable):
         raise InvalidInput(f"Malformed {kind} filter {spec!r}: use 'key', 'key=value' or ['key', 'value'].")
     out: list[Filter] = []
@@ -76,7 +93,7 @@ def parse_filters(kind: str, spec: Any) -> list[Filter]:
             else:
                 out.append((_check_key(kind, item), None))
         elif isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], str):
-            out.append((_check_key(kind, item[0]), item[1]))
+            out.append((_check_key(kind, item[0]), check_text(f"{kind} {item[0]!r} value", item[1])))
         elif isinstance(item, (list, tuple)) and len(item) == 1:
             out.append((_check_key(kind, item[0]), None))
         else:

@@ -1,17 +1,36 @@
 """SQL over the registry tables (created by migration 1 in :mod:`nbdeploy.workspace`).
 
 Every function takes a connection; writers are called inside ``Workspace.transaction()``.
+
+File names are Linux file names: any bytes but NUL and '/'. In Python they are ``str`` with undecodable
+bytes as surrogates (``os.fsdecode``); a name that is valid UTF-8 is stored as TEXT, any other as the
+BLOB of its bytes, so every file can be registered and laid out again byte for byte.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from nbdeploy.registry.names import Filter
+
+
+def name_to_db(name: str) -> str | bytes:
+    """A file name as stored: TEXT when it is valid UTF-8, else the BLOB of its bytes."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name)
+
+
+def name_from_db(value: str | bytes) -> str:
+    """The inverse of :func:`name_to_db` (undecodable bytes come back as surrogates)."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)
@@ -63,7 +82,7 @@ def _record(row: Sequence[Any]) -> ModelRecord:
     """A record from a row of ``_COLUMNS`` (a tuple or sqlite3.Row, by position); tags stay JSON until used."""
     return ModelRecord(
         rowid=row[0], name=row[1], version=row[2], created_time=row[3], created_by=row[4], description=row[5],
-        framework=row[6], framework_version=row[7], kind=row[8], root=row[9], size=row[10], digest=row[11],
+        framework=row[6], framework_version=row[7], kind=row[8], root=name_from_db(row[9]), size=row[10], digest=row[11],
         tags=row[12] or {}, properties=row[13] or {},  # type: ignore[arg-type] - JSON text, decoded lazily
     )
 
@@ -80,12 +99,12 @@ def insert_model(conn: sqlite3.Connection, rec: ModelRecord, files: Sequence[Fil
         "INSERT INTO models(name, version, created_time, created_by, description, framework, framework_version,"
         " kind, root, size, digest) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (rec.name, rec.version, rec.created_time, rec.created_by, rec.description, rec.framework,
-         rec.framework_version, rec.kind, rec.root, rec.size, rec.digest),
+         rec.framework_version, rec.kind, name_to_db(rec.root), rec.size, rec.digest),
     )
     rec.rowid = cur.lastrowid
     conn.executemany(
         "INSERT INTO model_files(model, path, blob, size, mode) VALUES (?,?,?,?,?)",
-        [(rec.rowid, f.path, f.digest, f.size, f.mode) for f in files],
+        [(rec.rowid, name_to_db(f.path), f.digest, f.size, f.mode) for f in files],
     )
     conn.executemany("INSERT INTO model_tags(model, key, value) VALUES (?,?,?)",
                      [(rec.rowid, k, v) for k, v in rec.tags.items()])
@@ -157,7 +176,7 @@ def query(
 
 def files(conn: sqlite3.Connection, rowid: int) -> list[FileEntry]:
     return [
-        FileEntry(r["path"], r["blob"], r["size"], r["mode"])
+        FileEntry(name_from_db(r["path"]), r["blob"], r["size"], r["mode"])
         for r in conn.execute("SELECT path, blob, size, mode FROM model_files WHERE model = ? ORDER BY path", (rowid,))
     ]
 

@@ -19,6 +19,23 @@ from .docker_testapp import BASE_IMAGE, RUN_ID, TEST_LABEL, make_app
 pytestmark = pytest.mark.docker
 
 
+@pytest.fixture(scope="module", autouse=True)
+def remove_deps_images(engine):
+    """Deps images (nbdeploy/deps:*) are shared caches; those this run made go once the images FROM them are gone."""
+    yield
+    for _ in range(2):
+        for image in engine.images.list(name="nbdeploy/deps", filters={"label": f"{TEST_LABEL}={RUN_ID}"}):
+            try:
+                engine.images.remove(image.id, force=True)
+            except Exception:  # noqa: BLE001 - a child image of another test still exists
+                pass
+
+
+def bytes_read() -> int:
+    """This process's rchar: every byte passed through read(), page cache included."""
+    return int(next(line for line in Path("/proc/self/io").read_text().splitlines() if line.startswith("rchar:")).split()[1])
+
+
 def spec_for(**changes) -> ImageSpec:
     base = dict(base_image=BASE_IMAGE, model_dir="azureml-models/m/1", labels={TEST_LABEL: RUN_ID})
     return ImageSpec(**{**base, **changes})
@@ -68,11 +85,33 @@ def test_missing_pip_package_names_it(engine, resources, tmp_path):
     app = make_app(tmp_path / "app")
     missing = f"nbdeploy-no-such-package-{uuid.uuid4().hex[:6]}==0.0.1"
     with pytest.raises(BuildError) as info:
-        build_image(engine, spec_for(pip_requirements=[missing]), app, resources.repository())
-    err = info.value
-    assert missing in err.reason and "pip could not find" in err.reason
-    assert err.step and "pip install" in err.step
-    assert any("No matching distribution" in line for line in err.build_log)
+        build_image(engine, spec_for(pip_requirements=[missing]), app, resources.repository(),
+                    settings=BuildSettings(lock_dir=tmp_path / "locks"))
+    err = info.value  # found while locking, before anything is sent to the engine
+    assert f"could not find the package {missing!r}" in err.reason
+    assert err.step == "uv pip compile"
+    assert any("not found in the package registry" in line for line in err.build_log)
+
+
+def test_second_build_of_an_unchanged_bundle_reads_no_model_byte(engine, resources, tmp_path):
+    import nbdeploy
+    from nbdeploy.builders.bundle import create_bundle
+
+    ws = nbdeploy.Workspace.create(tmp_path / "ws")
+    model_file = tmp_path / "model.bin"
+    with open(model_file, "wb") as f:
+        f.truncate(500 << 20)  # sparse: every read() of it still passes 500 MB
+    model = nbdeploy.Model.register(model_file, "big", workspace=ws)
+    (tmp_path / "score.py").write_text("def init():\n    pass\n\ndef run(data):\n    return data\n")
+    bundle = create_bundle(ws, [model], nbdeploy.InferenceConfig(str(tmp_path / "score.py")))
+    repo = resources.repository()
+    settings = BuildSettings.from_env()
+    first = build_image(engine, spec_for(model_dir=bundle.model_dir), bundle.path, repo, settings=settings)
+    assert not first.cached and first.context_bytes >= 500 << 20
+    before = bytes_read()
+    again = build_image(engine, spec_for(model_dir=bundle.model_dir), bundle.path, repo, settings=settings)
+    assert bytes_read() - before < 10 << 20
+    assert again.cached and again.tag == first.tag and again.image_id == first.image_id
 
 
 def test_absent_base_image_points_to_base_image_build(engine, resources, tmp_path):
@@ -83,16 +122,28 @@ def test_absent_base_image_points_to_base_image_build(engine, resources, tmp_pat
     assert f"nbdeploy base-image build --tag {absent}" in str(info.value)
 
 
-def test_build_secrets_do_not_reach_the_final_image(engine, resources, tmp_path):
-    """pip.conf credentials, the CA bundle and proxy build args stay out of every layer, the config and history."""
+@pytest.mark.parametrize("deps_image", [True, False], ids=["deps-image", "deps-stage"])
+def test_build_secrets_do_not_reach_the_final_image(engine, resources, tmp_path, deps_image):
+    """uv.toml credentials, the CA bundle, uv and proxy build args stay out of every layer, the config and history.
+
+    Both ways of installing the venv: a deps image fed from the host (local engines) and a deps stage.
+    """
     app = make_app(tmp_path / "app")
     token = f"nbdeploy-secret-{uuid.uuid4().hex}"
     host_ca = Path(BuildSettings.from_env().ca_bundle or "/etc/ssl/certs/ca-certificates.crt").read_text()
-    settings = BuildSettings(proxies={"NO_PROXY": f"localhost,{token}-proxy.invalid"})
-    spec = spec_for(ca_bundle=host_ca + f"\n# {token}-ca\n", pip_trusted_hosts=[f"{token}-pip.invalid"])
+    settings = BuildSettings(proxies={"NO_PROXY": f"localhost,{token}-proxy.invalid"}, deps_image=deps_image,
+                             lock_dir=tmp_path / "locks")
+    # a requirement of its own: the venv is installed here, through the proxy, trusting the CA given
+    spec = spec_for(ca_bundle=host_ca + f"\n# {token}-ca\n", pip_trusted_hosts=[f"{token}-pip.invalid"],
+                    pip_requirements=[f"six  # {uuid.uuid4().hex}"])
     lines: list[str] = []
     built = build_image(engine, spec, app, resources.repository(), settings=settings, progress=lines.append)
-    assert any("build-secrets" in line for line in lines)  # the deps stage did get them
+    if deps_image:
+        assert any(line.startswith("building the dependencies image") for line in lines)
+    else:
+        assert any("build-secrets" in line for line in lines)  # the deps stage did get them
+    out = engine.containers.run(built.tag, ["python", "-c", "import six; print('six-ok')"], remove=True)
+    assert b"six-ok" in out
 
     image = engine.images.get(built.tag)
     history = json.dumps(image.history())
@@ -107,7 +158,8 @@ def test_build_secrets_do_not_reach_the_final_image(engine, resources, tmp_path)
             if member.name.endswith("layer.tar"):
                 with tarfile.open(fileobj=io.BytesIO(data)) as layer:
                     names = layer.getnames()
-                    assert not any("nbdeploy-build" in n or n.endswith("pip.conf") for n in names), member.name
+                    assert not any("nbdeploy-build" in n or n.endswith(("pip.conf", "uv.toml", "/uv")) for n in names), \
+                        member.name
 
 
 def test_base_dockerfile_is_honoured_and_large_context_reported(engine, resources, tmp_path):

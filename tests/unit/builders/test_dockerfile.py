@@ -9,17 +9,22 @@ import pytest
 
 from nbdeploy.builders.dockerfile import (
     CA_FILE,
-    PIP_CONF,
     SERVER_REQUIREMENTS,
+    UV_CONF,
     ImageSpec,
+    lock_digest,
     quote,
     render_build_secrets,
+    render_deps_dockerfile,
     render_dockerfile,
-    render_pip_conf,
+    render_uv_config,
     requirements_digest,
     requirements_text,
 )
 from nbdeploy.errors import InvalidSpec
+
+
+LOCK = "joblib==1.4.2 \\\n    --hash=sha256:06d478d5674cbc267e7496a410ee875abd68e4340feff4490bcb7afb88060ae6\n"
 
 
 def stages(text: str) -> list[str]:
@@ -33,9 +38,14 @@ def final_stage(text: str) -> list[str]:
 
 def test_layers_run_from_stable_to_volatile():
     text = render_dockerfile(ImageSpec(pip_requirements=["scikit-learn==1.9.*"], system_packages=["libgomp1"]))
-    order = ["apt-get install", "-m venv", "requirements/user.txt", "COPY --from=deps", "COPY nbdeploy_server/",
+    order = ["apt-get install", "uv venv", "requirements/user.txt", "COPY --from=deps", "COPY nbdeploy_server/",
              "COPY app/", "COPY models/"]
     positions = [text.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    locked = render_dockerfile(ImageSpec(lock=LOCK, system_packages=["libgomp1"]))
+    order = ["apt-get install", "COPY build-tools/uv", "requirements/lock.txt", "uv pip sync --require-hashes",
+             "COPY --from=deps", "COPY nbdeploy_server/", "COPY app/", "COPY models/"]
+    positions = [locked.index(marker) for marker in order]
     assert positions == sorted(positions)
 
 
@@ -68,21 +78,50 @@ def test_server_deps_are_pinned_and_installed_before_user_requirements():
     assert "jupyter" not in text.lower() and "kubernetes" not in text.lower()
 
 
+def test_a_lock_is_installed_with_hashes_and_keys_its_layer():
+    text = render_dockerfile(ImageSpec(lock=LOCK, pip_requirements=["joblib"]))
+    assert f"# lock {lock_digest(LOCK)}" in text and f'nbdeploy.lock="{lock_digest(LOCK)}"' in text
+    assert "uv pip sync --require-hashes" in text and "requirements/user.txt" not in text
+    assert "--seed" not in text  # no pip in the venv unless asked
+    assert "--seed" in render_dockerfile(ImageSpec(lock=LOCK, keep_pip=True))
+    assert render_dockerfile(ImageSpec(lock=LOCK)) != render_dockerfile(ImageSpec(lock=LOCK + "six==1.0\n"))
+
+
 def test_secrets_stay_in_the_deps_stage():
     spec = ImageSpec(ca_bundle="-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----",
-                     pip_index_url="https://user:token@pypi.example/simple")
+                     pip_index_url="https://user:token@pypi.example/simple", lock=LOCK)
     text = render_dockerfile(spec)
     final = "\n".join(final_stage(text))
-    assert "build-secrets" in text and "PIP_CERT=" in text and "PIP_CONFIG_FILE=" in text
-    assert "build-secrets" not in final and "PIP_" not in final and "/tmp/nbdeploy-build" not in final
-    assert "token" not in text  # credentials live in the pip.conf file, never in the Dockerfile
+    assert "build-secrets" in text and "SSL_CERT_FILE=" in text and "UV_CONFIG_FILE=" in text
+    assert "build-secrets" not in final and "UV_" not in final and "/tmp/nbdeploy-build" not in final
+    assert "build-tools/uv" not in final  # uv itself is for the deps stage only
+    assert "token" not in text  # credentials live in the uv.toml file, never in the Dockerfile
     assert "ARG" not in text  # proxies come as Docker's predefined build args, kept out of history
     assert "COPY --from=deps /opt/nbdeploy/venv /opt/nbdeploy/venv" in final
 
 
+def test_deps_image_fetches_its_build_files_and_deletes_them_in_the_same_run():
+    spec = ImageSpec(ca_bundle="PEM", pip_index_url="https://user:token@pypi.example/simple", lock=LOCK,
+                     system_packages=["libgomp1"])
+    deps = render_deps_dockerfile(spec, "http://127.0.0.1:5/one-time")
+    runs = [line for line in deps.splitlines() if line.startswith("RUN ")]
+    install = runs[-1]
+    assert "http://127.0.0.1:5/one-time" in install and "ProxyHandler({})" in install
+    assert install.endswith("; status=$?; rm -rf /tmp/nbdeploy-build; exit $status")
+    assert "|| { echo nbdeploy-build-payload-unreachable >&2; exit 97; }" in install
+    assert "uv pip sync --require-hashes" in install and "UV_CONFIG_FILE=/tmp/nbdeploy-build/uv.toml" in install
+    assert "COPY" not in deps and "ADD" not in deps and "token" not in deps
+    assert deps.index("apt-get install") < deps.index(install)
+    final = render_dockerfile(spec, deps_image="nbdeploy/deps:abc")
+    assert "FROM nbdeploy/deps:abc" in final and "COPY --from=deps" not in final
+    assert "AS deps" not in final and "build-secrets" not in final and "build-tools" not in final
+    with pytest.raises(InvalidSpec):
+        render_deps_dockerfile(ImageSpec(), "http://x")  # a deps image needs a lock
+
+
 def test_no_secrets_no_secret_copy():
     text = render_dockerfile(ImageSpec())
-    assert "build-secrets" not in text and "PIP_CERT" not in text
+    assert "build-secrets" not in text and "SSL_CERT_FILE" not in text and "UV_NO_CONFIG=1" in text
 
 
 def test_build_secret_files():
@@ -90,10 +129,14 @@ def test_build_secret_files():
                      pip_trusted_hosts=["i"])
     files = render_build_secrets(spec)
     assert files[CA_FILE] == "PEM\n"
-    conf = files[PIP_CONF]
-    assert conf.startswith("[global]\n") and "index-url = https://i/simple" in conf
-    assert "extra-index-url =\n    https://a\n    https://b" in conf and "trusted-host =\n    i" in conf
-    assert render_pip_conf(ImageSpec()) == "" and render_build_secrets(ImageSpec()) == {}
+    assert files[UV_CONF] == ('index-url = "https://i/simple"\nextra-index-url = ["https://a", "https://b"]\n'
+                              'allow-insecure-host = ["i"]\n')
+    assert render_uv_config(ImageSpec()) == "" and render_build_secrets(ImageSpec()) == {}
+
+
+def test_uv_config_is_valid_toml_whatever_the_url_holds():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    assert tomllib.loads(render_uv_config(ImageSpec(pip_index_url='https://u:p"q@x/simple')))["index-url"] == 'https://u:p"q@x/simple'
 
 
 def test_requirements_text_and_digest():
@@ -102,7 +145,6 @@ def test_requirements_text_and_digest():
     assert requirements_digest(["a", "b"]) != requirements_digest(["b", "a"])
     text = render_dockerfile(ImageSpec(pip_requirements=["a"]))
     assert requirements_digest(["a"]) in text  # the requirement layer is keyed by it
-    assert "RUN /opt/nbdeploy/venv/bin/python -m pip uninstall -y -q pip" in text
 
 
 def test_no_user_requirements_no_user_layer():

@@ -42,18 +42,22 @@ def test_download_refuses_to_overwrite_unless_exist_ok(ws: Workspace, make_file,
     assert sorted(os.listdir(tmp_path / "out")) == ["model.pkl"]
 
 
-def test_download_link_shares_the_blob_read_only(ws: Workspace, make_file, tmp_path: Path) -> None:
-    make_file("t/data.bin", b"d" * 100)
+@pytest.mark.parametrize("link", [True, False])
+def test_download_never_links_the_blob(ws: Workspace, make_file, tmp_path: Path, link: bool) -> None:
+    """Issue 11 item 4: a bundle's model files were hard links to the blobs; a root writer changed the registry."""
+    make_file("t/data.bin", b"d" * 100, mode=0o444)
     make_file("t/tool.sh", b"#!/bin/sh\n", mode=0o755)
     m = Model.register(tmp_path / "src" / "t", "t", workspace=ws)
-    out = Path(m.download(tmp_path / "bundle", link=True))
+    out = Path(m.download(tmp_path / "bundle", link=link))
     blobs = BlobStore(ws)
     entries = {e.path: e for e in m.file_entries()}
     data_blob = blobs.path(entries["t/data.bin"].digest)
-    assert os.path.samefile(out / "data.bin", data_blob)
-    assert (out / "data.bin").stat().st_mode & 0o222 == 0
-    assert not os.path.samefile(out / "tool.sh", blobs.path(entries["t/tool.sh"].digest))  # exec bit: copied
-    assert (out / "tool.sh").stat().st_mode & 0o777 == 0o755
+    assert not os.path.samefile(out / "data.bin", data_blob)
+    assert (out / "data.bin").stat().st_mode & 0o777 == 0o444 and (out / "tool.sh").stat().st_mode & 0o777 == 0o755
+    with open(out / "data.bin", "ab") as fh:  # what a root init() can do to a 0444 file
+        fh.write(b"appended by the deployment")
+    assert data_blob.read_bytes() == b"d" * 100
+    assert BlobStore(ws).verify(entries["t/data.bin"].digest, 100) is None
 
 
 def test_missing_blob_is_reported_as_damage(ws: Workspace, make_file, tmp_path: Path) -> None:

@@ -152,3 +152,46 @@ def test_gc_keeps_referenced_blobs(ws: Workspace, tmp_path: Path) -> None:
     report = gc(ws)
     assert (report.blobs_removed, report.blobs_kept) == (1, 1)
     assert Path(m.download(tmp_path / "out")).read_bytes() == b"keep me"
+
+
+def test_killed_mid_re_register_keeps_the_stored_blob(ws: Workspace, tmp_path: Path) -> None:
+    """Re-registering stored content replaces the blob only once the new copy is complete (issue 11 item 4)."""
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(1 << 20) * 32)
+    m = Model.register(src, "big", workspace=ws)
+    blob = BlobStore(ws).path(m.file_entries()[0].digest)
+    _register_and_kill(ws, src, tmp_path)
+    assert BlobStore(ws).verify(m.file_entries()[0].digest, m.size) is None and blob.stat().st_mode & 0o777 == 0o444
+    assert [x.version for x in Model.list(workspace=ws)] == [1]
+    report = gc(ws)
+    assert (report.tmp_removed, report.blobs_removed, report.blobs_kept) == (1, 0, 1)
+
+
+SAME_CONTENT_CHILD = textwrap.dedent("""
+    import sys
+    from nbdeploy.registry import Model
+    ws, src = sys.argv[1:3]
+    sys.stdin.readline()
+    print(Model.register(src, "same", workspace=ws).version)
+""")
+
+
+def test_eight_processes_register_the_same_content(ws: Workspace, tmp_path: Path) -> None:
+    """Deduplication replaces the stored blob with each fresh copy: concurrent replacements stay consistent."""
+    data = os.urandom(1 << 20) * 4
+    procs = []
+    for i in range(8):
+        src = tmp_path / f"copy-{i}.bin"
+        src.write_bytes(data)
+        procs.append(subprocess.Popen([sys.executable, "-c", SAME_CONTENT_CHILD, str(ws.path), str(src)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [err for _, err in results]
+    assert sorted(int(out) for out, _ in results) == list(range(1, 9))
+    blobs = list(BlobStore(ws).iter_blobs())
+    assert len(blobs) == 1 and blobs[0][1].read_bytes() == data
+    assert list(ws.tmp_dir.iterdir()) == []
