@@ -247,7 +247,7 @@ class Webservice(_Webservice):
                 target = _Webservice(name, workspace).compute_type
             except NbdeployError:
                 target = ""  # __init__ raises the v1-typed error
-            cls = next((sub for sub in (LocalWebservice, AciWebservice, AksWebservice) if target in sub._compute_types), Webservice)
+            cls = next((sub for sub in (LocalWebservice, AciWebservice, AksWebservice) if target.lower() in sub._compute_types), Webservice)
         return super().__new__(cls)
 
     @raises_v1(WebserviceException)

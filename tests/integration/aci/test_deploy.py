@@ -4,6 +4,7 @@ states, logs, delete; nothing left behind on either engine."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -40,7 +41,17 @@ def test_deploy_scores_over_tls_with_keys_and_deletes_cleanly(workspace, service
     primary, secondary = svc.get_keys()
     env = " ".join(container.attrs["Config"]["Env"])
     assert primary not in env and secondary not in env
-    assert "Worker 0" in svc.get_logs() or "ready" in svc.get_logs().lower()
+    assert "ready for serving traffic" in svc.get_logs()
+    # a new primary key reaches the running container (written into it, not restarted)
+    svc.regen_key("primary")
+    new_primary = svc.get_keys()[0]
+    assert new_primary != primary and container.attrs["State"]["StartedAt"] == \
+        services.remote.containers.get(container.id).attrs["State"]["StartedAt"]
+    time.sleep(1.1)  # the server re-reads the keys file at most once a second
+    headers = {"Authorization": f"Bearer {new_primary}"}
+    assert httpx.post(uri, content=json.dumps({"data": [1]}), headers=headers, verify=ca, trust_env=False).json() == [3]
+    old = httpx.post(uri, content="{}", headers={"Authorization": f"Bearer {primary}"}, verify=ca, trust_env=False)
+    assert old.status_code == 401
 
     svc.delete(delete_image=True)
     assert services.leftovers(name) == []
