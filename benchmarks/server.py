@@ -4,7 +4,12 @@ Load generator: wrk (Debian package ``wrk``), one thread, loopback only, fixed d
 discarded before each measurement. Entry scripts: an echo script and a scikit-learn LogisticRegression
 trained here into a temp dir. Prints one table: anchor, ours, ratio, target.
 
-    .venv/bin/python benchmarks/server.py [--duration 3] [--repeat 3] [--only echo,sk,batch]
+    .venv/bin/python benchmarks/server.py [--duration 3] [--repeat 3] [--only echo,sk,batch,baseline]
+                                         [--baseline DIR]
+
+``--baseline DIR`` adds rows that compare this checkout's server with the one in DIR (another checkout, e.g.
+``git worktree add /tmp/base main``), alternating runs, so a change to the hot path is measured against
+what it changes (the check for "within 3%").
 
 The reference python is NBDEPLOY_REFERENCE_PYTHON (default ~/.cache/nbdeploy/azmlinfsrv-venv/bin/python).
 """
@@ -116,8 +121,8 @@ class Proc:
     def __init__(self, kind: str, script: Path, model_dir: Path, workers: int, body: bytes) -> None:
         self.port = free_port()
         env = {**os.environ, "AZUREML_MODEL_DIR": str(model_dir), "BENCH_SCRIPT": str(script),
-               "PYTHONPATH": str(ROOT)}
-        if kind == "ours":
+               "PYTHONPATH": str(BASELINE if kind == "baseline" else ROOT)}
+        if kind in ("ours", "baseline"):
             cmd = [sys.executable, "-m", "nbdeploy.server", "--entry-script", str(script), "--model-dir",
                    str(model_dir), "--port", str(self.port), "--workers", str(workers)]
         elif kind == "reference":
@@ -181,6 +186,9 @@ class Proc:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+BASELINE: Path | None = None  # --baseline DIR
+
+
 def _ms(value: str) -> float:
     num, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
     return float(num) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -218,8 +226,14 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--repeat", type=int, default=3,
                     help="measured runs per server; the anchor's and nbdeploy's runs alternate (median, min-max)")
-    ap.add_argument("--only", default="", help="comma-separated: echo, sk, batch (default: all)")
+    ap.add_argument("--only", default="", help="comma-separated: echo, sk, batch, baseline (default: all)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a checkout whose nbdeploy/server is compared with this one's (rows 'vs baseline')")
     args = ap.parse_args()
+    global BASELINE
+    BASELINE = args.baseline.resolve() if args.baseline else None
+    if BASELINE is not None and not (BASELINE / "nbdeploy" / "server" / "__main__.py").is_file():
+        sys.exit(f"--baseline {BASELINE}: no nbdeploy/server/__main__.py there")
     # SIGTERM unwinds like Ctrl-C, so the servers started so far are stopped (they run in their own sessions)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not shutil.which("wrk"):
@@ -228,7 +242,7 @@ def main() -> None:
     from sklearn.datasets import make_classification
     from sklearn.linear_model import LogisticRegression
 
-    only = set(filter(None, args.only.split(","))) or {"echo", "sk", "batch"}
+    only = set(filter(None, args.only.split(","))) or {"echo", "sk", "batch", "baseline"}
     tmp = Path(tempfile.mkdtemp(prefix="nbdeploy-bench-"))
     X, y = make_classification(2000, 20, random_state=0)
     joblib.dump(LogisticRegression(max_iter=500).fit(X, y), tmp / "model.joblib")
@@ -272,6 +286,13 @@ def main() -> None:
     def col(runs: list[dict[str, float]], key: str) -> list[float]:
         return [r[key] for r in runs]
 
+    if BASELINE is not None and "baseline" in only:
+        for conns in (16, 1):
+            base, ours, _, _ = compare("baseline", "echo.py", "echo.py", "echo", 1, conns)
+            rows.append((f"echo: req/s @{conns} conn(s) vs baseline", "nbdeploy baseline", col(base, "rps"),
+                         col(ours, "rps"), ">= 0.97x"))
+            cpu_rows.append((f"echo: server CPU us/request @{conns} vs baseline", "nbdeploy baseline",
+                             col(base, "cpu_us"), col(ours, "cpu_us")))
     for script, lua in (("echo.py", "echo"), ("sk.py", "sk")):
         if lua not in only:
             continue

@@ -57,12 +57,16 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nbdeploy import errors
-    from nbdeploy.errors import NbdeployError
-    from nbdeploy.registry import Model
-    from nbdeploy.service import Webservice, deploy
-    from nbdeploy.specs import CondaDependencies, DeploymentConfig, Environment, InferenceConfig
-    from nbdeploy.targets.kubernetes.config import AksDeploymentConfig
-    from nbdeploy.targets.local_docker import LocalDeploymentConfig
-    from nbdeploy.targets.process import ProcessDeploymentConfig
-    from nbdeploy.workspace import Workspace
+    from nbdeploy import errors as errors
+    from nbdeploy.errors import NbdeployError as NbdeployError
+    from nbdeploy.registry import Model as Model
+    from nbdeploy.service import Webservice as Webservice
+    from nbdeploy.service import deploy as deploy
+    from nbdeploy.specs import CondaDependencies as CondaDependencies
+    from nbdeploy.specs import DeploymentConfig as DeploymentConfig
+    from nbdeploy.specs import Environment as Environment
+    from nbdeploy.specs import InferenceConfig as InferenceConfig
+    from nbdeploy.targets.kubernetes.config import AksDeploymentConfig as AksDeploymentConfig
+    from nbdeploy.targets.local_docker import LocalDeploymentConfig as LocalDeploymentConfig
+    from nbdeploy.targets.process import ProcessDeploymentConfig as ProcessDeploymentConfig
+    from nbdeploy.workspace import Workspace as Workspace

@@ -168,10 +168,13 @@ class UpdateFailed(DeployError):
     ``state`` is the new revision's state; the service itself stays as it was (usually Healthy).
     """
 
+    status_code = 409  # the request conflicts with what the new revision did; nothing serving changed
+
     def __init__(self, service: str, state: str, reason: str, logs: str = "") -> None:
         super().__init__(service, state, reason, logs)
         self.message = f"Update of service {service!r} failed ({state}): {reason}" + (
-            "\nLog tail of the new revision:\n" + logs if logs else "")
+            "\nLog tail of the new revision:\n" + logs if logs else ""
+        )
         self.args = (self.message,)
 
 

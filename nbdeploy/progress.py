@@ -69,7 +69,9 @@ class PlainSink:
             self._last, self._since = (state, reason), now
             self._write(f"{service}: {state}" + (f" - {reason}" if reason else ""))
         elif now - self._last_write >= self.heartbeat_s:
-            self._write(f"{service}: still {state}" + (f" - {reason}" if reason else "") + f" ({now - self._since:.0f} s)")
+            self._write(
+                f"{service}: still {state}" + (f" - {reason}" if reason else "") + f" ({now - self._since:.0f} s)"
+            )
 
     def line(self, service: str, text: str) -> None:
         self._write(f"{service} | {text}")

@@ -9,14 +9,14 @@ follow the protocol in :mod:`nbdeploy.rollout`.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import re
 import secrets
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -31,7 +31,6 @@ from nbdeploy.errors import (
     NbdeployError,
     ScoringError,
     ServiceNotFound,
-    UpdateFailed,
 )
 from nbdeploy.progress import ProgressSink, make_sink
 from nbdeploy.registry import Model
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVICE_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-ModelRef = Union[Model, str]
+ModelRef = Model | str
 DEFAULT_TIMEOUT_S = 600.0
 
 
@@ -385,7 +384,7 @@ class Webservice:
         handle, _ = self._current()
         return self._target().logs(handle, num_lines) if handle else ""
 
-    def revisions(self) -> list[dict[str, Any]]:
+    def revisions(self) -> builtins.list[dict[str, Any]]:
         """The revision history: every deploy, update and reload, with its outcome and evidence."""
         return [
             {"revision": r.revision, "outcome": r.outcome, "state": r.state, "reason": r.reason,
@@ -527,7 +526,7 @@ class Webservice:
     def __del__(self) -> None:
         try:
             self._close_client()
-        except Exception:  # pragma: no cover - interpreter shutdown
+        except Exception:  # noqa: BLE001  # pragma: no cover - interpreter shutdown
             pass
 
 

@@ -56,7 +56,7 @@ SECRET_FILE_MODE = 0o600
 BUSY_TIMEOUT_S = 60.0
 
 PathLike = Union[str, "os.PathLike[str]"]
-Migration = tuple[int, Union[str, Callable[[sqlite3.Connection], None]]]
+Migration = tuple[int, str | Callable[[sqlite3.Connection], None]]
 
 _SCHEMA_1 = """
 CREATE TABLE model_names (
@@ -164,6 +164,7 @@ def _migration_4(conn: sqlite3.Connection) -> None:
         "WHERE json_valid(spec) AND json_extract(spec, '$.deployment_config.keys') IS NOT NULL"
     )
 
+
 #: Ordered schema migrations ``(version, sql or callable(conn))``. Append only; never edit a released one.
 #: Each runs inside the exclusive transaction that opens the database, so SQL here must not COMMIT.
 MIGRATIONS: list[Migration] = [
@@ -222,8 +223,7 @@ def _apply_migrations(conn: sqlite3.Connection, where: Path) -> None:
 
 
 def _connect(db_path: Path | str, uri: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True,
-                           uri=uri)
+    conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True, uri=uri)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -252,14 +252,20 @@ def storage_error(where: Path, doing: str, exc: BaseException) -> WorkspaceError
     err = getattr(exc, "errno", None)
     detail = getattr(exc, "strerror", None) or str(exc)
     if code.startswith(_FULL) or err in (errno.ENOSPC, errno.EDQUOT) or (code.startswith(_IO) and _disk_full(where)):
-        return WorkspaceError(f"Workspace {where} is out of disk space: cannot {doing} ({detail}). "
-                              "Free space on that disk and retry; `nbdeploy gc` removes leftovers.")
+        return WorkspaceError(
+            f"Workspace {where} is out of disk space: cannot {doing} ({detail}). "
+            "Free space on that disk and retry; `nbdeploy gc` removes leftovers."
+        )
     if code.startswith(_READ_ONLY) or err in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return WorkspaceError(f"Workspace {where} is read-only here: cannot {doing} ({detail}). "
-                              "Reading works; write from an account and a mount that may write there.")
+        return WorkspaceError(
+            f"Workspace {where} is read-only here: cannot {doing} ({detail}). "
+            "Reading works; write from an account and a mount that may write there."
+        )
     if code.startswith(_CORRUPT):
-        return WorkspaceError(f"{where / DB_NAME} is damaged: cannot {doing} ({detail}). "
-                              "Restore it from a backup; `nbdeploy verify` checks the workspace.")
+        return WorkspaceError(
+            f"{where / DB_NAME} is damaged: cannot {doing} ({detail}). "
+            "Restore it from a backup; `nbdeploy verify` checks the workspace."
+        )
     return WorkspaceError(f"Workspace {where}: cannot {doing} ({detail}).")
 
 
@@ -410,7 +416,7 @@ class Workspace:
                 if target is not None:
                     return cls(target)
         raise WorkspaceError(
-            f"No {CONFIG_NAME} with a \"workspace\" key found in {here} or its parents; "
+            f'No {CONFIG_NAME} with a "workspace" key found in {here} or its parents; '
             "write one with Workspace.write_config()."
         )
 
@@ -542,7 +548,8 @@ class Workspace:
                 raise WorkspaceError(
                     f"Workspace {self.path} has schema version {version} and this nbdeploy uses "
                     f"{schema_version()}; it is read-only here, so it cannot be migrated: open it once with "
-                    "write access, or use the nbdeploy version that wrote it.")
+                    "write access, or use the nbdeploy version that wrote it."
+                )
         else:
             try:
                 _apply_migrations(conn, self.path)
@@ -581,8 +588,12 @@ class Workspace:
 
     def _check_identity(self, conn: sqlite3.Connection) -> None:
         """The database's workspace id must be the one in ``workspace.id`` (written when missing)."""
-        if self.read_only and not conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'workspace_meta'").fetchone():
+        if (
+            self.read_only
+            and not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'workspace_meta'"
+            ).fetchone()
+        ):
             return  # an older schema read where it cannot be migrated: no id to compare yet
         row = conn.execute("SELECT value FROM workspace_meta WHERE key = 'id'").fetchone()
         if row is None:
@@ -834,4 +845,4 @@ def as_workspace(workspace: Workspace | PathLike | None) -> Workspace:
     return ws
 
 
-__all__ = ["Workspace", "MIGRATIONS", "schema_version", "as_workspace"]
+__all__ = ["MIGRATIONS", "Workspace", "as_workspace", "schema_version"]

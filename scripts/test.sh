@@ -10,6 +10,10 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >&2 \
     || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >&2; }
 fi
+# Lint, format and types first (seconds; fail before the engines start). Settings: pyproject.toml.
+"$py" -m ruff check nbdeploy
+"$py" -m ruff format --check nbdeploy
+"$py" -m mypy
 # The reference scoring server (azmlinfsrv) lives in its own venv: its pins clash with ours.
 export NBDEPLOY_REFERENCE_PYTHON=$(tests/engines/reference-server.sh up | tail -n 1)
 # docker first (the others use its base image); then the rest in parallel: the Kubernetes cluster (minutes
@@ -25,6 +29,7 @@ done
 for entry in "${pids[@]}"; do
   wait "${entry%%:*}" || { echo "tests/engines/${entry#*:}.sh up failed:" >&2; tail -n 30 "/tmp/logs/engine-${entry#*:}.log" >&2; exit 1; }
 done
+labextension/test.sh "$py"  # jest for the lab extension (builds it first when its output is missing)
 set +e
 "$py" -m pytest "$@"
 rc=$?

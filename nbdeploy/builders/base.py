@@ -54,8 +54,13 @@ class Artifact:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "reference": self.reference, "digest": self.digest, "id": self.id,
-                "details": dict(self.details)}
+        return {
+            "kind": self.kind,
+            "reference": self.reference,
+            "digest": self.digest,
+            "id": self.id,
+            "details": dict(self.details),
+        }
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Artifact:
@@ -75,14 +80,17 @@ class Builder(ABC):
     def build(self, request: BuildRequest) -> Artifact:
         """Build the artifact (or find it up to date) and return it; BuildError when the build fails."""
 
-    def remove(self, artifact: Artifact) -> None:
+    def remove(self, artifact: Artifact) -> None:  # noqa: B027 - optional hook, default no-op
         """Delete a built artifact when asked (``delete(delete_image=True)``); default: nothing."""
 
 
-_BUILDERS: PluginRegistry[type[Builder]] = PluginRegistry("nbdeploy.builders", {
-    "venv": "nbdeploy.builders.isolated:VenvBuilder",
-    "docker-image": "nbdeploy.builders.image:ImageBuilder",
-})
+_BUILDERS: PluginRegistry[type[Builder]] = PluginRegistry(
+    "nbdeploy.builders",
+    {
+        "venv": "nbdeploy.builders.isolated:VenvBuilder",
+        "docker-image": "nbdeploy.builders.image:ImageBuilder",
+    },
+)
 
 
 def register_builder(kind: str, builder: str | type[Builder]) -> None:

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nbdeploy.errors import BuildError, InvalidInput
 
@@ -150,8 +151,9 @@ def _customize(rootfs: Path, spec: BaseImageSpec, progress: Progress) -> None:
         python.symlink_to("/usr/bin/python3")
 
 
-def build_rootfs_tarball(spec: BaseImageSpec, cache_dir: Path | None = None, progress: Progress | None = None,
-                         force: bool = False) -> tuple[Path, bool]:
+def build_rootfs_tarball(
+    spec: BaseImageSpec, cache_dir: Path | None = None, progress: Progress | None = None, force: bool = False
+) -> tuple[Path, bool]:
     """Debootstrap, customize and tar the root filesystem; return (tarball, whether it came from the cache)."""
     progress = progress or log.info
     cache_dir = Path(cache_dir or default_cache_dir())
@@ -167,8 +169,18 @@ def build_rootfs_tarball(spec: BaseImageSpec, cache_dir: Path | None = None, pro
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix="rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         progress(f"debootstrap {spec.suite} from {spec.mirror} with {', '.join(spec.packages)}")
-        _run(["debootstrap", "--variant=minbase", f"--include={','.join(spec.packages)}", spec.suite, str(rootfs),
-              spec.mirror], progress, step="debootstrap")
+        _run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(spec.packages)}",
+                spec.suite,
+                str(rootfs),
+                spec.mirror,
+            ],
+            progress,
+            step="debootstrap",
+        )
         _customize(rootfs, spec, progress)
         partial = Path(tmp) / "rootfs.tar"
         argv = ["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(partial)]
@@ -180,8 +192,13 @@ def build_rootfs_tarball(spec: BaseImageSpec, cache_dir: Path | None = None, pro
     return tarball, False
 
 
-def build_base_image(spec: BaseImageSpec, client: object | None = None, cache_dir: Path | None = None,
-                     progress: Progress | None = None, force: bool = False) -> BaseImageResult:
+def build_base_image(
+    spec: BaseImageSpec,
+    client: Any = None,
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+) -> BaseImageResult:
     """Build (or reuse) the root filesystem tarball and import it into the engine as ``spec.tag``."""
     from nbdeploy.builders.docker_builder import docker_client
 
@@ -210,10 +227,10 @@ def build_base_image(spec: BaseImageSpec, client: object | None = None, cache_di
     return BaseImageResult(spec.tag, image.id, tarball, cached, False)
 
 
-def _existing_image(client: object, tag: str):  # noqa: ANN202 (docker.models.images.Image)
+def _existing_image(client: Any, tag: str) -> Any:  # docker.models.images.Image
     import docker.errors
 
     try:
-        return client.images.get(tag)  # type: ignore[attr-defined]
+        return client.images.get(tag)
     except docker.errors.ImageNotFound:
         return None

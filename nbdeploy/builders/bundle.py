@@ -83,12 +83,18 @@ def create_bundle(workspace: Workspace, models: Sequence[Model], inference_confi
     _check_unique(ordered_models)
     models_digest = _digest(f"{m.name}\0{m.version}\0{m.digest}" for m in ordered_models)
     digest = _digest([code_digest, models_digest])
-    model_dir = MODELS_DIR if len(ordered_models) != 1 else f"{MODELS_DIR}/{ordered_models[0].name}/{ordered_models[0].version}"
+    model_dir = (
+        MODELS_DIR if len(ordered_models) != 1 else f"{MODELS_DIR}/{ordered_models[0].name}/{ordered_models[0].version}"
+    )
     path = _intact_or_free(workspace.cache_dir / "bundles", digest[:32])
     bundle = Bundle(
         path=path,
-        digest=digest, code_digest=code_digest, models_digest=models_digest,
-        entry_script=entry_rel, model_dir=model_dir, source_dir=source_name,
+        digest=digest,
+        code_digest=code_digest,
+        models_digest=models_digest,
+        entry_script=entry_rel,
+        model_dir=model_dir,
+        source_dir=source_name,
         model_ids=tuple(f"{m.name}:{m.version}" for m in ordered_models),
     )
     if (bundle.path / COMPLETE_MARKER).is_file():
@@ -103,8 +109,16 @@ def create_bundle(workspace: Workspace, models: Sequence[Model], inference_confi
             shutil.copy2(src, dest)
         for model in ordered_models:  # links to the deploy copies, never to the blobs
             model.download(str(staging / MODELS_DIR / model.name / str(model.version)), exist_ok=True, link=True)
-        (staging / COMPLETE_MARKER).write_text(json.dumps({"digest": digest, "models": list(bundle.model_ids), "entry_script": entry_rel,
-                                                           "model_files": _fingerprints(staging / MODELS_DIR)}))
+        (staging / COMPLETE_MARKER).write_text(
+            json.dumps(
+                {
+                    "digest": digest,
+                    "models": list(bundle.model_ids),
+                    "entry_script": entry_rel,
+                    "model_files": _fingerprints(staging / MODELS_DIR),
+                }
+            )
+        )
         try:
             os.rename(staging, bundle.path)
         except OSError:
@@ -151,7 +165,9 @@ def _models_intact(bundle_path: Path) -> bool:
     if recorded is None:  # laid out before fingerprints were recorded: model files may be links to blobs
         return False
     try:
-        return _fingerprints(bundle_path / MODELS_DIR) == recorded if (bundle_path / MODELS_DIR).is_dir() else not recorded
+        return (
+            _fingerprints(bundle_path / MODELS_DIR) == recorded if (bundle_path / MODELS_DIR).is_dir() else not recorded
+        )
     except OSError:
         return False
 

@@ -17,15 +17,15 @@ import json
 import logging
 import os
 import re
-import sys
 import secrets as _secrets
+import sys
 import tarfile
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -189,7 +189,7 @@ def assemble_context(files: Mapping[str, Path | bytes | str], hash_content: bool
                 info.size, info.mode = st.st_size, 0o755 if st.st_mode & 0o111 else 0o644
                 digest.update(str(info.mode).encode())
                 with open(source, "rb") as f:
-                    tar.addfile(info, _HashingReader(f, digest) if hash_content else f)  # type: ignore[arg-type]
+                    tar.addfile(info, _HashingReader(f, digest) if hash_content else f)
             digest.update(b"\0")
             sizes.append((arcname, info.size))
     spool.seek(0)
@@ -205,8 +205,9 @@ def server_package_files() -> dict[str, Path]:
     return {f"{CTX_SERVER}/{rel}": path for rel, path in walk_files(root, IgnoreRules.parse("\n".join(ALWAYS_IGNORED)))}
 
 
-def context_files(spec: ImageSpec, app_root: Path, source_dir: str | None = None,
-                  deps_image: str | None = None) -> dict[str, Path | bytes | str]:
+def context_files(
+    spec: ImageSpec, app_root: Path, source_dir: str | None = None, deps_image: str | None = None
+) -> dict[str, Path | bytes | str]:
     """Every file of the build context for ``spec`` and the app laid out in ``app_root``.
 
     ``app_root`` holds the entry script, the source folder and ``azureml-models/``; ignore files at the app
@@ -238,8 +239,8 @@ def app_context_files(app_root: Path, source_dir: str | None = None) -> dict[str
         if rel == COMPLETE_MARKER:
             continue  # bookkeeping of create_bundle: holds the models' digests, would void the code layer's cache
         if rel.startswith("azureml-models/"):
-            files[f"{CTX_MODELS}/{rel[len('azureml-models/'):]}"] = path
-        elif src_prefix and src_rules and rel.startswith(src_prefix) and src_rules.excludes(rel[len(src_prefix):]):
+            files[f"{CTX_MODELS}/{rel[len('azureml-models/') :]}"] = path
+        elif src_prefix and src_rules and rel.startswith(src_prefix) and src_rules.excludes(rel[len(src_prefix) :]):
             continue
         else:
             files[f"{CTX_APP}/{rel}"] = path
@@ -323,7 +324,9 @@ _PIP_MISSING = (
 )
 _PULL_FAILED = re.compile(
     r"pull access denied|repository does not exist|manifest unknown|no such host|not found: manifest|"
-    r"dial tcp|i/o timeout|x509|unauthorized|connection refused|TLS handshake", re.I)
+    r"dial tcp|i/o timeout|x509|unauthorized|connection refused|TLS handshake",
+    re.I,
+)
 
 
 RECIPE_VERSION = "2"
@@ -360,10 +363,12 @@ def explain_failure(error: str, log_lines: Sequence[str], step: str | None) -> s
             return f"pip could not find the package {found[-1]!r} (check its name and version, and the pip index)"
     fetch = _UV_FETCH.search(text)
     if fetch:
-        causes = _UV_CAUSE.findall(text[fetch.end():])
+        causes = _UV_CAUSE.findall(text[fetch.end() :])
         why = f" ({causes[-1].strip()})" if causes else ""
-        return (f"installing the locked packages failed: could not download {fetch.group(1)}{why}; check the proxy, "
-                "the CA certificates (ca_certificates) and the package index")
+        return (
+            f"installing the locked packages failed: could not download {fetch.group(1)}{why}; check the proxy, "
+            "the CA certificates (ca_certificates) and the package index"
+        )
     if step and step.upper().startswith("FROM") and _PULL_FAILED.search(text):
         image = step.split()[1] if len(step.split()) > 1 else "?"
         return (
@@ -427,8 +432,13 @@ def image_python_version(client: Any, spec: ImageSpec, base: Any | None) -> str:
         if match:
             return f"{match.group(1)}.{match.group(2)}"
     if base.id not in _python_of_image:
-        out = client.containers.run(base.id, [spec.python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                    remove=True, entrypoint=[], network_disabled=True)
+        out = client.containers.run(
+            base.id,
+            [spec.python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            remove=True,
+            entrypoint=[],
+            network_disabled=True,
+        )
         _python_of_image[base.id] = out.decode().strip()
     return _python_of_image[base.id]
 
@@ -444,14 +454,17 @@ def default_lock_dir() -> Path:
 
 def lock_for_image(spec: ImageSpec, python_version: str, folder: Path, progress: Progress) -> EnvironmentLock:
     """The lock for the spec's server and user requirements and index settings (made once, then read)."""
-    requirements = list(spec.server_requirements) + [r.strip() for r in spec.pip_requirements
-                                                     if r.strip() and not r.strip().startswith("#")]
+    requirements = list(spec.server_requirements) + [
+        r.strip() for r in spec.pip_requirements if r.strip() and not r.strip().startswith("#")
+    ]
     with tempfile.TemporaryDirectory(prefix="nbdeploy-ca-") as tmp:  # uv reads the CA from a file
         ca_files: tuple[str, ...] = ()
         if spec.ca_bundle:
             (Path(tmp) / "ca.pem").write_text(spec.ca_bundle)
             ca_files = (str(Path(tmp) / "ca.pem"),)
-        options = IndexOptions(spec.pip_index_url, tuple(spec.pip_extra_index_urls), tuple(spec.pip_trusted_hosts), ca_files)
+        options = IndexOptions(
+            spec.pip_index_url, tuple(spec.pip_extra_index_urls), tuple(spec.pip_trusted_hosts), ca_files
+        )
         return lock_requirements(requirements, options, python_version, folder, progress)
 
 
@@ -475,8 +488,13 @@ def app_files_digest(app_root: Path, source_dir: str | None = None) -> str:
     return "folder:" + sha.hexdigest()
 
 
-def recipe_digest(spec: ImageSpec, source_dir: str | None, bundle_digest: str, base_image_id: str | None,
-                  deps_image: str | None = None) -> str:
+def recipe_digest(
+    spec: ImageSpec,
+    source_dir: str | None,
+    bundle_digest: str,
+    base_image_id: str | None,
+    deps_image: str | None = None,
+) -> str:
     """The image's identity from digests already known: nothing of the app or its models is read.
 
     It covers the rendered Dockerfile, the lock (or the unlocked requirements), the scoring server's
@@ -489,7 +507,9 @@ def recipe_digest(spec: ImageSpec, source_dir: str | None, bundle_digest: str, b
         "recipe": RECIPE_VERSION,
         "dockerfile": render_dockerfile(spec, deps_image),
         "lock": lock_digest(spec.lock) if spec.lock is not None else None,
-        "requirements": None if spec.lock is not None else [list(spec.server_requirements), list(spec.pip_requirements)],
+        "requirements": None
+        if spec.lock is not None
+        else [list(spec.server_requirements), list(spec.pip_requirements)],
         "server": server_hash_of(),
         "secrets": hashlib.sha256(json.dumps(secrets, sort_keys=True).encode()).hexdigest(),
         "bundle": bundle_digest,
@@ -524,7 +544,9 @@ _PER_REVISION_LABELS = ("nbdeploy.service", "nbdeploy.bundle", "nbdeploy.models"
 
 def engine_is_local(client: Any) -> bool:
     """Whether the engine runs on this host (reached through its local socket)."""
-    return str(getattr(client.api, "base_url", "")).startswith(("http+docker://localhost", "http+docker://localunixsocket"))
+    return str(getattr(client.api, "base_url", "")).startswith(
+        ("http+docker://localhost", "http+docker://localunixsocket")
+    )
 
 
 def deps_image_tag(spec: ImageSpec, base_image_id: str | None) -> str:
@@ -538,8 +560,15 @@ def deps_image_tag(spec: ImageSpec, base_image_id: str | None) -> str:
     return f"{DEPS_REPOSITORY}:{hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:20]}"
 
 
-def ensure_deps_image(client: Any, spec: ImageSpec, tag: str, settings: BuildSettings, labels: Mapping[str, str],
-                      nocache: bool, progress: Progress) -> list[str]:
+def ensure_deps_image(
+    client: Any,
+    spec: ImageSpec,
+    tag: str,
+    settings: BuildSettings,
+    labels: Mapping[str, str],
+    nocache: bool,
+    progress: Progress,
+) -> list[str]:
     """Build the deps image ``tag`` unless the engine has it; returns the build's log lines.
 
     Its one RUN fetches uv, the lock and the build secrets from a one-time loopback address served here
@@ -555,7 +584,9 @@ def ensure_deps_image(client: Any, spec: ImageSpec, tag: str, settings: BuildSet
     with _PayloadServer(payload) as url:
         ctx = assemble_context({"Dockerfile": render_deps_dockerfile(spec, url)}, hash_content=False)
         try:
-            _, lines = _stream_build(client, ctx, tag, settings.build_args(), shared, nocache, progress, network_mode="host")
+            _, lines = _stream_build(
+                client, ctx, tag, settings.build_args(), shared, nocache, progress, network_mode="host"
+            )
         finally:
             ctx.close()
     return lines
@@ -574,7 +605,7 @@ class _PayloadServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 if self.path != outer.path:
                     self.send_error(404)
                     return
@@ -598,10 +629,19 @@ class _PayloadServer:
         self.server.server_close()
 
 
-def build_image(client: Any, spec: ImageSpec, app_root: Path, repository: str, source_dir: str | None = None,
-                settings: BuildSettings | None = None, progress: Progress | None = None,
-                labels: Mapping[str, str] | None = None, nocache: bool = False,
-                bundle_digest: str | None = None, lock: EnvironmentLock | None = None) -> BuiltImage:
+def build_image(
+    client: Any,
+    spec: ImageSpec,
+    app_root: Path,
+    repository: str,
+    source_dir: str | None = None,
+    settings: BuildSettings | None = None,
+    progress: Progress | None = None,
+    labels: Mapping[str, str] | None = None,
+    nocache: bool = False,
+    bundle_digest: str | None = None,
+    lock: EnvironmentLock | None = None,
+) -> BuiltImage:
     """Build the scoring image for the app in ``app_root``; tag it ``repository:<recipe digest>``.
 
     Whether the image is up to date is decided from digests already known (:func:`recipe_digest`): the
@@ -641,8 +681,10 @@ def build_image(client: Any, spec: ImageSpec, app_root: Path, repository: str, s
         except BuildError as exc:
             if not any(PAYLOAD_UNREACHABLE in line for line in exc.build_log):
                 raise
-            progress("the engine's builds cannot reach this host's loopback (an engine in a VM?): "
-                     "installing the dependencies in a deps stage instead")
+            progress(
+                "the engine's builds cannot reach this host's loopback (an engine in a VM?): "
+                "installing the dependencies in a deps stage instead"
+            )
             deps_tag = None
     files = context_files(spec, app_root, source_dir, deps_tag)
     ctx = assemble_context(files, hash_content=False)
@@ -650,8 +692,10 @@ def build_image(client: Any, spec: ImageSpec, app_root: Path, repository: str, s
         progress(f"build context: {len(files)} files, {ctx.size / 1e6:.1f} MB")
         if ctx.size > settings.large_context_bytes:
             big = ", ".join(f"{name} ({size / 1e6:.0f} MB)" for name, size in ctx.largest)
-            msg = (f"the build context is large ({ctx.size / 1e6:.0f} MB); largest files: {big}. "
-                   "List what the image does not need in .amlignore")
+            msg = (
+                f"the build context is large ({ctx.size / 1e6:.0f} MB); largest files: {big}. "
+                "List what the image does not need in .amlignore"
+            )
             log.warning(msg)
             progress("warning: " + msg)
         image_id, build_lines = _stream_build(client, ctx, tag, settings.build_args(), labels or {}, nocache, progress)
@@ -663,17 +707,36 @@ def build_image(client: Any, spec: ImageSpec, app_root: Path, repository: str, s
     return BuiltImage(tag, image_id, digest, False, seconds, ctx.size, lines, lock=lock, check_seconds=check_s)
 
 
-def _stream_build(client: Any, ctx: BuildContext, tag: str, build_args: dict[str, str], labels: Mapping[str, str],
-                  nocache: bool, progress: Progress, network_mode: str | None = None) -> tuple[str, list[str]]:
+def _stream_build(
+    client: Any,
+    ctx: BuildContext,
+    tag: str,
+    build_args: dict[str, str],
+    labels: Mapping[str, str],
+    nocache: bool,
+    progress: Progress,
+    network_mode: str | None = None,
+) -> tuple[str, list[str]]:
     docker = import_docker()
     lines: list[str] = []
     step: str | None = None
     image_id = None
     pending = ""
     try:
-        stream = client.api.build(fileobj=ctx.fileobj, custom_context=True, encoding=None, tag=tag, rm=True,
-                                  forcerm=True, decode=True, buildargs=build_args, labels=dict(labels),
-                                  nocache=nocache, pull=False, network_mode=network_mode)
+        stream = client.api.build(
+            fileobj=ctx.fileobj,
+            custom_context=True,
+            encoding=None,
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            buildargs=build_args,
+            labels=dict(labels),
+            nocache=nocache,
+            pull=False,
+            network_mode=network_mode,
+        )
         for chunk in stream:
             if "stream" in chunk:
                 pending += chunk["stream"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nbdeploy.errors import InvalidInput
 
+
 def check_entry_script(source: str, filename: str = "score.py") -> None:
     """Raise :class:`InvalidInput` when ``source`` cannot serve: a syntax error, or no ``init``/``run``.
 
@@ -18,7 +19,9 @@ def check_entry_script(source: str, filename: str = "score.py") -> None:
         tree = ast.parse(source, filename=filename)
     except SyntaxError as exc:
         line = (exc.text or "").rstrip()
-        raise InvalidInput(f"{filename} line {exc.lineno}: syntax error: {exc.msg}" + (f"\n    {line}" if line else "")) from exc
+        raise InvalidInput(
+            f"{filename} line {exc.lineno}: syntax error: {exc.msg}" + (f"\n    {line}" if line else "")
+        ) from exc
     bound: dict[str, ast.AST] = {}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -35,7 +38,9 @@ def check_entry_script(source: str, filename: str = "score.py") -> None:
         return  # a star import may bring init/run: let the server decide
     missing = [name for name in ("init", "run") if name not in bound]
     if missing:
-        raise InvalidInput(f"{filename} defines no {' and no '.join(missing)}(): an entry script needs `def init():` and `def run(raw_data):`")
+        raise InvalidInput(
+            f"{filename} defines no {' and no '.join(missing)}(): an entry script needs `def init():` and `def run(raw_data):`"
+        )
     run = bound["run"]
     if isinstance(run, (ast.FunctionDef, ast.AsyncFunctionDef)):
         args = run.args

@@ -24,7 +24,13 @@ import pathspec
 IGNORE_FILES = (".amlignore", ".dockerignore", ".gitignore")
 """Looked for in this order; the first one found is used (see the module docstring)."""
 ALWAYS_IGNORED = (
-    "__pycache__/", "*.pyc", ".ipynb_checkpoints/", ".git/", ".nbdeploy/", ".venv/", *IGNORE_FILES,
+    "__pycache__/",
+    "*.pyc",
+    ".ipynb_checkpoints/",
+    ".git/",
+    ".nbdeploy/",
+    ".venv/",
+    *IGNORE_FILES,
 )
 
 
@@ -58,7 +64,9 @@ class IgnoreRules:
     def excludes(self, relpath: str) -> bool:
         """Whether the file ``relpath`` is left out, itself or through an ignored parent folder."""
         parts = relpath.split("/")
-        return any(self.ignored("/".join(parts[:i]), is_dir=True) for i in range(1, len(parts))) or self.ignored(relpath)
+        return any(self.ignored("/".join(parts[:i]), is_dir=True) for i in range(1, len(parts))) or self.ignored(
+            relpath
+        )
 
 
 def walk_files(folder: Path, rules: IgnoreRules | None = None) -> list[tuple[str, Path]]:

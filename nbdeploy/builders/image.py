@@ -30,16 +30,25 @@ class ImageBuilder(Builder):
         from nbdeploy.builders.docker_builder import BuildSettings, build_image, docker_client
         from nbdeploy.builders.lock import describe_lock
 
-        conda = [p for p in getattr(request.environment, "conda_packages", None) or [] if not p.startswith(("python", "pip"))]
+        conda = [
+            p for p in getattr(request.environment, "conda_packages", None) or [] if not p.startswith(("python", "pip"))
+        ]
         if conda:
             self.progress(f"warning: conda packages are not installed in images (use pip): {', '.join(conda)}")
         spec = image_spec_for(request)
         settings = self.settings if self.settings is not None else BuildSettings.from_env()
         if settings.lock_dir is None:  # locks live with the workspace, beside its environments
             settings = dataclasses.replace(settings, lock_dir=self.workspace.cache_dir / "locks")
-        built = build_image(docker_client(), spec, request.bundle.path, repository(request.service),
-                            request.bundle.source_dir, settings=settings, progress=self.progress,
-                            bundle_digest=request.bundle.digest)
+        built = build_image(
+            docker_client(),
+            spec,
+            request.bundle.path,
+            repository(request.service),
+            request.bundle.source_dir,
+            settings=settings,
+            progress=self.progress,
+            bundle_digest=request.bundle.digest,
+        )
         details: dict[str, Any] = {"gpu": spec.gpu, "seconds": round(built.seconds, 3)}
         if built.lock is not None:
             details["lock"] = {"digest": built.lock.digest, "packages": list(built.lock.packages)}

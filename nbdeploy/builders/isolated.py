@@ -63,5 +63,13 @@ class VenvBuilder(Builder):
         lock = lock_environment(self.workspace, environment, self.progress)
         self.progress(describe_lock(lock))
         python, module, pythonpath = isolated_python(self.workspace, environment, log_path, lock=lock)
-        return Artifact(self.kind, python, lock.digest, details={
-            "module": module, "pythonpath": pythonpath, "lock": {"digest": lock.digest, "packages": list(lock.packages)}})
+        return Artifact(
+            self.kind,
+            python,
+            lock.digest,
+            details={
+                "module": module,
+                "pythonpath": pythonpath,
+                "lock": {"digest": lock.digest, "packages": list(lock.packages)},
+            },
+        )

@@ -68,8 +68,12 @@ class IndexOptions:
         options = getattr(environment, "pip_options", None)
         if options is None:
             return cls()
-        return cls(options.index_url or None, tuple(options.extra_index_urls or ()), tuple(options.trusted_hosts or ()),
-                   tuple(options.ca_certificates or ()))
+        return cls(
+            options.index_url or None,
+            tuple(options.extra_index_urls or ()),
+            tuple(options.trusted_hosts or ()),
+            tuple(options.ca_certificates or ()),
+        )
 
     def uv_environment(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
         """Variables that pass these settings to uv (URLs expanded; secrets stay off command lines)."""
@@ -77,8 +81,9 @@ class IndexOptions:
         if self.index_url:
             env["UV_DEFAULT_INDEX"] = expand_references(self.index_url, "pip_index_url", environ)
         if self.extra_index_urls:
-            env["UV_EXTRA_INDEX_URL"] = " ".join(expand_references(u, "pip_extra_index_urls", environ)
-                                                 for u in self.extra_index_urls)
+            env["UV_EXTRA_INDEX_URL"] = " ".join(
+                expand_references(u, "pip_extra_index_urls", environ) for u in self.extra_index_urls
+            )
         if self.trusted_hosts:
             env["UV_INSECURE_HOST"] = " ".join(self.trusted_hosts)
         return env
@@ -126,30 +131,54 @@ def python_version_of(environment: Environment | None, interpreter: str | None =
 def requirements_of(environment: Environment | None) -> list[str]:
     """The scoring server's pinned requirements, then the environment's pip packages."""
     user = list(getattr(environment, "pip_packages", None) or []) if environment is not None else []
-    return list(SERVER_REQUIREMENTS) + [line.strip() for line in user if line.strip() and not line.strip().startswith("#")]
+    return list(SERVER_REQUIREMENTS) + [
+        line.strip() for line in user if line.strip() and not line.strip().startswith("#")
+    ]
 
 
 def lock_key(requirements: Sequence[str], options: IndexOptions, python_version: str) -> str:
-    doc = {"format": LOCK_FORMAT, "requirements": list(requirements), "python": python_version,
-           "index_url": options.index_url, "extra_index_urls": list(options.extra_index_urls),
-           "trusted_hosts": list(options.trusted_hosts), "ca": [_file_digest(p) for p in options.ca_certificates]}
+    doc = {
+        "format": LOCK_FORMAT,
+        "requirements": list(requirements),
+        "python": python_version,
+        "index_url": options.index_url,
+        "extra_index_urls": list(options.extra_index_urls),
+        "trusted_hosts": list(options.trusted_hosts),
+        "ca": [_file_digest(p) for p in options.ca_certificates],
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def lock_environment(workspace: Workspace, environment: Environment | None, progress: Progress | None = None,
-                     python_version: str | None = None, refresh: bool = False) -> EnvironmentLock:
+def lock_environment(
+    workspace: Workspace,
+    environment: Environment | None,
+    progress: Progress | None = None,
+    python_version: str | None = None,
+    refresh: bool = False,
+) -> EnvironmentLock:
     """The lock of ``environment`` (``None``: the scoring server alone), resolving it the first time only.
 
     ``python_version`` (``X.Y``) is the interpreter the lock is for (the base image's, the venv's); without
     it, the environment's declared Python, else the running interpreter's. ``refresh`` resolves again.
     """
-    return lock_requirements(requirements_of(environment), IndexOptions.of(environment),
-                             python_version_of(environment, python_version), workspace.cache_dir / "locks",
-                             progress, refresh=refresh)
+    return lock_requirements(
+        requirements_of(environment),
+        IndexOptions.of(environment),
+        python_version_of(environment, python_version),
+        workspace.cache_dir / "locks",
+        progress,
+        refresh=refresh,
+    )
 
 
-def lock_requirements(requirements: Sequence[str], options: IndexOptions, python_version: str, folder: Path,
-                      progress: Progress | None = None, refresh: bool = False) -> EnvironmentLock:
+def lock_requirements(
+    requirements: Sequence[str],
+    options: IndexOptions,
+    python_version: str,
+    folder: Path,
+    progress: Progress | None = None,
+    refresh: bool = False,
+) -> EnvironmentLock:
     """Resolve ``requirements`` with uv into ``folder/<key>.txt``, or read the lock stored there."""
     key = lock_key(requirements, options, python_version)
     path = folder / f"{key[:32]}.txt"
@@ -163,20 +192,40 @@ def lock_requirements(requirements: Sequence[str], options: IndexOptions, python
         source.write_text("".join(line + "\n" for line in requirements))
         output = Path(tmp) / "lock.txt"
         env = uv_environment(options, Path(tmp) / "ca.pem")
-        argv = [uv_binary(), "pip", "compile", "--generate-hashes", "--no-header", "--quiet", "--python-version",
-                python_version, source.name, "-o", output.name]
+        argv = [
+            uv_binary(),
+            "pip",
+            "compile",
+            "--generate-hashes",
+            "--no-header",
+            "--quiet",
+            "--python-version",
+            python_version,
+            source.name,
+            "-o",
+            output.name,
+        ]
         result = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp)  # relative: stable "# via"
         if result.returncode != 0:
             lines = (result.stdout + result.stderr).strip().splitlines()
-            raise BuildError(f"Resolving the environment failed: {explain_resolution_failure(lines, requirements)}",
-                             lines, step="uv pip compile")
+            raise BuildError(
+                f"Resolving the environment failed: {explain_resolution_failure(lines, requirements)}",
+                lines,
+                step="uv pip compile",
+            )
         text = output.read_text()
     staging = path.with_suffix(f".{os.getpid()}.tmp")
     staging.write_text(text)
     os.replace(staging, path)
     lock = _lock_from_text(text, key, python_version, path)
-    meta = {"key": key, "digest": lock.digest, "python": python_version, "requirements": list(requirements),
-            "packages": list(lock.packages), "format": LOCK_FORMAT}
+    meta = {
+        "key": key,
+        "digest": lock.digest,
+        "python": python_version,
+        "requirements": list(requirements),
+        "packages": list(lock.packages),
+        "format": LOCK_FORMAT,
+    }
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     if progress:
         progress(f"locked {len(lock.packages)} packages: {' '.join(lock.packages)}")
@@ -217,7 +266,11 @@ def uv_environment(options: IndexOptions, ca_path: Path, base: Mapping[str, str]
     settings = options.uv_environment(env)
     if "UV_DEFAULT_INDEX" in settings:
         env.pop("UV_INDEX_URL", None)  # the environment's index replaces a host-wide one
-    for pip_var, uv_var, alias in PIP_TO_UV:  # the host's pip settings, where neither the environment nor uv's own set one
+    for (
+        pip_var,
+        uv_var,
+        alias,
+    ) in PIP_TO_UV:  # the host's pip settings, where neither the environment nor uv's own set one
         if env.get(pip_var) and uv_var not in settings and uv_var not in env and (alias is None or alias not in env):
             settings[uv_var] = env[pip_var]
     env.update(settings)

@@ -44,12 +44,15 @@ def server_package_dir() -> Path:
 def copy_server(dest_parent: Path, name: str = "nbdeploy_server") -> Path:
     """Copy the scoring server into ``dest_parent/name`` (without caches); returns that folder."""
     dest = dest_parent / name
-    shutil.copytree(server_package_dir(), dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+    shutil.copytree(
+        server_package_dir(), dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True
+    )
     return dest
 
 
-def isolated_python(workspace: Workspace, environment: Environment | None, log_path: Path,
-                    lock: EnvironmentLock | None = None) -> tuple[str, str, str]:
+def isolated_python(
+    workspace: Workspace, environment: Environment | None, log_path: Path, lock: EnvironmentLock | None = None
+) -> tuple[str, str, str]:
     """(python executable, server module, PYTHONPATH entry) for ``environment``, building it once.
 
     The environment is locked first (:func:`~nbdeploy.builders.lock.lock_environment`, once per
@@ -70,8 +73,9 @@ def isolated_python(workspace: Workspace, environment: Environment | None, log_p
         shutil.rmtree(staging, ignore_errors=True)
     python_version = f"{sys.version_info.major}.{sys.version_info.minor}"
     if lock is None:
-        lock = _with_log(log_path, lambda: lock_environment(workspace, environment, _log_to(log_path),
-                                                            python_version=python_version))
+        lock = _with_log(
+            log_path, lambda: lock_environment(workspace, environment, _log_to(log_path), python_version=python_version)
+        )
     venv = workspace.cache_dir / "venvs" / hashlib.sha256(f"{lock.digest}\0{server_hash}".encode()).hexdigest()[:24]
     python = venv / "bin" / "python"
     if not (venv / ".complete").is_file():
@@ -86,17 +90,32 @@ def _build_venv(venv: Path, lock: EnvironmentLock, options: IndexOptions, log_pa
     lock_file = staging.with_suffix(".lock.txt")
     lock_file.write_text(lock.text)
     env = uv_environment(options, staging.with_suffix(".ca.pem"))
-    interpreter = sys.executable if lock.python_version == f"{sys.version_info.major}.{sys.version_info.minor}" else lock.python_version
+    interpreter = (
+        sys.executable
+        if lock.python_version == f"{sys.version_info.major}.{sys.version_info.minor}"
+        else lock.python_version
+    )
     uv = uv_binary()
-    sync = [uv, "pip", "sync", "--quiet", "--require-hashes", "--python", str(staging / "bin" / "python"), str(lock_file)]
+    sync = [
+        uv,
+        "pip",
+        "sync",
+        "--quiet",
+        "--require-hashes",
+        "--python",
+        str(staging / "bin" / "python"),
+        str(lock_file),
+    ]
     steps = [
         [uv, "venv", "--quiet", "--relocatable", "--python", interpreter, "--no-python-downloads", str(staging)],
         sync,
     ]
     try:
         with open(log_path, "ab") as out:
-            out.write(f"[nbdeploy] building virtual environment {venv} from lock {lock.digest[:12]}: "
-                      f"{' '.join(lock.packages)}\n".encode())
+            out.write(
+                f"[nbdeploy] building virtual environment {venv} from lock {lock.digest[:12]}: "
+                f"{' '.join(lock.packages)}\n".encode()
+            )
             out.flush()
             for argv in steps:
                 if argv is sync and subprocess.run([*sync, "--offline"], env=env, capture_output=True).returncode == 0:
@@ -105,8 +124,9 @@ def _build_venv(venv: Path, lock: EnvironmentLock, options: IndexOptions, log_pa
                 if result.returncode != 0:
                     log_lines = log_path.read_text(errors="replace").splitlines()[-40:]
                     reason = explain_resolution_failure(log_lines, list(lock.packages))
-                    raise BuildError(f"Building the isolated environment failed: {reason}", log_lines,
-                                     step=" ".join(argv[1:3]))
+                    raise BuildError(
+                        f"Building the isolated environment failed: {reason}", log_lines, step=" ".join(argv[1:3])
+                    )
         (staging / ".complete").write_text(lock.digest + "\n")
         _relocate(staging, venv)
     finally:
@@ -139,8 +159,9 @@ def _with_log(log_path: Path, make: Callable[[], EnvironmentLock]) -> Environmen
     except BuildError as exc:
         with open(log_path, "a") as out:
             out.write("\n".join(exc.build_log) + "\n")
-        raise BuildError(f"Building the isolated environment failed: {exc.reason.split(': ', 1)[-1]}",
-                         exc.build_log, step=exc.step) from None
+        raise BuildError(
+            f"Building the isolated environment failed: {exc.reason.split(': ', 1)[-1]}", exc.build_log, step=exc.step
+        ) from None
 
 
 def server_hash_of() -> str:

@@ -32,7 +32,9 @@ def lock_cmd(ctx: click.Context, name_or_file: str, refresh: bool) -> None:
     from nbdeploy.specs.environment_store import load_environment
 
     ws = workspace_from(ctx)
-    lock = lock_environment(ws, load_environment(ws, name_or_file), lambda line: click.echo(line, err=True), refresh=refresh)
+    lock = lock_environment(
+        ws, load_environment(ws, name_or_file), lambda line: click.echo(line, err=True), refresh=refresh
+    )
     click.echo(describe_lock(lock), err=True)
     for package in lock.packages:
         click.echo(package)

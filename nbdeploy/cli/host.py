@@ -27,23 +27,49 @@ def engine_group(kind: str, help_text: str) -> click.Group:
 
     @group.command("add")
     @click.argument("name")
-    @click.option("--url", required=True, help="tcp://HOST:PORT (TLS with the --tls-* options), ssh://USER@HOST "
-                                               "or unix:///PATH.")
-    @click.option("--tls-ca", type=click.Path(dir_okay=False),
-                  help="CA certificate that signed the engine's certificate.")
+    @click.option(
+        "--url", required=True, help="tcp://HOST:PORT (TLS with the --tls-* options), ssh://USER@HOST or unix:///PATH."
+    )
+    @click.option(
+        "--tls-ca", type=click.Path(dir_okay=False), help="CA certificate that signed the engine's certificate."
+    )
     @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Client certificate.")
     @click.option("--tls-key", type=click.Path(dir_okay=False), help="Client certificate's key.")
-    @click.option("--cert-path", type=click.Path(file_okay=False),
-                  help="Folder with ca.pem, cert.pem and key.pem (DOCKER_CERT_PATH layout) instead of the three above.")
-    @click.option("--tls-verify/--no-tls-verify", default=True, show_default=True,
-                  help="Check the engine's certificate against --tls-ca.")
+    @click.option(
+        "--cert-path",
+        type=click.Path(file_okay=False),
+        help="Folder with ca.pem, cert.pem and key.pem (DOCKER_CERT_PATH layout) instead of the three above.",
+    )
+    @click.option(
+        "--tls-verify/--no-tls-verify",
+        default=True,
+        show_default=True,
+        help="Check the engine's certificate against --tls-ca.",
+    )
     @click.option("--check", "check_now", is_flag=True, help="Connect now and fail if the engine does not answer.")
     @click.option("--replace", is_flag=True, help=f"Overwrite a saved {kind} of the same name.")
-    @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", hidden=not with_tags,
-                  help="A tag (repeatable); tags select groups of devices: --selector site=plant-3.")
+    @click.option(
+        "--tag",
+        "tags",
+        multiple=True,
+        metavar="KEY=VALUE",
+        hidden=not with_tags,
+        help="A tag (repeatable); tags select groups of devices: --selector site=plant-3.",
+    )
     @click.pass_context
-    def add(ctx: click.Context, name: str, url: str, tls_ca: str | None, tls_cert: str | None, tls_key: str | None,
-            cert_path: str | None, tls_verify: bool, check_now: bool, replace: bool, tags: tuple[str, ...]) -> None:
+    def add(
+        ctx: click.Context,
+        name: str,
+        url: str,
+        tls_ca: str | None,
+        tls_cert: str | None,
+        tls_key: str | None,
+        cert_path: str | None,
+        tls_verify: bool,
+        check_now: bool,
+        replace: bool,
+        tags: tuple[str, ...],
+    ) -> None:
         """Save the Docker engine at URL as NAME."""
         from pathlib import Path
 
@@ -57,20 +83,33 @@ def engine_group(kind: str, help_text: str) -> click.Group:
                 raise InvalidInput("Give either --cert-path or --tls-ca/--tls-cert/--tls-key, not both.")
             folder = Path(cert_path)
             tls_ca, tls_cert, tls_key = (str(folder / f) for f in ("ca.pem", "cert.pem", "key.pem"))
-        connection = EngineConnection(url=url, tls_ca=tls_ca if tls_verify or tls_ca else None, tls_cert=tls_cert,
-                                      tls_key=tls_key, tls_verify=tls_verify, name=name)
+        connection = EngineConnection(
+            url=url,
+            tls_ca=tls_ca if tls_verify or tls_ca else None,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_verify=tls_verify,
+            name=name,
+        )
         s = store(ctx)
         info = connection.check() if check_now else None
         saved = s.add(name, connection, tags=pairs("tag", tags), replace=replace)
         if info is not None:
             s.record_check(name, info)
         tls = "TLS" if connection.uses_tls else "no TLS"
-        click.echo(f"Saved {kind} {name}: {saved.connection.url} ({tls})"
-                   + (f", Docker {info.version} {info.os}/{info.arch}" if info else ""))
+        click.echo(
+            f"Saved {kind} {name}: {saved.connection.url} ({tls})"
+            + (f", Docker {info.version} {info.os}/{info.arch}" if info else "")
+        )
 
     @group.command("list")
-    @click.option("--selector", "-s", metavar="KEY=VALUE[,...]", hidden=not with_tags,
-                  help="Only devices whose tags match every pair.")
+    @click.option(
+        "--selector",
+        "-s",
+        metavar="KEY=VALUE[,...]",
+        hidden=not with_tags,
+        help="Only devices whose tags match every pair.",
+    )
     @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
     @click.pass_context
     def list_(ctx: click.Context, selector: str | None, output: str) -> None:

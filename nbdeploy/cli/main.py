@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "base-image": ("nbdeploy.cli.base_image", "base_image", "Build Python base images without a registry."),
     "host": ("nbdeploy.cli.host", "host", "Save, list, check and remove remote Docker engines (container hosts)."),
     "device": ("nbdeploy.cli.device", "device", "Save, list, check and remove edge devices (Docker engines with tags)."),
+    "batch": ("nbdeploy.cli.batch", "batch", "Batch inference over files and tables (v1 ParallelRunStep scripts)."),
 }
 
 

@@ -24,12 +24,28 @@ def model() -> None:
 @click.option("--framework-version", default=None)
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_context
-def register(ctx: click.Context, name: str, path: str, tags: tuple[str, ...], properties: tuple[str, ...],
-             description: str | None, framework: str | None, framework_version: str | None, output: str) -> None:
+def register(
+    ctx: click.Context,
+    name: str,
+    path: str,
+    tags: tuple[str, ...],
+    properties: tuple[str, ...],
+    description: str | None,
+    framework: str | None,
+    framework_version: str | None,
+    output: str,
+) -> None:
     """Register a file or folder as the next version of NAME."""
-    m = Model.register(path, name, tags=pairs("tag", tags), properties=pairs("property", properties),
-                       description=description, model_framework=framework,
-                       model_framework_version=framework_version, workspace=workspace_from(ctx))
+    m = Model.register(
+        path,
+        name,
+        tags=pairs("tag", tags),
+        properties=pairs("property", properties),
+        description=description,
+        model_framework=framework,
+        model_framework_version=framework_version,
+        workspace=workspace_from(ctx),
+    )
     if output == "json":
         echo_json(m.serialize())
     else:
@@ -43,16 +59,27 @@ def register(ctx: click.Context, name: str, path: str, tags: tuple[str, ...], pr
 @click.option("--latest", is_flag=True, help="Only the newest matching version of each name.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
-def list_(ctx: click.Context, name: str | None, tags: tuple[str, ...], properties: tuple[str, ...],
-          latest: bool, output: str) -> None:
+def list_(
+    ctx: click.Context, name: str | None, tags: tuple[str, ...], properties: tuple[str, ...], latest: bool, output: str
+) -> None:
     """List model versions."""
-    models = Model.list(name=name, tags=list(tags), properties=list(properties), latest=latest,
-                        workspace=workspace_from(ctx))
+    models = Model.list(
+        name=name, tags=list(tags), properties=list(properties), latest=latest, workspace=workspace_from(ctx)
+    )
     if output == "json":
         echo_json([m.serialize() for m in models])
         return
-    rows = [[m.name, str(m.version), m._record.created_time[:19].replace("T", " "), human_size(m.size),
-             m.model_framework or "", ",".join(f"{k}={v}" for k, v in m.tags.items())] for m in models]
+    rows = [
+        [
+            m.name,
+            str(m.version),
+            m._record.created_time[:19].replace("T", " "),
+            human_size(m.size),
+            m.model_framework or "",
+            ",".join(f"{k}={v}" for k, v in m.tags.items()),
+        ]
+        for m in models
+    ]
     click.echo(table(["NAME", "VERSION", "CREATED (UTC)", "SIZE", "FRAMEWORK", "TAGS"], rows))
 
 
@@ -110,8 +137,13 @@ def delete(ctx: click.Context, ref: str, force: bool) -> None:
 @click.option("--remove-tag", "remove_tags", multiple=True, metavar="K")
 @click.option("--add-property", "add_properties", multiple=True, metavar="K=V", help="Add-only.")
 @click.pass_context
-def update(ctx: click.Context, ref: str, add_tags: tuple[str, ...], remove_tags: tuple[str, ...],
-           add_properties: tuple[str, ...]) -> None:
+def update(
+    ctx: click.Context,
+    ref: str,
+    add_tags: tuple[str, ...],
+    remove_tags: tuple[str, ...],
+    add_properties: tuple[str, ...],
+) -> None:
     """Add or remove tags and add properties of one model version."""
     name, version = parse_model_ref(ref, require_version=True)
     if not (add_tags or remove_tags or add_properties):

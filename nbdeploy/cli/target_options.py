@@ -23,10 +23,13 @@ def click_option(option: Option, owners: Sequence[str] = ()) -> click.Option:
     """One click option for a declared option (booleans get ``--x/--no-x``; values default to None)."""
     where = f" [{', '.join(owners)}]" if owners else ""
     if option.type is bool:
-        return click.Option([f"{option.flag}/{option.negative_flag}", option.dest], default=None, help=option.help + where)
+        return click.Option(
+            [f"{option.flag}/{option.negative_flag}", option.dest], default=None, help=option.help + where
+        )
     kind: Any = click.Choice(option.choices) if option.choices else option.type
-    return click.Option([option.flag, option.dest], type=kind, default=None, metavar=option.metavar,
-                        help=option.help + where)
+    return click.Option(
+        [option.flag, option.dest], type=kind, default=None, metavar=option.metavar, help=option.help + where
+    )
 
 
 class TargetOptionsCommand(click.Command):
@@ -48,17 +51,23 @@ class TargetOptionsCommand(click.Command):
             self.params = [*self.own_params, *(click_option(o) for o in (*COMMON_OPTIONS, *cls.options))]
         else:
             merged = merge_options((c.name, c.options) for c in target_classes())
-            self.params = [*self.own_params, *(click_option(o) for o in COMMON_OPTIONS),
-                           *(click_option(o, owners) for o, owners in merged)]
+            self.params = [
+                *self.own_params,
+                *(click_option(o) for o in COMMON_OPTIONS),
+                *(click_option(o, owners) for o, owners in merged),
+            ]
         try:
             return super().parse_args(ctx, args)
         except click.NoSuchOption as exc:
-            cls = ctx.meta.get("nbdeploy.target")
-            if cls is None:
+            chosen = ctx.meta.get("nbdeploy.target")
+            if chosen is None:
                 raise
-            known = ", ".join(target_flags(cls)) or "none beyond the common ones"
-            raise click.UsageError(f"{exc.option_name} is not an option of --target {cls.name}; "
-                                   f"its own options: {known} (see --target {cls.name} --help)", ctx) from None
+            known = ", ".join(target_flags(chosen)) or "none beyond the common ones"
+            raise click.UsageError(
+                f"{exc.option_name} is not an option of --target {chosen.name}; "
+                f"its own options: {known} (see --target {chosen.name} --help)",
+                ctx,
+            ) from None
 
 
 def _peek_target(args: Sequence[str]) -> str:

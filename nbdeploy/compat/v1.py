@@ -80,15 +80,16 @@ class AliasFinder(importlib.abc.MetaPathFinder):
                 raise _refusal(where)
         elif getattr(sys.modules.get(ALIAS), "__name__", None) != TARGET:
             return None  # a real azureml is imported: never interfere with its submodules
-        target_name = TARGET + fullname[len(ALIAS):]
+        target_name = TARGET + fullname[len(ALIAS) :]
         try:
             target_spec = importlib.util.find_spec(target_name)
         except ModuleNotFoundError:
             return None
         if target_spec is None:
             return None
-        return importlib.util.spec_from_loader(fullname, _AliasLoader(target_name),
-                                               is_package=target_spec.submodule_search_locations is not None)
+        return importlib.util.spec_from_loader(
+            fullname, _AliasLoader(target_name), is_package=target_spec.submodule_search_locations is not None
+        )
 
 
 _finder: AliasFinder | None = None

@@ -37,18 +37,32 @@ def deploy_parser(target: type[Target] | None) -> argparse.ArgumentParser:
     from nbdeploy.targets.options import COMMON_OPTIONS, merge_options
     from nbdeploy.targets.registry import DEFAULT_TARGET, target_classes, target_names
 
-    parser = _Parser(prog="%deploy", description="Deploy registered models as a scoring service and wait until it "
-                     "is Healthy.", formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="%deploy",
+        description="Deploy registered models as a scoring service and wait until it is Healthy.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("name", help="Service name (3-32 lower-case letters, digits, '-').")
-    parser.add_argument("--model", action="append", default=[], metavar="M[:V]",
-                        help="Registered model, latest or :version (repeatable; none for a script that loads no model).")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="M[:V]",
+        help="Registered model, latest or :version (repeatable; none for a script that loads no model).",
+    )
     parser.add_argument("--entry", help="Entry script (default: the last %%score_script or %%inference_config).")
     parser.add_argument("--env", help="Environment defined with %%environment (or a YAML file).")
-    parser.add_argument("--target", default=DEFAULT_TARGET,
-                        help=f"Where it runs: {', '.join(target_names())} (default {DEFAULT_TARGET}).")
+    parser.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        help=f"Where it runs: {', '.join(target_names())} (default {DEFAULT_TARGET}).",
+    )
     parser.add_argument("--overwrite", action="store_true", help="Replace a service of the same name.")
-    parser.add_argument("--temporary", action="store_true",
-                        help="Delete the service when this kernel exits, even after a failing cell (examples, CI runs).")
+    parser.add_argument(
+        "--temporary",
+        action="store_true",
+        help="Delete the service when this kernel exits, even after a failing cell (examples, CI runs).",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="Seconds to wait for Healthy (default 600).")
     common = parser.add_argument_group("options of every target")
     for option in COMMON_OPTIONS:
@@ -68,11 +82,24 @@ def _add(group: Any, option: Any, owners: tuple[str, ...] | list[str]) -> None:
     where = f" ({', '.join(owners)})" if owners else ""
     text = (option.help + where).replace("%", "%%")
     if option.type is bool:
-        group.add_argument(option.flag, option.negative_flag, dest=option.dest, default=None,
-                           action=argparse.BooleanOptionalAction, help=text)
+        group.add_argument(
+            option.flag,
+            option.negative_flag,
+            dest=option.dest,
+            default=None,
+            action=argparse.BooleanOptionalAction,
+            help=text,
+        )
     else:
-        group.add_argument(option.flag, dest=option.dest, type=option.type, default=None,
-                           choices=option.choices or None, metavar=option.metavar, help=text)
+        group.add_argument(
+            option.flag,
+            dest=option.dest,
+            type=option.type,
+            default=None,
+            choices=option.choices or None,
+            metavar=option.metavar,
+            help=text,
+        )
 
 
 def parse_deploy_line(line: str) -> tuple[argparse.Namespace, type[Target]] | None:

@@ -38,7 +38,7 @@ def last_traceback(log_text: str) -> list[str]:
     if not starts:
         return []
     block = [lines[starts[-1]]]
-    for line in lines[starts[-1] + 1:]:
+    for line in lines[starts[-1] + 1 :]:
         block.append(line)
         if line and not line.startswith((" ", "\t")) and "Traceback" not in line:
             break  # the exception line ends the traceback
@@ -83,5 +83,5 @@ def reported(service: Any = None) -> Iterator[None]:
         raise UsageError(str(exc)) from None
     except (DeployError, BuildError, ScoringError) as exc:
         lines = short_report(exc, service)
-        exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
+        exc._render_traceback_ = lambda: lines  # type: ignore[union-attr]  # IPython reads this hook
         raise

@@ -25,7 +25,9 @@ def request_body(text: str, namespace: Mapping[str, Any]) -> str | bytes:
     if text.startswith("$"):
         name = text[1:]
         if name not in namespace:
-            raise UsageError(f"No variable named {name!r} in the notebook; define it first (payload = {{'data': ...}}).")
+            raise UsageError(
+                f"No variable named {name!r} in the notebook; define it first (payload = {{'data': ...}})."
+            )
         value = namespace[name]
         if isinstance(value, (str, bytes)):
             return value
@@ -36,6 +38,8 @@ def request_body(text: str, namespace: Mapping[str, Any]) -> str | bytes:
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"The request body is not valid JSON ({exc.msg} at column {exc.colno}); "
-                         "quote it as JSON or pass a variable with $name.") from None
+        raise UsageError(
+            f"The request body is not valid JSON ({exc.msg} at column {exc.colno}); "
+            "quote it as JSON or pass a variable with $name."
+        ) from None
     return text

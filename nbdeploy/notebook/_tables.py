@@ -41,7 +41,10 @@ class Table:
         if not self.rows:
             return f"<i>{escape(self.empty)}</i>"
         head = "".join(f"<th style='text-align:left'>{escape(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(self._cell(c, v) for c, v in zip(self.columns, row)) + "</tr>" for row in self.rows)
+        body = "".join(
+            "<tr>" + "".join(self._cell(c, v) for c, v in zip(self.columns, row, strict=False)) + "</tr>"
+            for row in self.rows
+        )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     @staticmethod
@@ -55,16 +58,40 @@ def services_table(services: Sequence[Webservice]) -> Table:
     rows = []
     for svc in services:
         status = svc.status()
-        rows.append([svc.name, svc.target, str(status.state), str(svc.revision), ", ".join(svc.models),
-                     svc.scoring_uri or "-", status.reason])
-    return Table(["name", "target", "state", "revision", "models", "scoring uri", "reason"], rows,
-                 empty="No services in this workspace; create one with %deploy.")
+        rows.append(
+            [
+                svc.name,
+                svc.target,
+                str(status.state),
+                str(svc.revision),
+                ", ".join(svc.models),
+                svc.scoring_uri or "-",
+                status.reason,
+            ]
+        )
+    return Table(
+        ["name", "target", "state", "revision", "models", "scoring uri", "reason"],
+        rows,
+        empty="No services in this workspace; create one with %deploy.",
+    )
 
 
 def models_table(models: Sequence[Model]) -> Table:
     from nbdeploy.registry.model import human_size
 
-    rows = [[m.name, str(m.version), human_size(m.size), ", ".join(f"{k}={v}" for k, v in m.tags.items()),
-             m.created_time.strftime("%Y-%m-%d %H:%M"), ", ".join(m.used_by()) or "-"] for m in models]
-    return Table(["name", "version", "size", "tags", "created", "used by"], rows,
-                 empty="No models registered; register one with %register_model PATH --name NAME.")
+    rows = [
+        [
+            m.name,
+            str(m.version),
+            human_size(m.size),
+            ", ".join(f"{k}={v}" for k, v in m.tags.items()),
+            m.created_time.strftime("%Y-%m-%d %H:%M"),
+            ", ".join(m.used_by()) or "-",
+        ]
+        for m in models
+    ]
+    return Table(
+        ["name", "version", "size", "tags", "created", "used by"],
+        rows,
+        empty="No models registered; register one with %register_model PATH --name NAME.",
+    )

@@ -41,7 +41,7 @@ def parse_line(magic: Any, line: str) -> Any:
 
         parser.formatter_class = argparse.RawDescriptionHelpFormatter  # IPython's renders reST for %magic?
         usage = parser.format_help()
-        print(usage[usage.find("usage:"):] if "usage:" in usage else usage)
+        print(usage[usage.find("usage:") :] if "usage:" in usage else usage)
         raise _HelpShown
     return parser.parse_args(words)
 
@@ -99,8 +99,10 @@ def _explain_interrupt(svc: Any) -> Iterator[None]:
             where = f"{status.state}" + (f" ({status.reason})" if status.reason else "")
         except Exception:  # noqa: BLE001 - the explanation is best effort
             where = "in an unknown state"
-        lines = [f"Interrupted while waiting. {svc.name} is {where} and keeps starting in the background.",
-                 f"Watch it with %services or %logs {svc.name}; stop it with %undeploy {svc.name}."]
+        lines = [
+            f"Interrupted while waiting. {svc.name} is {where} and keeps starting in the background.",
+            f"Watch it with %services or %logs {svc.name}; stop it with %undeploy {svc.name}.",
+        ]
         exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
         raise
 
@@ -116,7 +118,9 @@ class NbdeployMagics(Magics):
     # -- workspace -----------------------------------------------------------------------------
     @_with_help
     @magic_arguments()
-    @argument("path", nargs="?", help="Workspace folder (created when missing or empty). Without it: show the current one.")
+    @argument(
+        "path", nargs="?", help="Workspace folder (created when missing or empty). Without it: show the current one."
+    )
     @line_magic
     def nbdeploy_workspace(self, line: str) -> None:
         """Choose the workspace this kernel uses (magics and library calls without ``workspace=``)."""
@@ -151,8 +155,10 @@ class NbdeployMagics(Magics):
             self.session.entry_script = path.resolve()
             print(f"wrote {path} (init and run found); %deploy uses it by default")
         else:
-            print(f"wrote {path} (init and run found); %deploy's default stays {current.name} "
-                  f"(%%score_script {args.file} --default, or %deploy ... --entry {args.file}, to use this one)")
+            print(
+                f"wrote {path} (init and run found); %deploy's default stays {current.name} "
+                f"(%%score_script {args.file} --default, or %deploy ... --entry {args.file}, to use this one)"
+            )
 
     @_with_help
     @magic_arguments()
@@ -189,8 +195,10 @@ class NbdeployMagics(Magics):
         with reported():
             config = InferenceConfig.from_dict(data, base_dir=".", source="%%inference_config")
         self.session.inference_config = config
-        print(f"inference config: entry script {config.entry_script}, environment "
-              f"{config.environment.name if config.environment else '(the kernel’s)'}")
+        print(
+            f"inference config: entry script {config.entry_script}, environment "
+            f"{config.environment.name if config.environment else '(the kernel' + chr(39) + 's)'}"
+        )
 
     # -- models ----------------------------------------------------------------------------------
     @_with_help
@@ -207,9 +215,14 @@ class NbdeployMagics(Magics):
         from nbdeploy.registry import Model
 
         with reported():
-            return Model.register(args.path, args.name, tags=_pairs(args.tag, "--tag"),
-                                  properties=_pairs(args.property, "--property"), description=args.description,
-                                  workspace=self.session.workspace())
+            return Model.register(
+                args.path,
+                args.name,
+                tags=_pairs(args.tag, "--tag"),
+                properties=_pairs(args.property, "--property"),
+                description=args.description,
+                workspace=self.session.workspace(),
+            )
 
     @_with_help
     @magic_arguments()
@@ -224,7 +237,9 @@ class NbdeployMagics(Magics):
         from nbdeploy.registry import Model
 
         with reported():
-            return models_table(Model.list(name=args.name, tags=args.tag, latest=args.latest, workspace=self.session.workspace()))
+            return models_table(
+                Model.list(name=args.name, tags=args.tag, latest=args.latest, workspace=self.session.workspace())
+            )
 
     # -- services --------------------------------------------------------------------------------
     @line_magic
@@ -256,8 +271,13 @@ class NbdeployMagics(Magics):
             existing = self._existing(args.name, ws, args.overwrite)
             if existing is not None:  # a notebook run again: roll its service to the new revision
                 print(f"{args.name} exists (deployed with %deploy): updating it; --overwrite replaces it instead")
-                existing.update(models=models, inference_config=inference, deployment_config=config,
-                                timeout_sec=args.timeout, sink=sink_factory(True, ws))
+                existing.update(
+                    models=models,
+                    inference_config=inference,
+                    deployment_config=config,
+                    timeout_sec=args.timeout,
+                    sink=sink_factory(True, ws),
+                )
                 return existing
             svc = deploy(args.name, models, inference, config, overwrite=args.overwrite, workspace=ws)
         if args.temporary:
@@ -279,8 +299,10 @@ class NbdeployMagics(Magics):
         except ServiceNotFound:
             return None
         if svc.properties.get(CREATED_BY) != "%deploy":
-            raise AlreadyExists(f"A service named {name!r} exists (not deployed with %deploy): add --overwrite to "
-                                "replace it, or choose another name.")
+            raise AlreadyExists(
+                f"A service named {name!r} exists (not deployed with %deploy): add --overwrite to "
+                "replace it, or choose another name."
+            )
         return svc
 
     def _inference_config(self, entry: str | None, env: Any, cls: Any) -> Any:
@@ -337,8 +359,11 @@ class NbdeployMagics(Magics):
         with reported():
             status = svc.status()
         if str(status.state) != "Healthy":
-            raise UsageError(f"Service {name!r} is {status.state}" + (f": {status.reason}" if status.reason else "")
-                             + f". Wait for it (nbdeploy.Webservice({name!r}).wait_for_deployment()) or see %logs {name}.")
+            raise UsageError(
+                f"Service {name!r} is {status.state}"
+                + (f": {status.reason}" if status.reason else "")
+                + f". Wait for it (nbdeploy.Webservice({name!r}).wait_for_deployment()) or see %logs {name}."
+            )
         with reported(svc):
             return svc.run(body)
 
@@ -373,6 +398,14 @@ class NbdeployMagics(Magics):
         with reported():
             svc.delete()
         print(f"deleted {args.name} ({time.perf_counter() - started:.1f}s)")
+
+    @line_magic
+    def batch(self, line: str) -> Any:
+        """``%batch --entry-script S --input PATH_OR_GLOB --output DIR ...``: batch inference with a v1
+        ParallelRunStep script (``%batch --help`` lists the options; docs/batch.md)."""
+        from nbdeploy.notebook.batch_magic import batch_magic
+
+        return batch_magic(line, workspace=self.session.workspace())
 
 
 def load_ipython_extension(ipython: Any) -> None:

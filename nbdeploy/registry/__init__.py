@@ -12,4 +12,4 @@ from nbdeploy.registry.model import Model
 from nbdeploy.registry.store import FileEntry
 from nbdeploy.registry.usage import record_usage, release_usage, usage
 
-__all__ = ["Model", "FileEntry", "GcReport", "gc", "record_usage", "release_usage", "usage"]
+__all__ = ["FileEntry", "GcReport", "Model", "gc", "record_usage", "release_usage", "usage"]

@@ -96,7 +96,11 @@ def _kernel_copy_hashing(src: Path, fd: int, tmp_path: Path) -> tuple[str, int]:
                 if offset != before.st_size:
                     failure.append(InvalidInput(f"{src} shrank while it was being registered; register it again."))
             except OSError as exc:
-                failure.append(_NoKernelCopy() if offset == 0 and exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP) else exc)
+                failure.append(
+                    _NoKernelCopy()
+                    if offset == 0 and exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
+                    else exc
+                )
 
         copier = threading.Thread(target=copy, name="nbdeploy-copy", daemon=True)
         copier.start()
@@ -123,8 +127,10 @@ def _user_copy_hashing(src: Path, fd: int, tmp_path: Path) -> tuple[str, int]:
     pending: Future[None] | None = None
     size = flushed = 0
     advise = getattr(os, "posix_fadvise", None)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbdeploy-hash") as pool, \
-            open(src, "rb", buffering=0) as f:
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbdeploy-hash") as pool,
+        open(src, "rb", buffering=0) as f,
+    ):
         i = 0
         while True:
             buf = buffers[i % 2]  # its previous chunk is hashed (awaited below) and written
@@ -254,8 +260,13 @@ class BlobStore:
             if final.is_file():
                 stored = final.stat().st_size
                 if stored != size:
-                    log.warning("blob %s had %d bytes instead of %d: it was changed on disk; repaired from %s",
-                                digest, stored, size, _shown(src))
+                    log.warning(
+                        "blob %s had %d bytes instead of %d: it was changed on disk; repaired from %s",
+                        digest,
+                        stored,
+                        size,
+                        _shown(src),
+                    )
                 else:
                     log.debug("blob %s already stored; replaced by the fresh copy", digest)
             os.chmod(tmp_path, 0o444)

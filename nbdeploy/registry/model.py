@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import errno
 import getpass
 import hashlib
@@ -66,8 +67,10 @@ def _collect(model_path: PathLike) -> tuple[str, str, list[tuple[Path, str]]]:
         for fname in sorted(filenames):
             p = Path(dirpath) / fname
             if not p.is_file():
-                raise InvalidInput(f"{printable(str(p))} is not a regular file (sockets, pipes, devices and broken links "
-                                   "cannot be part of a model).")
+                raise InvalidInput(
+                    f"{printable(str(p))} is not a regular file (sockets, pipes, devices and broken links "
+                    "cannot be part of a model)."
+                )
             found.append((p, Path(root, p.relative_to(src)).as_posix()))
     if not found:
         raise InvalidInput(f"model_path {printable(str(src))!r} is an empty folder: there is nothing to register.")
@@ -246,7 +249,10 @@ class Model:
             check_text("description", description)
         if model_framework_version is not None and not model_framework:
             raise InvalidInput("model_framework_version needs model_framework.")
-        for label, value in (("model_framework", model_framework), ("model_framework_version", model_framework_version)):
+        for label, value in (
+            ("model_framework", model_framework),
+            ("model_framework_version", model_framework_version),
+        ):
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise InvalidInput(f"{label} must be a non-empty string, got {value!r}.")
             if value is not None:
@@ -270,11 +276,19 @@ class Model:
             except Exception:  # noqa: BLE001 - no user name in some containers
                 user = None
             record = ModelRecord(
-                name=model_name, version=0,
+                name=model_name,
+                version=0,
                 created_time=datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-                created_by=user, description=description, framework=model_framework,
-                framework_version=model_framework_version, kind=kind, root=root,
-                size=sum(e.size for e in entries), digest=_tree_digest(kind, entries), tags=tags_, properties=props_,
+                created_by=user,
+                description=description,
+                framework=model_framework,
+                framework_version=model_framework_version,
+                kind=kind,
+                root=root,
+                size=sum(e.size for e in entries),
+                digest=_tree_digest(kind, entries),
+                tags=tags_,
+                properties=props_,
             )
             with ws.transaction() as conn:
                 store.insert_model(conn, record, entries)
@@ -297,8 +311,9 @@ class Model:
             existing = store.versions(conn, name)
             if v is None or not existing:
                 raise ModelNotFound(name, store.names(conn))
-            raise ModelNotFound(f"{name}:{v}", hint=f"Existing versions of {name!r}: "
-                                + ", ".join(str(x) for x in existing) + ".")
+            raise ModelNotFound(
+                f"{name}:{v}", hint=f"Existing versions of {name!r}: " + ", ".join(str(x) for x in existing) + "."
+            )
         return Model._from_record(ws, record)
 
     @staticmethod
@@ -320,8 +335,14 @@ class Model:
         tag_filters = parse_filters("tag", tags)
         prop_filters = parse_filters("property", properties)
         ws = as_workspace(workspace)
-        records = store.query(ws.db(create=False), name=name, tags=tag_filters, properties=prop_filters,
-                              framework=model_framework, latest=latest)
+        records = store.query(
+            ws.db(create=False),
+            name=name,
+            tags=tag_filters,
+            properties=prop_filters,
+            framework=model_framework,
+            latest=latest,
+        )
         return [Model._from_record(ws, r) for r in records]
 
     @staticmethod
@@ -331,8 +352,9 @@ class Model:
 
     # ----- files ----------------------------------------------------------------------------------
 
-    def download(self, target_dir: PathLike = ".", exist_ok: bool = False, link: bool = False,
-                 verify: bool = True) -> str:
+    def download(
+        self, target_dir: PathLike = ".", exist_ok: bool = False, link: bool = False, verify: bool = True
+    ) -> str:
         """Lay the model's files out under ``target_dir``; return the path of the file or folder created.
 
         A file model becomes ``target_dir/<file name>``, a folder model ``target_dir/<folder name>/...``
@@ -350,14 +372,18 @@ class Model:
         if not exist_ok:
             clash = [e.path for e in entries if (target / e.path).exists()]
             if clash:
-                raise AlreadyExists(f"{printable(str(target / clash[0]))} exists already "
-                                    "(pass exist_ok=True / --exist-ok to overwrite).")
+                raise AlreadyExists(
+                    f"{printable(str(target / clash[0]))} exists already "
+                    "(pass exist_ok=True / --exist-ok to overwrite)."
+                )
         blobs = BlobStore(self.workspace)
         for e in entries:
             src = blobs.path(e.digest)
             if not src.is_file():
-                raise WorkspaceError(f"File {printable(e.path)} of model {self.id} (blob {e.digest}) is missing "
-                                     f"from {self.workspace.path}: the workspace is damaged.")
+                raise WorkspaceError(
+                    f"File {printable(e.path)} of model {self.id} (blob {e.digest}) is missing "
+                    f"from {self.workspace.path}: the workspace is damaged."
+                )
             self._write_file(src, e, target, verify=verify and not link, link=link)
         log.info("Downloaded model %s to %s", self.id, target)
         return str(target / self.root)
@@ -369,8 +395,10 @@ class Model:
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             if dest.is_dir() and not dest.is_symlink():
-                raise InvalidInput(f"Cannot write {printable(str(dest))}: a folder is in the way; remove it or "
-                                   "choose another target folder.")
+                raise InvalidInput(
+                    f"Cannot write {printable(str(dest))}: a folder is in the way; remove it or "
+                    "choose another target folder."
+                )
             part.unlink(missing_ok=True)
             intact = True
             if not (link and _link_deploy_copy(self.workspace, entry, part)):
@@ -387,11 +415,11 @@ class Model:
                 raise WorkspaceError(
                     f"File {printable(entry.path)} of model {self.id} does not match its digest: blob {entry.digest} "
                     f"in {self.workspace.path} was changed on disk. Re-register the original file to repair it "
-                    "(`nbdeploy verify` checks every blob).")
+                    "(`nbdeploy verify` checks every blob)."
+                )
             os.replace(part, dest)
         except OSError as exc:
-            raise InvalidInput(f"Cannot write {printable(str(exc.filename or dest))}: "
-                               f"{_write_problem(exc)}.") from exc
+            raise InvalidInput(f"Cannot write {printable(str(exc.filename or dest))}: {_write_problem(exc)}.") from exc
         finally:
             try:
                 part.unlink(missing_ok=True)
@@ -402,8 +430,12 @@ class Model:
 
     def _rowid_in(self, conn: Any) -> int:
         rowid = self._record.rowid
-        if conn.execute("SELECT 1 FROM models WHERE id = ? AND name = ? AND version = ?",
-                        (rowid, self.name, self.version)).fetchone() is None:
+        if (
+            conn.execute(
+                "SELECT 1 FROM models WHERE id = ? AND name = ? AND version = ?", (rowid, self.name, self.version)
+            ).fetchone()
+            is None
+        ):
             raise ModelNotFound(self.id, hint="It was deleted.")
         assert rowid is not None
         return rowid
@@ -439,14 +471,20 @@ class Model:
             current = store.current_pairs(conn, "model_properties", rowid)
             changed = sorted(k for k, v in new.items() if k in current and current[k] != v)
             if changed:
-                raise Conflict(f"Properties of model {self.id} cannot be changed once set: "
-                               + ", ".join(f"{k}={current[k]!r}" for k in changed) + ".")
+                raise Conflict(
+                    f"Properties of model {self.id} cannot be changed once set: "
+                    + ", ".join(f"{k}={current[k]!r}" for k in changed)
+                    + "."
+                )
             store.add_properties(conn, rowid, {k: v for k, v in new.items() if k not in current})
             self._refresh(conn)
 
-    def update_tags_properties(self, add_tags: Mapping[str, str] | None = None,
-                               remove_tags: Iterable[str] | None = None,
-                               add_properties: Mapping[str, str] | None = None) -> None:
+    def update_tags_properties(
+        self,
+        add_tags: Mapping[str, str] | None = None,
+        remove_tags: Iterable[str] | None = None,
+        add_properties: Mapping[str, str] | None = None,
+    ) -> None:
         """v1's combined update (each part as in its own method)."""
         if add_tags:
             self.add_tags(add_tags)
@@ -455,7 +493,7 @@ class Model:
         if add_properties:
             self.add_properties(add_properties)
 
-    def used_by(self) -> list[str]:
+    def used_by(self) -> builtins.list[str]:  # `list` here is Model.list
         """Services recorded as using this version."""
         return store.users(self.workspace.db(create=False), self.id)
 
@@ -508,21 +546,27 @@ class Model:
         }
 
     def __repr__(self) -> str:
-        return (f"Model(workspace={self.workspace!r}, name={self.name!r}, id={self.id!r}, version={self.version}, "
-                f"size={human_size(self.size)!r}, tags={self.tags!r}, properties={self.properties!r})")
+        return (
+            f"Model(workspace={self.workspace!r}, name={self.name!r}, id={self.id!r}, version={self.version}, "
+            f"size={human_size(self.size)!r}, tags={self.tags!r}, properties={self.properties!r})"
+        )
 
     def _repr_html_(self) -> str:
         e = html.escape
         rows = [
-            ("Name", self.name), ("Version", str(self.version)), ("Created", self._record.created_time),
-            ("Size", human_size(self.size)), ("Digest", self.digest[:19] + "…"),
+            ("Name", self.name),
+            ("Version", str(self.version)),
+            ("Created", self._record.created_time),
+            ("Size", human_size(self.size)),
+            ("Digest", self.digest[:19] + "…"),
             ("Framework", " ".join(x for x in (self.model_framework, self.model_framework_version) if x) or "—"),
             ("Description", self.description or "—"),
             ("Tags", ", ".join(f"{k}={v}" for k, v in self.tags.items()) or "—"),
             ("Properties", ", ".join(f"{k}={v}" for k, v in self.properties.items()) or "—"),
         ]
-        body = "".join(f"<tr><th style='text-align:left'>{e(k)}</th><td style='text-align:left'>{e(v)}</td></tr>"
-                       for k, v in rows)
+        body = "".join(
+            f"<tr><th style='text-align:left'>{e(k)}</th><td style='text-align:left'>{e(v)}</td></tr>" for k, v in rows
+        )
         return f"<table class='nbdeploy-model'><caption>Model {e(self.id)}</caption>{body}</table>"
 
     def __eq__(self, other: object) -> bool:

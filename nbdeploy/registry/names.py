@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
+from typing import Any
 
 from nbdeploy.errors import InvalidInput, InvalidName
 
@@ -15,7 +15,7 @@ MODEL_NAME_RULE = (
 )
 
 #: A filter: (key, None) means "has the key"; (key, value) means "key equals value".
-Filter = tuple[str, Union[str, None]]
+Filter = tuple[str, str | None]
 
 
 def check_model_name(name: object) -> str:
@@ -36,8 +36,10 @@ def check_text(what: str, value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput(f"{what} {printable(value)!r} is not valid UTF-8 text; use UTF-8 for names, tags, "
-                           "properties and descriptions (file names may be any bytes).") from None
+        raise InvalidInput(
+            f"{what} {printable(value)!r} is not valid UTF-8 text; use UTF-8 for names, tags, "
+            "properties and descriptions (file names may be any bytes)."
+        ) from None
     return value
 
 
@@ -81,8 +83,10 @@ def parse_filters(kind: str, spec: Any) -> list[Filter]:
     if isinstance(spec, str):
         spec = [spec]
     if isinstance(spec, Mapping):
-        return [(_check_key(kind, k), None if v is None else check_text(f"{kind} {k!r} value", str(v)))
-                for k, v in spec.items()]
+        return [
+            (_check_key(kind, k), None if v is None else check_text(f"{kind} {k!r} value", str(v)))
+            for k, v in spec.items()
+        ]
     if not isinstance(spec, Iterable):
         raise InvalidInput(f"Malformed {kind} filter {spec!r}: use 'key', 'key=value' or ['key', 'value'].")
     out: list[Filter] = []

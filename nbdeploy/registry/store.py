@@ -81,9 +81,20 @@ _COLUMNS = (
 def _record(row: Sequence[Any]) -> ModelRecord:
     """A record from a row of ``_COLUMNS`` (a tuple or sqlite3.Row, by position); tags stay JSON until used."""
     return ModelRecord(
-        rowid=row[0], name=row[1], version=row[2], created_time=row[3], created_by=row[4], description=row[5],
-        framework=row[6], framework_version=row[7], kind=row[8], root=name_from_db(row[9]), size=row[10], digest=row[11],
-        tags=row[12] or {}, properties=row[13] or {},  # type: ignore[arg-type] - JSON text, decoded lazily
+        rowid=row[0],
+        name=row[1],
+        version=row[2],
+        created_time=row[3],
+        created_by=row[4],
+        description=row[5],
+        framework=row[6],
+        framework_version=row[7],
+        kind=row[8],
+        root=name_from_db(row[9]),
+        size=row[10],
+        digest=row[11],
+        tags=row[12] or {},
+        properties=row[13] or {},  # JSON text, decoded lazily
     )
 
 
@@ -98,18 +109,32 @@ def insert_model(conn: sqlite3.Connection, rec: ModelRecord, files: Sequence[Fil
     cur = conn.execute(
         "INSERT INTO models(name, version, created_time, created_by, description, framework, framework_version,"
         " kind, root, size, digest) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (rec.name, rec.version, rec.created_time, rec.created_by, rec.description, rec.framework,
-         rec.framework_version, rec.kind, name_to_db(rec.root), rec.size, rec.digest),
+        (
+            rec.name,
+            rec.version,
+            rec.created_time,
+            rec.created_by,
+            rec.description,
+            rec.framework,
+            rec.framework_version,
+            rec.kind,
+            name_to_db(rec.root),
+            rec.size,
+            rec.digest,
+        ),
     )
     rec.rowid = cur.lastrowid
     conn.executemany(
         "INSERT INTO model_files(model, path, blob, size, mode) VALUES (?,?,?,?,?)",
         [(rec.rowid, name_to_db(f.path), f.digest, f.size, f.mode) for f in files],
     )
-    conn.executemany("INSERT INTO model_tags(model, key, value) VALUES (?,?,?)",
-                     [(rec.rowid, k, v) for k, v in rec.tags.items()])
-    conn.executemany("INSERT INTO model_properties(model, key, value) VALUES (?,?,?)",
-                     [(rec.rowid, k, v) for k, v in rec.properties.items()])
+    conn.executemany(
+        "INSERT INTO model_tags(model, key, value) VALUES (?,?,?)", [(rec.rowid, k, v) for k, v in rec.tags.items()]
+    )
+    conn.executemany(
+        "INSERT INTO model_properties(model, key, value) VALUES (?,?,?)",
+        [(rec.rowid, k, v) for k, v in rec.properties.items()],
+    )
     return rec
 
 
@@ -120,8 +145,9 @@ def get(conn: sqlite3.Connection, name: str, version: int | None) -> ModelRecord
             f"SELECT {_COLUMNS} FROM models m WHERE m.name = ? ORDER BY m.version DESC LIMIT 1", (name,)
         ).fetchone()
     else:
-        row = conn.execute(f"SELECT {_COLUMNS} FROM models m WHERE m.name = ? AND m.version = ?",
-                           (name, version)).fetchone()
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM models m WHERE m.name = ? AND m.version = ?", (name, version)
+        ).fetchone()
     return _record(row) if row is not None else None
 
 
@@ -164,9 +190,11 @@ def query(
     _filter_sql("model_properties", properties, where, args)
     cond = " AND ".join(where) or "1"
     if latest:
-        sql = (f"WITH matched AS (SELECT m.id, m.name, m.version FROM models m WHERE {cond}) "
-               f"SELECT {_COLUMNS} FROM models m WHERE m.id IN (SELECT id FROM matched a WHERE a.version = "
-               f"(SELECT MAX(b.version) FROM matched b WHERE b.name = a.name)) ORDER BY m.name")
+        sql = (
+            f"WITH matched AS (SELECT m.id, m.name, m.version FROM models m WHERE {cond}) "
+            f"SELECT {_COLUMNS} FROM models m WHERE m.id IN (SELECT id FROM matched a WHERE a.version = "
+            f"(SELECT MAX(b.version) FROM matched b WHERE b.name = a.name)) ORDER BY m.name"
+        )
     else:
         sql = f"SELECT {_COLUMNS} FROM models m WHERE {cond} ORDER BY m.name, m.version"
     cursor = conn.cursor()
@@ -182,9 +210,11 @@ def files(conn: sqlite3.Connection, rowid: int) -> list[FileEntry]:
 
 
 def set_tags(conn: sqlite3.Connection, rowid: int, tags: Mapping[str, str]) -> None:
-    conn.executemany("INSERT INTO model_tags(model, key, value) VALUES (?,?,?) "
-                     "ON CONFLICT(model, key) DO UPDATE SET value = excluded.value",
-                     [(rowid, k, v) for k, v in tags.items()])
+    conn.executemany(
+        "INSERT INTO model_tags(model, key, value) VALUES (?,?,?) "
+        "ON CONFLICT(model, key) DO UPDATE SET value = excluded.value",
+        [(rowid, k, v) for k, v in tags.items()],
+    )
 
 
 def remove_tags(conn: sqlite3.Connection, rowid: int, keys: Sequence[str]) -> None:
@@ -192,8 +222,9 @@ def remove_tags(conn: sqlite3.Connection, rowid: int, keys: Sequence[str]) -> No
 
 
 def add_properties(conn: sqlite3.Connection, rowid: int, props: Mapping[str, str]) -> None:
-    conn.executemany("INSERT INTO model_properties(model, key, value) VALUES (?,?,?)",
-                     [(rowid, k, v) for k, v in props.items()])
+    conn.executemany(
+        "INSERT INTO model_properties(model, key, value) VALUES (?,?,?)", [(rowid, k, v) for k, v in props.items()]
+    )
 
 
 def current_pairs(conn: sqlite3.Connection, table: str, rowid: int) -> dict[str, str]:
@@ -203,15 +234,18 @@ def current_pairs(conn: sqlite3.Connection, table: str, rowid: int) -> dict[str,
 
 def users(conn: sqlite3.Connection, model_id: str) -> list[str]:
     """Services recorded in ``model_usage`` as using ``name:version``."""
-    return [r[0] for r in conn.execute("SELECT service FROM model_usage WHERE model_id = ? ORDER BY service",
-                                       (model_id,))]
+    return [
+        r[0] for r in conn.execute("SELECT service FROM model_usage WHERE model_id = ? ORDER BY service", (model_id,))
+    ]
 
 
 def delete(conn: sqlite3.Connection, rowid: int) -> list[str]:
     """Delete one version (files, tags, properties cascade); return blobs no version refers to any more."""
     blobs = [r[0] for r in conn.execute("SELECT DISTINCT blob FROM model_files WHERE model = ?", (rowid,))]
     conn.execute("DELETE FROM models WHERE id = ?", (rowid,))
-    return [b for b in blobs if conn.execute("SELECT 1 FROM model_files WHERE blob = ? LIMIT 1", (b,)).fetchone() is None]
+    return [
+        b for b in blobs if conn.execute("SELECT 1 FROM model_files WHERE blob = ? LIMIT 1", (b,)).fetchone() is None
+    ]
 
 
 def referenced_blobs(conn: sqlite3.Connection) -> set[str]:

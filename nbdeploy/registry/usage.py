@@ -18,8 +18,9 @@ def record_usage(service: str, model_ids: list[str], workspace: Workspace | Path
             store.add_usage(conn, model_id, service)
 
 
-def release_usage(service: str, model_ids: list[str] | None = None,
-                  workspace: Workspace | PathLike | None = None) -> None:
+def release_usage(
+    service: str, model_ids: list[str] | None = None, workspace: Workspace | PathLike | None = None
+) -> None:
     """Forget the usage rows of ``service`` (only ``model_ids`` when given)."""
     ws = as_workspace(workspace)
     with ws.transaction() as conn:
@@ -35,6 +36,7 @@ def usage(workspace: Workspace | PathLike | None = None) -> dict[str, list[str]]
     ws = as_workspace(workspace)
     out: dict[str, list[str]] = {}
     for model_id, service in ws.db(create=False).execute(
-            "SELECT model_id, service FROM model_usage ORDER BY model_id, service"):
+        "SELECT model_id, service FROM model_usage ORDER BY model_id, service"
+    ):
         out.setdefault(model_id, []).append(service)
     return out

@@ -183,8 +183,11 @@ class EngineConnection:
                 f"{what}: verifying the engine's certificate needs the CA that signed it (--tls-ca), "
                 "or turn verification off (--no-tls-verify)."
             )
-        for label, path in (("CA certificate", self.tls_ca), ("client certificate", self.tls_cert),
-                            ("client key", self.tls_key)):
+        for label, path in (
+            ("CA certificate", self.tls_ca),
+            ("client certificate", self.tls_cert),
+            ("client key", self.tls_key),
+        ):
             if path is not None and not Path(path).is_file():
                 raise InvalidInput(f"{what}: TLS {label} file {path} does not exist.")
 

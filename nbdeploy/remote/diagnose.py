@@ -15,12 +15,25 @@ if TYPE_CHECKING:
     from nbdeploy.remote.connection import EngineConnection
 
 _CLIENT_CERT_REJECTED = (
-    "alert_bad_certificate", "alert bad certificate", "alert_unknown_ca", "alert unknown ca",
-    "certificate_required", "certificate required", "alert_certificate_unknown", "eof occurred in violation",
-    "unexpected_eof", "unexpected eof",
+    "alert_bad_certificate",
+    "alert bad certificate",
+    "alert_unknown_ca",
+    "alert unknown ca",
+    "certificate_required",
+    "certificate required",
+    "alert_certificate_unknown",
+    "eof occurred in violation",
+    "unexpected_eof",
+    "unexpected eof",
 )
-_PLAIN_HTTP = ("wrong_version_number", "wrong version number", "record layer failure", "http_request",
-               "packet length too long", "unknown protocol")
+_PLAIN_HTTP = (
+    "wrong_version_number",
+    "wrong version number",
+    "record layer failure",
+    "http_request",
+    "packet length too long",
+    "unknown protocol",
+)
 
 
 def diagnose(conn: EngineConnection, exc: BaseException) -> EngineUnavailable:
@@ -33,48 +46,78 @@ def diagnose(conn: EngineConnection, exc: BaseException) -> EngineUnavailable:
 def _classify(conn: EngineConnection, text: str, exc: BaseException) -> tuple[str, str]:
     ca = conn.tls_ca or "the CA file"
     if "client sent an http request to an https server" in text:
-        return ("it speaks TLS but this connection has no TLS configured",
-                ("Give its CA and a client certificate: --tls-ca/--tls-cert/--tls-key "
-                 "(or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)."))
+        return (
+            "it speaks TLS but this connection has no TLS configured",
+            (
+                "Give its CA and a client certificate: --tls-ca/--tls-cert/--tls-key "
+                "(or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)."
+            ),
+        )
     if "certificate_verify_failed" in text or "certificate verify failed" in text:
         detail = _verify_detail(text)
         if "mismatch" in detail:
-            return (f"its TLS certificate is not valid for {_host(conn)} ({detail})",
-                    ("Connect with a name or IP listed in the certificate's subjectAltName, "
-                     "or reissue the engine's certificate for this address."))
+            return (
+                f"its TLS certificate is not valid for {_host(conn)} ({detail})",
+                (
+                    "Connect with a name or IP listed in the certificate's subjectAltName, "
+                    "or reissue the engine's certificate for this address."
+                ),
+            )
         if "expired" in detail:
             return (f"its TLS certificate has expired ({detail})", "Renew the engine's server certificate.")
-        return (f"its TLS certificate is not signed by the CA in {ca} ({detail})",
-                "Give the CA that signed the engine's certificate: --tls-ca (or ca.pem in DOCKER_CERT_PATH).")
+        return (
+            f"its TLS certificate is not signed by the CA in {ca} ({detail})",
+            "Give the CA that signed the engine's certificate: --tls-ca (or ca.pem in DOCKER_CERT_PATH).",
+        )
     if conn.uses_tls and any(marker in text for marker in _PLAIN_HTTP):
-        return ("it answered in plain HTTP, not TLS",
-                ("Use the engine's TLS port (dockerd --tlsverify, usually 2376), or drop the --tls-* options "
-                 "if this engine is meant to be reached without TLS."))
+        return (
+            "it answered in plain HTTP, not TLS",
+            (
+                "Use the engine's TLS port (dockerd --tlsverify, usually 2376), or drop the --tls-* options "
+                "if this engine is meant to be reached without TLS."
+            ),
+        )
     if conn.uses_tls and any(marker in text for marker in _CLIENT_CERT_REJECTED):
         if not conn.tls_cert:
-            return ("the engine requires a client certificate and none was given",
-                    "Give a client certificate signed by the engine's CA: --tls-cert and --tls-key.")
-        return (f"the engine rejected the client certificate {conn.tls_cert}",
-                ("Use a client certificate signed by the CA the engine trusts (its --tlscacert), "
-                 "with extendedKeyUsage clientAuth."))
+            return (
+                "the engine requires a client certificate and none was given",
+                "Give a client certificate signed by the engine's CA: --tls-cert and --tls-key.",
+            )
+        return (
+            f"the engine rejected the client certificate {conn.tls_cert}",
+            (
+                "Use a client certificate signed by the CA the engine trusts (its --tlscacert), "
+                "with extendedKeyUsage clientAuth."
+            ),
+        )
     if "connection refused" in text:
-        return (f"connection refused at {conn.address}",
-                "Check the address and port, and that dockerd listens there (--host tcp://0.0.0.0:2376).")
+        return (
+            f"connection refused at {conn.address}",
+            "Check the address and port, and that dockerd listens there (--host tcp://0.0.0.0:2376).",
+        )
     if "timed out" in text or "timeout" in type(exc).__name__.lower():
-        return (f"no answer from {conn.address} (timed out)",
-                "Check that the host is on and reachable from here (network, VPN, firewall).")
+        return (
+            f"no answer from {conn.address} (timed out)",
+            "Check that the host is on and reachable from here (network, VPN, firewall).",
+        )
     if "no route to host" in text or "network is unreachable" in text or "host is unreachable" in text:
         return (f"no route to {conn.address}", "Check the network between here and the engine.")
-    if "name or service not known" in text or "temporary failure in name resolution" in text \
-            or "nodename nor servname" in text or "getaddrinfo failed" in text:
+    if (
+        "name or service not known" in text
+        or "temporary failure in name resolution" in text
+        or "nodename nor servname" in text
+        or "getaddrinfo failed" in text
+    ):
         return (f"cannot resolve the host name in {conn.url}", "Check the host name (or use its IP address).")
     if conn.scheme == "unix" and ("no such file or directory" in text or "filenotfounderror" in text):
         return (f"no socket at {conn.address}", "Start dockerd, or point DOCKER_HOST at a running engine.")
     if conn.scheme == "unix" and "permission denied" in text:
         return (f"permission denied on {conn.address}", "Run as a user in the docker group.")
     if "connection reset" in text or "connection aborted" in text or "remote end closed" in text:
-        return ("the engine closed the connection",
-                "Check that the URL points at a Docker engine and that TLS settings match the engine's.")
+        return (
+            "the engine closed the connection",
+            "Check that the URL points at a Docker engine and that TLS settings match the engine's.",
+        )
     return (_first_line(exc), "Check the engine URL and TLS options.")
 
 

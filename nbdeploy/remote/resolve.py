@@ -17,10 +17,18 @@ from nbdeploy.remote.store import EngineStore
 from nbdeploy.workspace import PathLike, Workspace
 
 
-def resolve_engine(workspace: Workspace | PathLike | None = None, *, host: str | None = None,
-                   url: str | None = None, tls_ca: str | None = None, tls_cert: str | None = None,
-                   tls_key: str | None = None, tls_verify: bool = True,
-                   environ: Mapping[str, str] | None = None, what: str = "this target") -> EngineConnection:
+def resolve_engine(
+    workspace: Workspace | PathLike | None = None,
+    *,
+    host: str | None = None,
+    url: str | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_verify: bool = True,
+    environ: Mapping[str, str] | None = None,
+    what: str = "this target",
+) -> EngineConnection:
     """The :class:`EngineConnection` for a remote target (see the module docstring for the order)."""
     if host and url:
         raise InvalidInput(f"{what}: give either an engine URL or a saved host name, not both.")

@@ -56,8 +56,10 @@ class SpooledArchive:
 
     def size(self, skip: set[str] | frozenset[str] = frozenset()) -> int:
         """Exact byte size of :meth:`stream`'s output for the same ``skip``."""
-        return sum(len(_header(info)) + _padded(info.size if info.isfile() else 0)
-                   for info, _ in self._members(skip)) + 2 * BLOCK
+        return (
+            sum(len(_header(info)) + _padded(info.size if info.isfile() else 0) for info, _ in self._members(skip))
+            + 2 * BLOCK
+        )
 
     def stream(self, skip: set[str] | frozenset[str] = frozenset()) -> Iterator[bytes]:
         """The archive of the kept members minus the layer folders in ``skip`` (tar, uncompressed), in chunks
@@ -121,8 +123,9 @@ def spool(chunks: Iterable[bytes], folder: Path, keep_layer: Callable[[str], boo
     if manifest is None:
         raise ValueError("not a docker save archive: no manifest.json")
     kept = [(i, s) for i, s in members if i.name.partition("/")[0] not in dropped]
-    return SpooledArchive(manifest=manifest, members=kept, layer_digests=digests, dropped_folders=dropped,
-                          layer_sizes=sizes)
+    return SpooledArchive(
+        manifest=manifest, members=kept, layer_digests=digests, dropped_folders=dropped, layer_sizes=sizes
+    )
 
 
 class _ChunkReader:

@@ -70,8 +70,9 @@ def ship_image(local_client: Any, remote_client: Any, image: str, progress: Prog
     return outcome
 
 
-def ship_image_to_many(local_client: Any, remotes: Mapping[str, Any], image: str,
-                       progress: ManyProgress | None = None, parallel: int = 4) -> dict[str, ShipResult | NbdeployError]:
+def ship_image_to_many(
+    local_client: Any, remotes: Mapping[str, Any], image: str, progress: ManyProgress | None = None, parallel: int = 4
+) -> dict[str, ShipResult | NbdeployError]:
     """:func:`ship_image` to several engines (``{name: client}``), reading the local image once.
 
     Each engine gets only the layers it lacks, ``parallel`` engines at a time. One engine's failure does not
@@ -85,12 +86,20 @@ def ship_image_to_many(local_client: Any, remotes: Mapping[str, Any], image: str
         attrs = local_client.api.inspect_image(image)
     except docker.errors.ImageNotFound as exc:
         raise ImageNotFound(image, hint="Build it first, or check `docker images` on the local engine.") from exc
-    plan = _Plan(image=image, image_id=attrs["Id"], diff_ids=list(attrs.get("RootFS", {}).get("Layers") or []),
-                 tags=_tags_for(image, attrs), attrs=attrs, started=started)
+    plan = _Plan(
+        image=image,
+        image_id=attrs["Id"],
+        diff_ids=list(attrs.get("RootFS", {}).get("Layers") or []),
+        tags=_tags_for(image, attrs),
+        attrs=attrs,
+        started=started,
+    )
     results: dict[str, ShipResult | NbdeployError] = {}
     present: dict[str, int] = {}
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        for name, outcome in zip(remotes, pool.map(lambda n: _guard(n, lambda: plan.prepare(remotes[n])), remotes)):
+        for name, outcome in zip(
+            remotes, pool.map(lambda n: _guard(n, lambda: plan.prepare(remotes[n])), remotes), strict=True
+        ):
             if isinstance(outcome, int):
                 present[name] = outcome
             else:
@@ -98,7 +107,7 @@ def ship_image_to_many(local_client: Any, remotes: Mapping[str, Any], image: str
                 if progress and isinstance(outcome, ShipResult):
                     progress(name, 0, 0)
         if present:
-            needed = set(plan.diff_ids[min(present.values()):])
+            needed = set(plan.diff_ids[min(present.values()) :])
             with tempfile.TemporaryDirectory(prefix="nbdeploy-ship-") as folder:
                 archive = savetar.spool(local_client.api.get_image(image), Path(folder), lambda d: d in needed)
 
@@ -106,7 +115,7 @@ def ship_image_to_many(local_client: Any, remotes: Mapping[str, Any], image: str
                     report = (lambda sent, total: progress(name, sent, total)) if progress else None
                     return _guard(name, lambda: plan.send(local_client, remotes[name], archive, present[name], report))
 
-                results.update(zip(present, pool.map(send, present)))
+                results.update(zip(present, pool.map(send, present), strict=True))
     return {name: results[name] for name in remotes}
 
 
@@ -130,12 +139,14 @@ class _Plan:
         if _remote_has(remote, self.image_id):
             self._tag(remote)
             log.info("ship %s: already on the remote engine", self.image)
-            return ShipResult(self.image, self.image_id, len(self.diff_ids), 0, 0, 0,
-                              time.monotonic() - self.started, True)
+            return ShipResult(
+                self.image, self.image_id, len(self.diff_ids), 0, 0, 0, time.monotonic() - self.started, True
+            )
         return present_prefix(self.diff_ids, remote_chain_ids(remote))
 
-    def send(self, local_client: Any, remote: Any, archive: savetar.SpooledArchive, present: int,
-             progress: Progress | None) -> ShipResult:
+    def send(
+        self, local_client: Any, remote: Any, archive: savetar.SpooledArchive, present: int, progress: Progress | None
+    ) -> ShipResult:
         try:
             sent, skipped = _load(remote, self.image, archive, _skip_folders(archive, present), progress)
         except ShipFailed as exc:
@@ -149,14 +160,28 @@ class _Plan:
                 sent, skipped = _load(remote, self.image, full, set(), progress)
             sent += exc.bytes_sent
         if not _remote_has(remote, self.image_id):
-            raise ShipFailed(f"The remote engine loaded the archive of {self.image} but has no image "
-                             f"{self.image_id[:19]}.")
+            raise ShipFailed(
+                f"The remote engine loaded the archive of {self.image} but has no image {self.image_id[:19]}."
+            )
         self._tag(remote)
-        result = ShipResult(image=self.image, image_id=self.image_id, layers=len(self.diff_ids),
-                            layers_sent=len(self.diff_ids) - present, bytes_sent=sent, layer_bytes_skipped=skipped,
-                            seconds=time.monotonic() - self.started, already_present=False)
-        log.info("ship %s: %d of %d layers, %d bytes in %.1f s", self.image, result.layers_sent, result.layers,
-                 result.bytes_sent, result.seconds)
+        result = ShipResult(
+            image=self.image,
+            image_id=self.image_id,
+            layers=len(self.diff_ids),
+            layers_sent=len(self.diff_ids) - present,
+            bytes_sent=sent,
+            layer_bytes_skipped=skipped,
+            seconds=time.monotonic() - self.started,
+            already_present=False,
+        )
+        log.info(
+            "ship %s: %d of %d layers, %d bytes in %.1f s",
+            self.image,
+            result.layers_sent,
+            result.layers,
+            result.bytes_sent,
+            result.seconds,
+        )
         return result
 
     def _tag(self, remote: Any) -> None:
@@ -183,12 +208,14 @@ def _skip_folders(archive: savetar.SpooledArchive, present: int) -> set[str]:
 
 # ----- which layers the remote holds -----------------------------------------------------------------
 
+
 def chain_ids(diff_ids: Sequence[str]) -> list[str]:
     """The chain ID of every prefix of ``diff_ids`` (OCI image spec: ChainID(L0|..|Ln))."""
     chains: list[str] = []
     for diff_id in diff_ids:
-        chains.append(diff_id if not chains else
-                      "sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest())
+        chains.append(
+            diff_id if not chains else "sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest()
+        )
     return chains
 
 
@@ -221,12 +248,17 @@ def present_prefix(diff_ids: Sequence[str], held_chains: set[str]) -> int:
 
 # ----- sending ------------------------------------------------------------------------------------
 
-def _load(remote: Any, image: str, archive: savetar.SpooledArchive, skip: set[str],
-          progress: Progress | None) -> tuple[int, int]:
+
+def _load(
+    remote: Any, image: str, archive: savetar.SpooledArchive, skip: set[str], progress: Progress | None
+) -> tuple[int, int]:
     """Stream ``archive`` without the ``skip`` folders to the remote's ``/images/load``; (bytes sent,
     layer bytes left out)."""
-    missing = [p for p in archive.layer_paths
-               if p.partition("/")[0] in archive.dropped_folders and p.partition("/")[0] not in skip]
+    missing = [
+        p
+        for p in archive.layer_paths
+        if p.partition("/")[0] in archive.dropped_folders and p.partition("/")[0] not in skip
+    ]
     if missing:
         raise ShipFailed(f"The spooled archive of {image} lacks layers this engine needs: {', '.join(missing)}")
     total = archive.size(skip)
@@ -273,6 +305,7 @@ class _Counter:
 
 
 # ----- helpers ------------------------------------------------------------------------------------
+
 
 def progress_lines(report: Callable[[str], None], label: str = "image", min_interval_s: float = 1.0) -> Progress:
     """A :data:`Progress` that reports readable lines (``image: 12.0 of 48.3 MB sent``) at most every

@@ -56,10 +56,20 @@ class SavedEngine:
 
     def as_dict(self) -> dict[str, Any]:
         c = self.connection
-        return {"kind": self.kind, "name": self.name, "url": c.url, "tls": c.uses_tls, "tls_verify": c.tls_verify,
-                "tls_ca": c.tls_ca, "tls_cert": c.tls_cert, "tls_key": c.tls_key, "tags": dict(self.tags),
-                "created_time": self.created_time, "last_seen": self.last_seen,
-                "engine": self.info.as_dict() if self.info else None}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "url": c.url,
+            "tls": c.uses_tls,
+            "tls_verify": c.tls_verify,
+            "tls_ca": c.tls_ca,
+            "tls_cert": c.tls_cert,
+            "tls_key": c.tls_key,
+            "tags": dict(self.tags),
+            "created_time": self.created_time,
+            "last_seen": self.last_seen,
+            "engine": self.info.as_dict() if self.info else None,
+        }
 
 
 class EngineStore:
@@ -77,8 +87,9 @@ class EngineStore:
 
     # ----- writes ---------------------------------------------------------------------------------
 
-    def add(self, name: str, connection: EngineConnection, tags: Mapping[str, str] | None = None,
-            replace: bool = False) -> SavedEngine:
+    def add(
+        self, name: str, connection: EngineConnection, tags: Mapping[str, str] | None = None, replace: bool = False
+    ) -> SavedEngine:
         """Save ``connection`` as ``name`` (its TLS files copied in); AlreadyExists unless ``replace``."""
         self._check_name(name)
         clean_tags = check_pairs("tags", dict(tags or {}))
@@ -91,8 +102,9 @@ class EngineStore:
             final = self.files_dir / name
             try:
                 with ws.transaction() as conn:
-                    exists = conn.execute("SELECT 1 FROM remote_engines WHERE kind = ? AND name = ?",
-                                          (self.kind, name)).fetchone()
+                    exists = conn.execute(
+                        "SELECT 1 FROM remote_engines WHERE kind = ? AND name = ?", (self.kind, name)
+                    ).fetchone()
                     if exists and not replace:
                         raise AlreadyExists(
                             f"A {self._noun} named {name!r} is saved already; remove it first "
@@ -102,8 +114,16 @@ class EngineStore:
                     conn.execute(
                         "INSERT OR REPLACE INTO remote_engines (kind, name, url, tls, tls_verify, tls_files, tags, "
                         "created_time, last_seen, engine_info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-                        (self.kind, name, connection.url, int(connection.uses_tls), int(connection.tls_verify),
-                         json.dumps(files), json.dumps(clean_tags, sort_keys=True), _now()),
+                        (
+                            self.kind,
+                            name,
+                            connection.url,
+                            int(connection.uses_tls),
+                            int(connection.tls_verify),
+                            json.dumps(files),
+                            json.dumps(clean_tags, sort_keys=True),
+                            _now(),
+                        ),
                     )
                     shutil.rmtree(final, ignore_errors=True)
                     if copied:
@@ -125,8 +145,10 @@ class EngineStore:
     def record_check(self, name: str, info: EngineInfo) -> None:
         """Remember that ``name`` answered now, with what its engine said."""
         with self.workspace.transaction() as conn:
-            conn.execute("UPDATE remote_engines SET last_seen = ?, engine_info = ? WHERE kind = ? AND name = ?",
-                         (_now(), json.dumps(info.as_dict()), self.kind, name))
+            conn.execute(
+                "UPDATE remote_engines SET last_seen = ?, engine_info = ? WHERE kind = ? AND name = ?",
+                (_now(), json.dumps(info.as_dict()), self.kind, name),
+            )
 
     def check(self, name: str, timeout: float = 10.0) -> EngineInfo:
         """Connect to ``name``'s engine (one-line EngineUnavailable when it can't) and record when it answered."""
@@ -144,13 +166,20 @@ class EngineStore:
         return self._from_row(row)
 
     def names(self) -> list[str]:
-        return [r[0] for r in self.workspace.db(create=False).execute(
-            "SELECT name FROM remote_engines WHERE kind = ? ORDER BY name", (self.kind,))]
+        return [
+            r[0]
+            for r in self.workspace.db(create=False).execute(
+                "SELECT name FROM remote_engines WHERE kind = ? ORDER BY name", (self.kind,)
+            )
+        ]
 
     def list(self, selector: Mapping[str, str] | None = None) -> list[SavedEngine]:
         """Saved engines of this kind, by name; only those whose tags match every ``selector`` pair."""
-        rows = self.workspace.db(create=False).execute(
-            "SELECT * FROM remote_engines WHERE kind = ? ORDER BY name", (self.kind,)).fetchall()
+        rows = (
+            self.workspace.db(create=False)
+            .execute("SELECT * FROM remote_engines WHERE kind = ? ORDER BY name", (self.kind,))
+            .fetchall()
+        )
         engines = [self._from_row(r) for r in rows]
         return [e for e in engines if e.matches(selector)] if selector else engines
 
@@ -172,11 +201,19 @@ class EngineStore:
     def _from_row(self, row: Any) -> SavedEngine:
         files = json.loads(row["tls_files"])
         paths = {attr: str(self.workspace.path / files[key]) if key in files else None for key, attr, _ in _TLS_FILES}
-        connection = EngineConnection(url=row["url"], tls=bool(row["tls"]), tls_verify=bool(row["tls_verify"]),
-                                      name=row["name"], **paths)
+        connection = EngineConnection(
+            url=row["url"], tls=bool(row["tls"]), tls_verify=bool(row["tls_verify"]), name=row["name"], **paths
+        )
         info = EngineInfo(**json.loads(row["engine_info"])) if row["engine_info"] else None
-        return SavedEngine(kind=row["kind"], name=row["name"], connection=connection, tags=json.loads(row["tags"]),
-                           created_time=row["created_time"], last_seen=row["last_seen"], info=info)
+        return SavedEngine(
+            kind=row["kind"],
+            name=row["name"],
+            connection=connection,
+            tags=json.loads(row["tags"]),
+            created_time=row["created_time"],
+            last_seen=row["last_seen"],
+            info=info,
+        )
 
 
 def parse_selector(text: str | None) -> dict[str, str]:

@@ -13,7 +13,8 @@ import logging
 import os
 import signal
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from . import SERVER_VERSION, errors, fastsend, jsonio, loader, logs
@@ -36,10 +37,17 @@ _TEXT = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
 _FAILED = (b"x-ms-run-function-failed", b"True")
 _OK = (b"x-ms-run-function-failed", b"False")
 _CLOSE = (b"connection", b"close")
-_ROUTES = {"/": "/", "/score": "/score", "/swagger.json": "/swagger.json", "/health/live": "/health/live",
-           "/health/ready": "/health/ready", "/metrics": "/metrics"}
+_ROUTES = {
+    "/": "/",
+    "/score": "/score",
+    "/swagger.json": "/swagger.json",
+    "/health/live": "/health/live",
+    "/health/ready": "/health/ready",
+    "/metrics": "/metrics",
+}
 _PLAIN_TYPES = frozenset((str, list, dict, int, float, bool, type(None)))
 _FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
+_ALLOW_OTHER = b"GET, HEAD, OPTIONS"
 
 
 def request_ids() -> Callable[[], bytes]:
@@ -49,8 +57,7 @@ def request_ids() -> Callable[[], bytes]:
     and one format. Call it in the worker (after fork) so that every process gets its own prefix.
     """
     r = int.from_bytes(os.urandom(16), "big")
-    prefix = "%08x-%04x-4%03x-%04x-" % (r >> 96, (r >> 80) & 0xFFFF, (r >> 68) & 0xFFF,
-                                        0x8000 | ((r >> 54) & 0x3FFF))
+    prefix = f"{r >> 96:08x}-{(r >> 80) & 0xFFFF:04x}-4{(r >> 68) & 0xFFF:03x}-{0x8000 | ((r >> 54) & 0x3FFF):04x}-"
     counter = itertools.count(r & 0xFFFFFFFFFFFF)
     template = prefix.encode() + b"%012x"
 
@@ -74,6 +81,8 @@ def query_dict(query_string: bytes) -> dict[str, Any]:
     for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
         try:
             parsed = jsonio.loads(value)
+        except jsonio.TooDeep:
+            raise errors.too_deep() from None
         except ValueError:
             parsed = value
         grouped.setdefault(key, []).append(parsed)
@@ -101,8 +110,9 @@ class CorsPolicy:
 
         plain = [o for o in origins if _REGEX_HINTS.isdisjoint(o)]
         self.exact = {o.lower() for o in plain}
-        self.patterns = [re.compile(".*" if o == "*" else o, re.IGNORECASE) for o in origins
-                         if not _REGEX_HINTS.isdisjoint(o)]
+        self.patterns = [
+            re.compile(".*" if o == "*" else o, re.IGNORECASE) for o in origins if not _REGEX_HINTS.isdisjoint(o)
+        ]
         self.wildcard = "*" in origins
         self.default = b"*" if self.wildcard else sorted(plain)[0].encode("latin-1") if plain else None
         self.vary = len(origins) > 1 or bool(self.patterns)
@@ -134,7 +144,7 @@ class CorsPolicy:
         return out
 
 
-class State:
+class WorkerState:
     """Worker state the app reports: ready once init() succeeded; draining after SIGTERM."""
 
     def __init__(self) -> None:
@@ -145,8 +155,15 @@ class State:
 class App:
     """ASGI entry point for one worker."""
 
-    def __init__(self, settings: Any, script: loader.Script, swagger: dict[str, bytes | None],
-                 state: State, busy: tuple[memoryview, int] | None = None, fast_send: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Any,
+        script: loader.Script,
+        swagger: dict[str, bytes | None],
+        state: WorkerState,
+        busy: tuple[memoryview[float], int] | None = None,
+        fast_send: bool = True,
+    ) -> None:
         self.s = settings
         self.script = script
         self.run = script.run
@@ -155,6 +172,7 @@ class App:
         self.metrics = Metrics()
         self.auth = KeyAuth(settings.auth_keys_file, settings.primary_key, settings.secondary_key)
         # the hang watchdog's slot: a float in shared memory, the monotonic time run() started (0: idle)
+        self._busy: memoryview[float] | list[float]
         self._busy, self._busy_index = busy if busy is not None else ([0.0], 0)
         self.timeout_ms = int(settings.scoring_timeout_ms)
         self.timeout_s = self.timeout_ms / 1000.0
@@ -171,10 +189,12 @@ class App:
         self._version = [(b"x-ms-server-version", SERVER_VERSION.encode())] if settings.version_header else []
         self._ok_head = [_JSON, _OK]  # the constant head of a successful /score answer
         self._cors = CorsPolicy(settings.cors_origins) if settings.cors_origins else None
+        self._score_allow = b"GET, HEAD, OPTIONS, POST" if script.style == loader.RAWHTTP else b"GET, OPTIONS, POST"
         self.batcher: Batcher | None = None
         if script.batch:
-            self.batcher = Batcher(self._timed_batch, int(script.batch["max_batch_size"]),
-                                   float(script.batch["max_latency_ms"]))
+            self.batcher = Batcher(
+                self._timed_batch, int(script.batch["max_batch_size"]), float(script.batch["max_latency_ms"])
+            )
 
     # -- ASGI ---------------------------------------------------------------------------------------
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
@@ -218,16 +238,20 @@ class App:
         try:
             if path == "/score":
                 if method not in ("POST", "GET", "OPTIONS", "HEAD"):
-                    raise errors.method_not_allowed()
+                    raise errors.method_not_allowed(self._score_allow)
             elif path in _ROUTES:
                 if method not in ("GET", "HEAD", "OPTIONS"):
-                    raise errors.method_not_allowed()
+                    raise errors.method_not_allowed(_ALLOW_OTHER)
             else:
                 raise errors.not_found()
             if self._cors is not None:  # like flask-cors on the reference's blueprint: every route it has
                 cors = self._cors.headers(method, get)
-            if self.auth.enabled and path != "/" and not path.startswith("/health/") \
-                    and not self.auth.check(get(b"authorization")):
+            if (
+                self.auth.enabled
+                and path != "/"
+                and not path.startswith("/health/")
+                and not self.auth.check(get(b"authorization"))
+            ):
                 raise errors.unauthorized()
             # request ids (the reference's blueprint hooks)
             if rid is None:
@@ -235,10 +259,12 @@ class App:
             elif len(rid) > 100:
                 raise errors.request_id_too_long()
             ids.append((b"x-request-id", rid))
+            # the reference's rule: x-ms-request-id echoes the legacy header when sent, else the client id,
+            # else x-request-id; x-ms-client-request-id echoes the client id, else the legacy header
             client = cid if cid is not None else legacy
-            if client is not None and len(client) > 100 or (legacy is not None and len(legacy) > 100):
+            if (client is not None and len(client) > 100) or (legacy is not None and len(legacy) > 100):
                 raise errors.client_id_too_long()
-            ids.append((b"x-ms-request-id", client if client is not None else rid))
+            ids.append((b"x-ms-request-id", legacy if legacy is not None else client if client is not None else rid))
             if client is not None:
                 ids.append((b"x-ms-client-request-id", client))
             if trace is not None:
@@ -257,8 +283,9 @@ class App:
         except ClientGone:
             return 499
 
-    async def respond(self, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
-                      ours: bool = True) -> int:
+    async def respond(
+        self, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes, ours: bool = True
+    ) -> int:
         """Send a complete response; ``ours``: the headers are the server's (lower-case names, no framing)."""
         headers.append((b"content-length", b"%d" % len(body)))
         if self.state.draining:
@@ -269,13 +296,16 @@ class App:
         await send({"type": "http.response.body", "body": body})
         return status
 
-    async def error(self, send: Send, exc: HTTPError, ids: list[tuple[bytes, bytes]],
-                    cors: list[tuple[bytes, bytes]] = _NO_HEADERS) -> int:
+    async def error(
+        self, send: Send, exc: HTTPError, ids: list[tuple[bytes, bytes]], cors: list[tuple[bytes, bytes]] = _NO_HEADERS
+    ) -> int:
         headers = [_JSON, _FAILED if exc.run_failed else _OK]
         if exc.with_ids or exc.status == 431:
             headers += self._version
         if exc.with_ids:
             headers += ids
+        if exc.headers:
+            headers += exc.headers
         if exc.close:
             headers.append(_CLOSE)
         if cors:
@@ -301,9 +331,11 @@ class App:
 
     async def swagger_doc(self, scope: dict, send: Send, ids: list) -> int:
         version = "2"
-        for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        # like Werkzeug's args.get: the first value, blank included (?version= and ?version are 404s)
+        for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
             if key == "version":
                 version = value
+                break
         key = {"2": "2", "2.0": "2", "3": "3", "3.0": "3", "3.1": "3.1"}.get(version)
         supported = ", ".join(sorted(k for k, v in self.swagger.items() if v is not None))
         if key is None:
@@ -338,8 +370,17 @@ class App:
             if not message.get("more_body"):
                 return b"".join(parts)
 
-    async def score(self, scope: dict, receive: Receive, send: Send, method: str, ids: list, cors: list,
-                    ctype: bytes | None, clen: int) -> int:
+    async def score(
+        self,
+        scope: dict,
+        receive: Receive,
+        send: Send,
+        method: str,
+        ids: list,
+        cors: list,
+        ctype: bytes | None,
+        clen: int,
+    ) -> int:
         body = await self.read_body(receive, clen) if method == "POST" or clen > 0 else b""
         style = self.script.style
         if method == "HEAD" and style != loader.RAWHTTP:  # Flask routed it (GET implies HEAD); run() is not called
@@ -348,7 +389,11 @@ class App:
             return await self.respond(send, 200, [_HTML, _OK, *self._version, *ids, *cors], b"")
         if style == loader.PLAIN:
             if method == "GET":
-                arg: Any = jsonio.encode_str(query_dict(scope.get("query_string", b"")))
+                query = query_dict(scope.get("query_string", b""))
+                try:
+                    arg: Any = jsonio.encode_str(query)
+                except RecursionError:  # parsed, but deeper than the encoder goes
+                    raise errors.too_deep() from None
             elif ctype is not None and ctype.split(b";", 1)[0].strip().lower() in _FORM_TYPES:
                 arg = ""  # the reference's quirk: Werkzeug consumed the form body
             else:
@@ -473,15 +518,14 @@ class App:
         if type(value) not in _PLAIN_TYPES and is_response(value):
             try:
                 status, headers, body, failed = response_parts(value)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.error("Could not read the response run() returned", exc_info=exc)
                 raise errors.internal() from None
             headers.insert(1, _FAILED if failed else _OK)
-            return await self.respond(send, status, [*headers, exec_ms, *self._version, *ids, *cors], body,
-                                      ours=False)
+            return await self.respond(send, status, [*headers, exec_ms, *self._version, *ids, *cors], body, ours=False)
         try:
             body = jsonio.dumps({} if value is None else value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             log.error("run() returned a value that is not JSON serializable", exc_info=exc)
             raise errors.internal(f"{type(exc).__name__}: {exc}" if self.s.detailed_errors else None) from None
         headers = self._ok_head + [exec_ms]

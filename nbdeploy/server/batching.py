@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 ATTR = "__nbdeploy_batch__"
 
@@ -97,7 +98,7 @@ class Batcher:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
-                for (_, fut), result in zip(batch, results):
+                for (_, fut), result in zip(batch, results, strict=True):
                     if not fut.done():
                         fut.set_result(result)
                 await asyncio.sleep(0)

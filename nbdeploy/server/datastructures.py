@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterable, Iterator
 from io import BytesIO
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 
 class MultiDict(dict):
@@ -60,7 +61,7 @@ class MultiDict(dict):
             return dict(self.items())
         return {k: list(v) for k, v in dict.items(self)}
 
-    def copy(self) -> "MultiDict":
+    def copy(self) -> MultiDict:
         return MultiDict(self.items(multi=True))
 
     def __repr__(self) -> str:

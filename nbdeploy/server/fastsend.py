@@ -13,11 +13,23 @@ are the same either way.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _CLOSE = (b"connection", b"close")
-_NEEDED = ("transport", "flow", "default_headers", "message_event", "on_response", "keep_alive", "scope",
-           "disconnected", "response_started", "response_complete", "access_log")
+_NEEDED = (
+    "transport",
+    "flow",
+    "default_headers",
+    "message_event",
+    "on_response",
+    "keep_alive",
+    "scope",
+    "disconnected",
+    "response_started",
+    "response_complete",
+    "access_log",
+)
 
 
 def make_writer() -> Callable[[Any, int, list[tuple[bytes, bytes]], bytes], bool] | None:
@@ -43,7 +55,7 @@ def make_writer() -> Callable[[Any, int, list[tuple[bytes, bytes]], bytes], bool
         ``headers`` must have lower-case names, a ``content-length`` and no ``transfer-encoding``;
         the caller builds them (never user code).
         """
-        cycle = getattr(send, "__self__", None)
+        cycle: Any = getattr(send, "__self__", None)  # uvicorn's RequestResponseCycle (untyped internals)
         if type(cycle) is not cycle_type:
             return False
         if cycle.response_started or cycle.disconnected or cycle.access_log or cycle.flow.write_paused:

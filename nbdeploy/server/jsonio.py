@@ -7,7 +7,8 @@ separators), so orjson is used only for *decoding*; encoding uses a pre-built st
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _encoder = json.JSONEncoder(ensure_ascii=True, allow_nan=True)
 encode_str: Callable[[Any], str] = _encoder.encode
@@ -18,15 +19,29 @@ def dumps(value: Any) -> bytes:
     return _encoder.encode(value).encode()
 
 
+class TooDeep(ValueError):
+    """The JSON document is nested deeper than the parser goes (a ``ValueError``, like other bad JSON)."""
+
+
+def _std_loads(data: bytes | str) -> Any:
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise TooDeep("JSON input is nested too deeply") from None
+
+
 try:  # pragma: no cover - depends on the environment
     import orjson as _orjson
 
     def loads(data: bytes | str) -> Any:
-        """Parse JSON; orjson is strict like ``json.loads`` except for NaN, so fall back on error."""
+        """Parse JSON; orjson is strict like ``json.loads`` except for NaN, so fall back on error.
+
+        Never raises ``RecursionError``: a document nested too deeply raises :class:`TooDeep`.
+        """
         try:
             return _orjson.loads(data)
         except _orjson.JSONDecodeError:
-            return json.loads(data)
+            return _std_loads(data)
 
 except ImportError:  # pragma: no cover
-    loads = json.loads
+    loads = _std_loads

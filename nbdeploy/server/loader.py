@@ -9,8 +9,9 @@ import logging
 import os
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from . import batching, shims
 
@@ -76,8 +77,9 @@ def _schema_decorated(run: Callable[..., Any]) -> bool:
     return bool(is_schema_decorated(run))
 
 
-def load(entry_path: str | None, app_root: str, source_dir: str | None,
-         batch_env: tuple[int, float] = (0, 0.0)) -> Script:
+def load(
+    entry_path: str | None, app_root: str, source_dir: str | None, batch_env: tuple[int, float] = (0, 0.0)
+) -> Script:
     """Import the script and classify its ``run`` (does not call ``init``)."""
     for folder in (app_root, os.path.join(app_root, source_dir) if source_dir else None):
         if folder and folder not in sys.path:

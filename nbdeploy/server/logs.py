@@ -26,10 +26,9 @@ class _RequestIdFilter(logging.Filter):
 class TextFormatter(logging.Formatter):
     """The azmlinfsrv line format, with ``[request <id>]`` appended when a request is in progress."""
 
-    converter = time.gmtime
-
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
+        self.converter = time.gmtime
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from . import logs, sockets
-from .status import StatusFile
+from .status import StatusFile, signal_name
 
 log = logging.getLogger("nbdeploy.server")
 
@@ -31,6 +31,13 @@ class Master:
         self.hang_after = (settings.scoring_timeout_ms + settings.hang_grace_ms) / 1000.0
         self.shm = mmap.mmap(-1, 8 * settings.workers)
         self._reserved = None
+        self._reserved_public = None
+        if settings.port == 0:
+            # pick the public port here, once, and hold it (bound, not listening, SO_REUSEPORT) so that every
+            # worker binds the same number and nobody else can take it in between
+            self._reserved_public = sockets.bind(settings.host, 0, reuse_port=True, listen=False)
+            settings.port = self._reserved_public.getsockname()[1]
+            settings.port_reserved = True
         if settings.admin_port is not None:
             # reserve the number (bound, not listening) so every worker can bind it with SO_REUSEPORT
             self._reserved = sockets.bind(settings.admin_host, settings.admin_port, reuse_port=True, listen=False)
@@ -38,6 +45,7 @@ class Master:
         self.status = StatusFile(settings.status_file, settings.admin_port, settings.port)
         self.rfd, self.wfd = os.pipe()
         self._signals: list[int] = []
+        self._hung: set[int] = set()  # pids the watchdog killed
 
     # -- workers -------------------------------------------------------------------------------------
     def spawn(self, index: int) -> None:
@@ -63,7 +71,7 @@ class Master:
                         pass
 
                 code = worker.run(self.s, index, report, self.shm)
-            except BaseException:  # noqa: BLE001
+            except BaseException:
                 log.exception("Worker %d crashed", index)
             finally:
                 os._exit(code)
@@ -114,23 +122,52 @@ class Master:
                 if not self.children:
                     return 0
                 continue
+            self._record_exit(index, pid, code)
             if code in (3, 4):
                 log.error("Worker %d failed to boot (exit code %d); stopping the server", index, code)
                 self.status.set("failed", self.status.data["error"] or f"worker exit code {code}")
                 self.stop_children(signal.SIGTERM)
                 self._wait_children(10.0)
                 return code if code == 3 else 1
-            log.error("Worker %d (pid %d) exited with code %s; starting a new one", index, pid, code)
+            if code < 0:
+                log.error("Worker %d (pid %d) was killed by %s; starting a new one", index, pid, signal_name(-code))
+            else:
+                log.error("Worker %d (pid %d) exited with code %s; starting a new one", index, pid, code)
+            self.status.update(worker_restarts=self.status.data["worker_restarts"] + 1)
             self.spawn(index)  # it binds the public port itself once released
+
+    def _record_exit(self, index: int, pid: int, code: int) -> None:
+        """Put a worker's end (exit code or signal, and why) in the status file."""
+        if pid in self._hung:
+            self._hung.discard(pid)
+            reason = "hung"
+        else:
+            reason = {3: "init failed", 4: "bind failed"}.get(code, "crashed")
+        self.status.update(
+            last_worker_exit={
+                "worker": index,
+                "pid": pid,
+                "exit_code": code if code >= 0 else None,
+                "signal": signal_name(-code) if code < 0 else None,
+                "reason": reason,
+                "time": round(time.time(), 3),
+            }
+        )
 
     def _watchdog(self) -> None:
         now = time.monotonic()  # workers write time.monotonic() (one clock for every process)
         for pid, index in list(self.children.items()):
             started = struct.unpack_from("d", self.shm, index * 8)[0]
             if started and now - started > self.hang_after:
-                log.error("Worker %d (pid %d) has been in run() for %.1f s (scoring timeout %d ms); replacing it",
-                          index, pid, now - started, self.s.scoring_timeout_ms)
+                log.error(
+                    "Worker %d (pid %d) has been in run() for %.1f s (scoring timeout %d ms); replacing it",
+                    index,
+                    pid,
+                    now - started,
+                    self.s.scoring_timeout_ms,
+                )
                 struct.pack_into("d", self.shm, index * 8, 0.0)
+                self._hung.add(pid)
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -185,14 +222,15 @@ class Master:
             if self.rfd in ready:
                 self._read_reports()
             while self._signals:
-                sig = self._signals.pop(0)
-                if sig in (signal.SIGTERM, signal.SIGINT) and not self.stopping:
+                signum = self._signals.pop(0)
+                if signum in (signal.SIGTERM, signal.SIGINT) and not self.stopping:
                     log.info("Draining: finishing in-flight requests, then exiting")
                     self.stopping = True
+                    self.status.update(stop_signal=signal_name(signum))
                     self.status.set("stopping")
                     self.stop_children(signal.SIGTERM)
                     drain_deadline = time.monotonic() + self.s.graceful_timeout_s + 5
-                elif sig == signal.SIGUSR1 and not self.released and not self.stopping:
+                elif signum == signal.SIGUSR1 and not self.released and not self.stopping:
                     log.info("SIGUSR1: binding the public port %d", self.s.port)
                     self.released = True
                     self.s.hold_public = False  # workers started from now on (replacements) bind it at once
@@ -209,16 +247,37 @@ class Master:
 
 
 def serve(settings: Any) -> int:
-    """Run the server (master + workers) until it stops; returns the exit code."""
+    """Run the server (master + workers) until it stops; returns the exit code (also in the status file)."""
     logs.setup(settings.log_format)
     settings.export_env()
-    if not settings.hold_public and not settings.reuse_port:
+    if not settings.hold_public and not settings.reuse_port and settings.port != 0:
         try:  # fail early, and clearly, when someone else holds the public port
             sockets.bind(settings.host, settings.port, reuse_port=False, listen=False).close()
         except OSError as exc:
             log.error("Cannot bind %s:%d: %s", settings.host, settings.port, exc)
-            StatusFile(settings.status_file, settings.admin_port, settings.port).set("failed", str(exc))
+            StatusFile(settings.status_file, settings.admin_port, settings.port).update(
+                state="failed", error=str(exc), exit_code=1
+            )
             return 1
-    log.info("nbdeploy scoring server: entry script %s, model dir %s, %d worker(s), %s:%d",
-             settings.entry_path or "main.py", settings.model_dir, settings.workers, settings.host, settings.port)
-    return Master(settings).run()
+    try:
+        master = Master(settings)
+    except OSError as exc:  # the port 0 or admin port reservation
+        log.error("Cannot bind %s: %s", settings.host, exc)
+        StatusFile(settings.status_file, settings.admin_port, settings.port).update(
+            state="failed", error=f"cannot bind: {exc}", exit_code=1
+        )
+        return 1
+    log.info(
+        "nbdeploy scoring server: entry script %s, model dir %s, %d worker(s), %s:%d",
+        settings.entry_path or "main.py",
+        settings.model_dir,
+        settings.workers,
+        settings.host,
+        settings.port,
+    )
+    code = 1
+    try:
+        code = master.run()
+    finally:
+        master.status.update(exit_code=code)
+    return code

@@ -11,7 +11,7 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class Histogram:
     """Cumulative-on-export histogram."""
 
-    __slots__ = ("counts", "total", "count")
+    __slots__ = ("count", "counts", "total")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(BUCKETS) + 1)
@@ -26,7 +26,7 @@ class Histogram:
     def lines(self, name: str, labels: str = "") -> list[str]:
         out, running = [], 0
         sep = "," if labels else ""
-        for bound, n in zip(BUCKETS, self.counts):
+        for bound, n in zip(BUCKETS, self.counts[:-1], strict=True):  # the last count is +Inf
             running += n
             out.append(f'{name}_bucket{{{labels}{sep}le="{bound}"}} {running}')
         out.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.count}')
@@ -64,27 +64,35 @@ class Metrics:
         ]
         for (route, status), n in sorted(self.requests.items()):
             lines.append(f'nbdeploy_requests_total{{route="{route}",status="{status}"}} {n}')
-        lines += ["# HELP nbdeploy_request_duration_seconds Time to answer a request.",
-                  "# TYPE nbdeploy_request_duration_seconds histogram"]
+        lines += [
+            "# HELP nbdeploy_request_duration_seconds Time to answer a request.",
+            "# TYPE nbdeploy_request_duration_seconds histogram",
+        ]
         for route, hist in sorted(self.latency.items()):
             lines += hist.lines("nbdeploy_request_duration_seconds", f'route="{route}"')
-        lines += ["# HELP nbdeploy_run_duration_seconds Time spent in the entry script's run().",
-                  "# TYPE nbdeploy_run_duration_seconds histogram"]
+        lines += [
+            "# HELP nbdeploy_run_duration_seconds Time spent in the entry script's run().",
+            "# TYPE nbdeploy_run_duration_seconds histogram",
+        ]
         lines += self.run_time.lines("nbdeploy_run_duration_seconds")
-        lines += ["# HELP nbdeploy_requests_in_flight Requests being answered now.",
-                  "# TYPE nbdeploy_requests_in_flight gauge",
-                  f"nbdeploy_requests_in_flight {self.in_flight}",
-                  "# HELP nbdeploy_run_failures_total run() calls that raised.",
-                  "# TYPE nbdeploy_run_failures_total counter",
-                  f"nbdeploy_run_failures_total {self.run_failures}",
-                  "# HELP nbdeploy_scoring_timeouts_total run() calls stopped by the scoring timeout.",
-                  "# TYPE nbdeploy_scoring_timeouts_total counter",
-                  f"nbdeploy_scoring_timeouts_total {self.timeouts}",
-                  "# HELP nbdeploy_worker_pid The worker process that answered this scrape.",
-                  "# TYPE nbdeploy_worker_pid gauge",
-                  f"nbdeploy_worker_pid {pid}"]
+        lines += [
+            "# HELP nbdeploy_requests_in_flight Requests being answered now.",
+            "# TYPE nbdeploy_requests_in_flight gauge",
+            f"nbdeploy_requests_in_flight {self.in_flight}",
+            "# HELP nbdeploy_run_failures_total run() calls that raised.",
+            "# TYPE nbdeploy_run_failures_total counter",
+            f"nbdeploy_run_failures_total {self.run_failures}",
+            "# HELP nbdeploy_scoring_timeouts_total run() calls stopped by the scoring timeout.",
+            "# TYPE nbdeploy_scoring_timeouts_total counter",
+            f"nbdeploy_scoring_timeouts_total {self.timeouts}",
+            "# HELP nbdeploy_worker_pid The worker process that answered this scrape.",
+            "# TYPE nbdeploy_worker_pid gauge",
+            f"nbdeploy_worker_pid {pid}",
+        ]
         if self.batch_sizes.count:
-            lines += ["# HELP nbdeploy_batch_size Inputs per batched run() call.",
-                      "# TYPE nbdeploy_batch_size histogram"]
+            lines += [
+                "# HELP nbdeploy_batch_size Inputs per batched run() call.",
+                "# TYPE nbdeploy_batch_size histogram",
+            ]
             lines += self.batch_sizes.lines("nbdeploy_batch_size")
         return ("\n".join(lines) + "\n").encode()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-from typing import Any, Callable
+import email.utils
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from . import jsonio
@@ -101,8 +103,12 @@ class AMLRequest:
 
     @property
     def environ(self) -> dict[str, Any]:
-        env = {"REQUEST_METHOD": self.method, "PATH_INFO": self.path,
-               "QUERY_STRING": self.query_string.decode("latin-1"), "REMOTE_ADDR": self.remote_addr}
+        env = {
+            "REQUEST_METHOD": self.method,
+            "PATH_INFO": self.path,
+            "QUERY_STRING": self.query_string.decode("latin-1"),
+            "REMOTE_ADDR": self.remote_addr,
+        }
         for key, value in self.headers.items():
             env["HTTP_" + key.upper().replace("-", "_")] = value
         return env
@@ -164,7 +170,9 @@ class AMLRequest:
         if not (force or self.is_json):
             if silent:
                 return None
-            raise BadRequest("Did not attempt to load JSON data because the request Content-Type was not 'application/json'.")
+            raise BadRequest(
+                "Did not attempt to load JSON data because the request Content-Type was not 'application/json'."
+            )
         try:
             value = jsonio.loads(self._body)
         except ValueError as exc:
@@ -219,11 +227,17 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[MultiDict, MultiDic
         return form, files
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
+        if isinstance(name, tuple):  # an RFC 2231 (charset, language, value) parameter
+            name = email.utils.collapse_rfc2231_value(name)
+        if name is None:
+            continue  # a part without a name cannot be looked up (it used to be filed under None)
         filename = part.get_filename()
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):  # a nested multipart: not a field
+            payload = b""
         if filename is not None:
             files.add(name, FileStorage(payload, filename, name, part.get("Content-Type")))
-        elif name is not None:
+        else:
             charset = part.get_content_charset() or "utf-8"
             form.add(name, payload.decode(charset, "replace"))
     return form, files

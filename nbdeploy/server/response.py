@@ -20,10 +20,17 @@ class AMLResponse:
 
     default_mimetype = "text/html"
 
-    def __init__(self, message: Any, status_code: int = 200, response_headers: dict[str, Any] | None = None,
-                 json_str: bool = False, run_function_failed: bool = False) -> None:
+    def __init__(
+        self,
+        message: Any,
+        status_code: int = 200,
+        response_headers: dict[str, Any] | None = None,
+        json_str: bool = False,
+        run_function_failed: bool = False,
+    ) -> None:
         self.status_code = int(status_code)
         self.headers = Headers()
+        body: bytes | bytearray
         if message is None:
             body, ctype = b"{}", "application/json"
         elif json_str:
@@ -89,7 +96,7 @@ def response_parts(value: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes, b
     status = int(value.status_code)
     headers: list[tuple[bytes, bytes]] = []
     failed_header = None
-    items = value.headers.items() if not isinstance(value.headers, Headers) else value.headers.items()
+    items = value.headers.items()
     for key, val in items:
         low = key.lower()
         if low == "content-length":

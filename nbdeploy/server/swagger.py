@@ -24,34 +24,70 @@ _ERR_DESC = "The service failed to execute due to an error."
 
 
 def _info(name: str, version: str) -> dict[str, str]:
-    return {"title": name, "description": f"API specification for the Azure Machine Learning service {name}",
-            "version": version}
+    return {
+        "title": name,
+        "description": f"API specification for the Azure Machine Learning service {name}",
+        "version": version,
+    }
 
 
 def v2(name: str, version: str, prefix: str, inp: dict, out: dict) -> dict[str, Any]:
     """The Swagger 2.0 document."""
     err = {"description": _ERR_DESC, "schema": {"$ref": "#/definitions/ErrorResponse"}}
     return {
-        "swagger": "2.0", "info": _info(name, version), "schemes": ["https"],
-        "consumes": ["application/json"], "produces": ["application/json"],
+        "swagger": "2.0",
+        "info": _info(name, version),
+        "schemes": ["https"],
+        "consumes": ["application/json"],
+        "produces": ["application/json"],
         "securityDefinitions": {"Bearer": _BEARER},
         "paths": {
-            f"{prefix}/": {"get": {"operationId": "ServiceHealthCheck", "description": _HEALTH_DESC, "responses": {
-                "200": {"description": _HEALTH_OK, "schema": {"type": "string"},
-                        "examples": {"application/json": "Healthy"}},
-                "default": err}}},
-            f"{prefix}/score": {"post": {
-                "operationId": "RunMLService", "description": _SCORE_DESC, "security": [{"Bearer": []}],
-                "parameters": [{"name": "serviceInputPayload", "in": "body", "description": _INPUT_DESC,
-                                "schema": {"$ref": "#/definitions/ServiceInput"}}],
-                "responses": {"200": {"description": _OK_DESC, "schema": {"$ref": "#/definitions/ServiceOutput"}},
-                              "default": err}}},
-            f"{prefix}/swagger.json": {"get": {
-                "operationId": "GetSwaggerSpec", "description": "Get the Swagger specification.",
-                "parameters": [{"name": "version", "in": "query", "required": False, "type": "integer",
-                                "enum": [2, 3]}],
-                "responses": {"200": {"description": "The Swagger specification.", "schema": {"type": "string"}},
-                              "default": err}}},
+            f"{prefix}/": {
+                "get": {
+                    "operationId": "ServiceHealthCheck",
+                    "description": _HEALTH_DESC,
+                    "responses": {
+                        "200": {
+                            "description": _HEALTH_OK,
+                            "schema": {"type": "string"},
+                            "examples": {"application/json": "Healthy"},
+                        },
+                        "default": err,
+                    },
+                }
+            },
+            f"{prefix}/score": {
+                "post": {
+                    "operationId": "RunMLService",
+                    "description": _SCORE_DESC,
+                    "security": [{"Bearer": []}],
+                    "parameters": [
+                        {
+                            "name": "serviceInputPayload",
+                            "in": "body",
+                            "description": _INPUT_DESC,
+                            "schema": {"$ref": "#/definitions/ServiceInput"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": _OK_DESC, "schema": {"$ref": "#/definitions/ServiceOutput"}},
+                        "default": err,
+                    },
+                }
+            },
+            f"{prefix}/swagger.json": {
+                "get": {
+                    "operationId": "GetSwaggerSpec",
+                    "description": "Get the Swagger specification.",
+                    "parameters": [
+                        {"name": "version", "in": "query", "required": False, "type": "integer", "enum": [2, 3]}
+                    ],
+                    "responses": {
+                        "200": {"description": "The Swagger specification.", "schema": {"type": "string"}},
+                        "default": err,
+                    },
+                }
+            },
         },
         "definitions": {"ServiceInput": inp, "ServiceOutput": out, "ErrorResponse": _ERROR},
     }
@@ -59,32 +95,72 @@ def v2(name: str, version: str, prefix: str, inp: dict, out: dict) -> dict[str, 
 
 def v3(name: str, version: str, prefix: str, inp: dict, out: dict, openapi: str = "3.0.3") -> dict[str, Any]:
     """The OpenAPI 3.x document."""
-    err = {"description": _ERR_DESC,
-           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    err = {
+        "description": _ERR_DESC,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
     return {
-        "openapi": openapi, "info": _info(name, version), "security": [{"Bearer": []}],
+        "openapi": openapi,
+        "info": _info(name, version),
+        "security": [{"Bearer": []}],
         "paths": {
-            f"{prefix}/": {"get": {"operationId": "ServiceHealthCheck", "description": _HEALTH_DESC, "responses": {
-                "200": {"description": _HEALTH_OK,
-                        "content": {"text/plain": {"schema": {"type": "string", "example": "Healthy"}}}},
-                "default": err}}},
-            f"{prefix}/score": {"post": {
-                "operationId": "RunMLService", "description": _SCORE_DESC, "security": [{"Bearer": []}],
-                "requestBody": {"description": _INPUT_DESC, "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/ServiceInput"}}}},
-                "responses": {"200": {"description": _OK_DESC, "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/ServiceOutput"}}}},
-                    "default": err}}},
-            f"{prefix}/swagger.json": {"get": {
-                "operationId": "GetSwaggerSpec", "description": "Get the Swagger specification.",
-                "parameters": [{"name": "version", "in": "query", "required": False,
-                                "schema": {"type": "integer", "enum": [2, 3]}}],
-                "responses": {"200": {"description": "The Swagger specification.",
-                                      "content": {"text/plain": {"schema": {"type": "string"}}}},
-                              "default": err}}},
+            f"{prefix}/": {
+                "get": {
+                    "operationId": "ServiceHealthCheck",
+                    "description": _HEALTH_DESC,
+                    "responses": {
+                        "200": {
+                            "description": _HEALTH_OK,
+                            "content": {"text/plain": {"schema": {"type": "string", "example": "Healthy"}}},
+                        },
+                        "default": err,
+                    },
+                }
+            },
+            f"{prefix}/score": {
+                "post": {
+                    "operationId": "RunMLService",
+                    "description": _SCORE_DESC,
+                    "security": [{"Bearer": []}],
+                    "requestBody": {
+                        "description": _INPUT_DESC,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ServiceInput"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": _OK_DESC,
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ServiceOutput"}}},
+                        },
+                        "default": err,
+                    },
+                }
+            },
+            f"{prefix}/swagger.json": {
+                "get": {
+                    "operationId": "GetSwaggerSpec",
+                    "description": "Get the Swagger specification.",
+                    "parameters": [
+                        {
+                            "name": "version",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "enum": [2, 3]},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The Swagger specification.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "default": err,
+                    },
+                }
+            },
         },
-        "components": {"schemas": {"ServiceInput": inp, "ServiceOutput": out, "ErrorResponse": _ERROR},
-                       "securitySchemes": {"Bearer": _BEARER}},
+        "components": {
+            "schemas": {"ServiceInput": inp, "ServiceOutput": out, "ErrorResponse": _ERROR},
+            "securitySchemes": {"Bearer": _BEARER},
+        },
     }
 
 
@@ -98,8 +174,9 @@ def _has_mixed_list(value: Any) -> bool:
     return False
 
 
-def build(run: Any, decorated: bool, name: str, version: str, prefix: str, app_root: str,
-          entry_dir: str | None = None) -> dict[str, bytes | None]:
+def build(
+    run: Any, decorated: bool, name: str, version: str, prefix: str, app_root: str, entry_dir: str | None = None
+) -> dict[str, bytes | None]:
     """Map of version key (``2``, ``3``, ``3.1``) to the document's bytes (``None``: not supported)."""
     inp, out = copy.deepcopy(_EMPTY), copy.deepcopy(_EMPTY)
     versions = {"2", "3", "3.1"}
@@ -109,7 +186,7 @@ def build(run: Any, decorated: bool, name: str, version: str, prefix: str, app_r
 
             inp = get_input_schema(run) or inp
             out = get_output_schema(run) or out
-        except Exception:  # noqa: BLE001 - the document is optional; scoring must still work
+        except Exception:
             log.exception("Could not generate swagger from the inference-schema decorators")
         if _has_mixed_list(inp.get("example")) or _has_mixed_list(out.get("example")):
             versions.discard("2")

@@ -17,11 +17,17 @@ DEFAULT_PYTHON = "3.11"
 class CondaDependencies:
     """A conda environment specification, as ``azureml.core.conda_dependencies.CondaDependencies``."""
 
-    def __init__(self, conda_dependencies_file_path: str | os.PathLike[str] | None = None, _underlying_structure: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        conda_dependencies_file_path: str | os.PathLike[str] | None = None,
+        _underlying_structure: dict[str, Any] | None = None,
+    ) -> None:
         if conda_dependencies_file_path is not None:
             path = Path(conda_dependencies_file_path)
             if not path.is_file():
-                raise InvalidInput(f"Conda specification {path} does not exist; pass the path of an environment.yml file.")
+                raise InvalidInput(
+                    f"Conda specification {path} does not exist; pass the path of an environment.yml file."
+                )
             try:
                 data = yaml.safe_load(path.read_text()) or {}
             except yaml.YAMLError as exc:
@@ -115,7 +121,9 @@ class CondaDependencies:
 
     def remove_conda_package(self, conda_package: str) -> None:
         name = _requirement_name(conda_package)
-        self._conda["dependencies"] = [d for d in self._conda["dependencies"] if not (isinstance(d, str) and _requirement_name(d) == name)]
+        self._conda["dependencies"] = [
+            d for d in self._conda["dependencies"] if not (isinstance(d, str) and _requirement_name(d) == name)
+        ]
 
     def add_channel(self, channel: str) -> None:
         if channel not in self._conda["channels"]:
@@ -148,7 +156,10 @@ class CondaDependencies:
         return isinstance(other, CondaDependencies) and self._conda == other._conda
 
     def __repr__(self) -> str:
-        return f"CondaDependencies(pip={self.pip_packages!r}, conda={self.conda_packages!r}, python={self.get_python_version()!r})"
+        return (
+            f"CondaDependencies(pip={self.pip_packages!r}, conda={self.conda_packages!r}, "
+            f"python={self.get_python_version()!r})"
+        )
 
 
 def _is_python(dep: str) -> bool:

@@ -18,7 +18,6 @@ import yaml
 from nbdeploy.errors import InvalidInput, InvalidSpec, TargetNotAvailable
 
 
-
 @dataclass
 class DeploymentConfig:
     """Settings common to every target. Subclasses add their own fields."""
@@ -56,8 +55,12 @@ class DeploymentConfig:
 
     # -- deploymentconfig.json ------------------------------------------------------------------
     _COMMON_KEYS: ClassVar[dict[str, str]] = {
-        "tags": "tags", "properties": "properties", "description": "description", "authEnabled": "auth_enabled",
-        "scoringTimeoutMs": "scoring_timeout_ms", "smokeInput": "smoke_input",
+        "tags": "tags",
+        "properties": "properties",
+        "description": "description",
+        "authEnabled": "auth_enabled",
+        "scoringTimeoutMs": "scoring_timeout_ms",
+        "smokeInput": "smoke_input",
     }
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,7 +79,12 @@ class DeploymentConfig:
         allowed_top = {k.split(".")[0] for k in known} | {"computeType", "keys"}
         unknown = set(data) - allowed_top
         if unknown:
-            raise InvalidSpec(sorted(unknown)[0], f"unknown key for computeType {cls.compute_type!r}", allowed=allowed_top, source=source)
+            raise InvalidSpec(
+                sorted(unknown)[0],
+                f"unknown key for computeType {cls.compute_type!r}",
+                allowed=allowed_top,
+                source=source,
+            )
         kwargs: dict[str, Any] = {}
         for key, attr in known.items():
             value = _get_path(data, key)
@@ -121,7 +129,9 @@ def deployment_config_from_dict(data: dict[str, Any], source: str | None = None)
     try:
         cls = deployment_config_class(str(compute_type))
     except InvalidSpec:
-        raise InvalidSpec("computeType", f"{compute_type!r} is not supported", allowed=compute_types, source=source) from None
+        raise InvalidSpec(
+            "computeType", f"{compute_type!r} is not supported", allowed=compute_types, source=source
+        ) from None
     return cls.from_dict(data, source=source)
 
 

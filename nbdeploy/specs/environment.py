@@ -33,9 +33,24 @@ from nbdeploy.specs.conda import CondaDependencies
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 YAML_KEYS = {
-    "name", "version", "pip", "conda", "channels", "python", "requirements", "base_image", "base_dockerfile",
-    "variables", "environment_variables", "pip_index_url", "pip_extra_index_urls", "pip_trusted_hosts",
-    "ca_certificates", "user_managed_dependencies", "gpu", "system_packages",
+    "name",
+    "version",
+    "pip",
+    "conda",
+    "channels",
+    "python",
+    "requirements",
+    "base_image",
+    "base_dockerfile",
+    "variables",
+    "environment_variables",
+    "pip_index_url",
+    "pip_extra_index_urls",
+    "pip_trusted_hosts",
+    "ca_certificates",
+    "user_managed_dependencies",
+    "gpu",
+    "system_packages",
 }
 
 
@@ -80,8 +95,10 @@ class Environment:
     """The software environment a service runs in."""
 
     def __init__(self, name: str, version: str | None = None) -> None:
-        if not isinstance(name, str) or not ENV_NAME_RE.match(name):
-            raise InvalidSpec("environment name", f"{name!r} must start with a letter or digit and use letters, digits, '.', '_', '-'")
+        if not isinstance(name, str) or not ENV_NAME_RE.fullmatch(name):
+            raise InvalidSpec(
+                "environment name", f"{name!r} must start with a letter or digit and use letters, digits, '.', '_', '-'"
+            )
         self.name = name
         self.version = version
         self.python = PythonSection()
@@ -105,7 +122,9 @@ class Environment:
 
     # -- factories -------------------------------------------------------------------------------
     @classmethod
-    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str], pip_version: str | None = None) -> Environment:
+    def from_pip_requirements(
+        cls, name: str, file_path: str | os.PathLike[str], pip_version: str | None = None
+    ) -> Environment:
         """An environment whose pip packages are the lines of a requirements file."""
         env = cls(name)
         for line in _read_requirements(Path(file_path)):
@@ -123,8 +142,13 @@ class Environment:
         return env
 
     @classmethod
-    def from_current_kernel(cls, name: str, entry_script: str | os.PathLike[str] | None = None,
-                            source_directory: str | os.PathLike[str] | None = None, packages: Sequence[str] = ()) -> Environment:
+    def from_current_kernel(
+        cls,
+        name: str,
+        entry_script: str | os.PathLike[str] | None = None,
+        source_directory: str | os.PathLike[str] | None = None,
+        packages: Sequence[str] = (),
+    ) -> Environment:
         """Pin the packages that the entry script (and its source folder) import, at the versions installed here.
 
         Without an entry script, pins every installed distribution that is importable at top level
@@ -157,7 +181,9 @@ class Environment:
             try:
                 pins[dist] = metadata.version(dist)
             except metadata.PackageNotFoundError as exc:
-                raise InvalidInput(f"packages: {dist!r} is not installed in this kernel; install it or pin it with pip: [...]") from exc
+                raise InvalidInput(
+                    f"packages: {dist!r} is not installed in this kernel; install it or pin it with pip: [...]"
+                ) from exc
         env = cls(name)
         env.python.conda_dependencies.set_python_version(f"{sys.version_info.major}.{sys.version_info.minor}")
         for dist, version in sorted(pins.items()):
@@ -273,9 +299,17 @@ class Environment:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """A complete, JSON-serializable description (stored in revision records)."""
+        """A complete, JSON-serializable description (stored in revision records and saved environments).
+
+        Index URLs lose inline passwords (``https://user:secret@host`` is stored as ``https://host``): give
+        credentials by reference instead, ``https://user:${PIP_PASSWORD}@host/simple`` (expanded at build
+        time), ``~/.netrc`` or keyring.
+        """
         doc = self.to_v1_document()
         doc["pipOptions"] = asdict(self.pip_options)
+        options = doc["pipOptions"]
+        options["index_url"] = _stored_url(options["index_url"])
+        options["extra_index_urls"] = [_stored_url(u) for u in options["extra_index_urls"]]
         doc["docker"]["gpuSupport"] = self.docker.gpu_support
         doc["docker"]["systemPackages"] = list(self.docker.system_packages)
         return doc
@@ -320,6 +354,26 @@ class Environment:
 
     def __repr__(self) -> str:
         return f"Environment(name={self.name!r}, pip={self.pip_packages!r}, base_image={self.docker.base_image!r})"
+
+
+def _stored_url(url: str | None) -> str | None:
+    """An index URL as it may be stored: without an inline password (a ``${VAR}`` reference is kept)."""
+    if not url:
+        return url
+    from nbdeploy.specs.credentials import redact_index_url
+
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    if "${" in userinfo:
+        return url
+    stored, had_credentials = redact_index_url(url)
+    if had_credentials:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "the credentials in %s are not stored; give them by reference (${VAR} in the URL, ~/.netrc or keyring)",
+            stored,
+        )
+    return stored
 
 
 def _as_list(value: Any, key: str, source: str | None) -> list[str]:

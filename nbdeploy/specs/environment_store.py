@@ -38,10 +38,12 @@ def load_environment(workspace: Workspace, name_or_file: str) -> Environment:
     path = Path(name_or_file)
     if path.suffix in (".yml", ".yaml", ".json") and path.is_file():
         data = yaml.safe_load(path.read_text()) or {}
-        if isinstance(data, dict) and ("python" in data and isinstance(data["python"], dict) or "docker" in data):
+        if isinstance(data, dict) and (("python" in data and isinstance(data["python"], dict)) or "docker" in data):
             return Environment.from_v1_document(data, source=str(path))
         return Environment.from_yaml(path.read_text(), name=path.stem, source=str(path))
     target = _folder(workspace) / f"{name_or_file}.yml"
     if not target.is_file():
-        raise EnvironmentNotFound(name_or_file, environment_names(workspace), hint="Define it with %%environment NAME or pass a YAML file.")
+        raise EnvironmentNotFound(
+            name_or_file, environment_names(workspace), hint="Define it with %%environment NAME or pass a YAML file."
+        )
     return Environment.from_stored_dict(yaml.safe_load(target.read_text()))

@@ -17,8 +17,16 @@ from nbdeploy.specs.environment import Environment
 _LEGACY_PARAMS = ("runtime", "conda_file", "extra_docker_file_steps", "enable_gpu", "cuda_version", "base_image")
 CURRENT_KEYS = {"entryScript", "sourceDirectory", "environment", "description"}
 LEGACY_KEYS = {
-    "entryScript", "runtime", "condaFile", "extraDockerfileSteps", "sourceDirectory", "enableGpu",
-    "baseImage", "baseImageRegistry", "cudaVersion", "description",
+    "entryScript",
+    "runtime",
+    "condaFile",
+    "extraDockerfileSteps",
+    "sourceDirectory",
+    "enableGpu",
+    "baseImage",
+    "baseImageRegistry",
+    "cudaVersion",
+    "description",
 }
 
 
@@ -41,14 +49,25 @@ class InferenceConfig:
     ) -> None:
         if not entry_script:
             raise InvalidSpec("entry_script", "is required: the path of the score.py that defines init() and run()")
-        legacy = {k: v for k, v in zip(_LEGACY_PARAMS, (runtime, conda_file, extra_docker_file_steps, enable_gpu, cuda_version, base_image)) if v is not None}
+        legacy = {
+            k: v
+            for k, v in zip(
+                _LEGACY_PARAMS,
+                (runtime, conda_file, extra_docker_file_steps, enable_gpu, cuda_version, base_image),
+                strict=True,
+            )
+            if v is not None
+        }
         if environment is not None and legacy:
-            raise InvalidSpec(sorted(legacy)[0], "cannot be combined with environment; set it on the Environment instead")
+            raise InvalidSpec(
+                sorted(legacy)[0], "cannot be combined with environment; set it on the Environment instead"
+            )
         if runtime is not None and runtime.lower() not in ("python", "spark-py"):
             raise InvalidSpec("runtime", f"{runtime!r} is not supported", allowed=["python", "spark-py"])
         if legacy:
             warnings.warn(
-                f"InferenceConfig({', '.join(sorted(legacy))}=...) is the legacy form; use environment=Environment(...)",
+                f"InferenceConfig({', '.join(sorted(legacy))}=...) is the legacy form; "
+                "use environment=Environment(...)",
                 DeprecationWarning,
                 stacklevel=2,
             )
@@ -64,7 +83,9 @@ class InferenceConfig:
             script_path = Path(entry_script)
         if not script_path.is_file():
             where = f" (relative to source_directory {self.source_directory})" if self.source_directory else ""
-            raise InvalidInput(f"Entry script {entry_script}{where} does not exist; write it with %%score_script or pass its path.")
+            raise InvalidInput(
+                f"Entry script {entry_script}{where} does not exist; write it with %%score_script or pass its path."
+            )
         self.entry_script = str(entry_script)
         self._entry_script_path = script_path.resolve()
         self.environment = environment
@@ -79,7 +100,9 @@ class InferenceConfig:
 
     # -- files -----------------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict[str, Any], base_dir: str | os.PathLike[str] = ".", source: str | None = None) -> InferenceConfig:
+    def from_dict(
+        cls, data: dict[str, Any], base_dir: str | os.PathLike[str] = ".", source: str | None = None
+    ) -> InferenceConfig:
         """Read the current or the legacy form of v1's inferenceconfig.json (already parsed)."""
         if not isinstance(data, dict):
             raise InvalidSpec("inference config", "must be a JSON/YAML object", source=source)
@@ -101,14 +124,21 @@ class InferenceConfig:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 return cls(
-                    entry, runtime=data.get("runtime"), conda_file=conda_file,
-                    extra_docker_file_steps=data.get("extraDockerfileSteps"), source_directory=source_dir_path,
-                    enable_gpu=data.get("enableGpu"), description=data.get("description"),
-                    base_image=data.get("baseImage"), cuda_version=data.get("cudaVersion"),
+                    entry,
+                    runtime=data.get("runtime"),
+                    conda_file=conda_file,
+                    extra_docker_file_steps=data.get("extraDockerfileSteps"),
+                    source_directory=source_dir_path,
+                    enable_gpu=data.get("enableGpu"),
+                    description=data.get("description"),
+                    base_image=data.get("baseImage"),
+                    cuda_version=data.get("cudaVersion"),
                 )
         env_doc = data.get("environment")
         environment = Environment.from_v1_document(env_doc, source=source) if env_doc else None
-        return cls(entry, source_directory=source_dir_path, environment=environment, description=data.get("description"))
+        return cls(
+            entry, source_directory=source_dir_path, environment=environment, description=data.get("description")
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The current form of inferenceconfig.json."""
@@ -123,7 +153,10 @@ class InferenceConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
     def __repr__(self) -> str:
-        return f"InferenceConfig(entry_script={self.entry_script!r}, source_directory={self.source_directory!r}, environment={self.environment!r})"
+        return (
+            f"InferenceConfig(entry_script={self.entry_script!r}, source_directory={self.source_directory!r}, "
+            f"environment={self.environment!r})"
+        )
 
 
 def load_inference_config(path: str | os.PathLike[str]) -> InferenceConfig:
@@ -138,7 +171,9 @@ def load_inference_config(path: str | os.PathLike[str]) -> InferenceConfig:
     return InferenceConfig.from_dict(data, base_dir=file.parent, source=str(file))
 
 
-def _environment_from_legacy(conda_file: str | None, base_image: str | None, enable_gpu: bool | None, steps: str | None) -> Environment:
+def _environment_from_legacy(
+    conda_file: str | None, base_image: str | None, enable_gpu: bool | None, steps: str | None
+) -> Environment:
     env = Environment("legacy-inference-environment")
     if conda_file:
         env.python.conda_dependencies = CondaDependencies(conda_file)

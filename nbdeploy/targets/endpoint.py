@@ -41,10 +41,22 @@ class Endpoint:
 
     def client(self, timeout: float = 60.0, **kwargs: Any) -> httpx.Client:
         """An httpx client for this endpoint (environment proxies ignored: services are reached directly)."""
-        return httpx.Client(base_url=self.base_url, verify=self.verify, cert=self.client_cert, trust_env=False,
-                            timeout=timeout, **kwargs)
+        return httpx.Client(
+            base_url=self.base_url,
+            verify=self.verify,
+            cert=self.client_cert,
+            trust_env=False,
+            timeout=timeout,
+            **kwargs,
+        )
 
     def async_client(self, timeout: float = 60.0, **kwargs: Any) -> httpx.AsyncClient:
         """The asynchronous twin of :meth:`client` (batch scoring, the lab server)."""
-        return httpx.AsyncClient(base_url=self.base_url, verify=self.verify, cert=self.client_cert, trust_env=False,
-                                 timeout=timeout, **kwargs)
+        return httpx.AsyncClient(
+            base_url=self.base_url,
+            verify=self.verify,
+            cert=self.client_cert,
+            trust_env=False,
+            timeout=timeout,
+            **kwargs,
+        )

@@ -48,9 +48,13 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("--auth", "auth_enabled", bool, "Key authentication on every route but the health routes."),
     Option("--description", "description", str, "Free text stored with the service."),
     Option("--scoring-timeout-ms", "scoring_timeout_ms", int, "A run() taking longer is answered 500."),
-    Option("--smoke-input", "smoke_input", str,
-           "Request body POSTed to /score before an update moves traffic (default: the swagger example).",
-           metavar="JSON"),
+    Option(
+        "--smoke-input",
+        "smoke_input",
+        str,
+        "Request body POSTed to /score before an update moves traffic (default: the swagger example).",
+        metavar="JSON",
+    ),
 )
 
 
@@ -70,8 +74,10 @@ def merge_options(groups: Iterable[tuple[str, Iterable[Option]]]) -> list[tuple[
             if option.flag in merged:
                 first, owners = merged[option.flag]
                 if (first.field, first.type) != (option.field, option.type):
-                    raise ValueError(f"{option.flag} means {first.field} ({first.type.__name__}) for {owners[0]} but "
-                                     f"{option.field} ({option.type.__name__}) for {owner}")
+                    raise ValueError(
+                        f"{option.flag} means {first.field} ({first.type.__name__}) for {owners[0]} but "
+                        f"{option.field} ({option.type.__name__}) for {owner}"
+                    )
                 owners.append(owner)
             else:
                 merged[option.flag] = (option, [owner])
@@ -91,5 +97,7 @@ def refuse_foreign_options(cls: type[Target], given: Mapping[str, Any]) -> None:
     for option, owners in merge_options((c.name, c.options) for c in target_classes()):
         if given.get(option.dest) is not None and option.dest not in own:
             theirs = ", ".join(target_flags(cls)) or "none beyond the common ones"
-            raise InvalidInput(f"{option.flag} is not an option of target {cls.name!r} (it is one of "
-                               f"{', '.join(owners)}); {cls.name}'s own options: {theirs}")
+            raise InvalidInput(
+                f"{option.flag} is not an option of target {cls.name!r} (it is one of "
+                f"{', '.join(owners)}); {cls.name}'s own options: {theirs}"
+            )

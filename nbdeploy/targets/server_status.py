@@ -23,4 +23,8 @@ def failure_reason(info: dict[str, Any], exit_code: int | None) -> str:
     error = info.get("error") or ""
     if exit_code == 3 or info.get("state") == "failed":
         return "init() failed" + (f": {error}" if error else "") + " (the server exits with code 3)"
-    return "the scoring server exited" + (f" with code {exit_code}" if exit_code is not None else "") + (f": {error}" if error else "")
+    return (
+        "the scoring server exited"
+        + (f" with code {exit_code}" if exit_code is not None else "")
+        + (f": {error}" if error else "")
+    )

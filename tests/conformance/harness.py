@@ -87,9 +87,9 @@ class Server:
 
 def start(kind: str, script: Path, tmp: Path, model_dir: Path | None = None, env: dict[str, str] | None = None,
           args: list[str] | None = None, wait: bool = True, cwd: Path | None = None, timeout: float = 60.0,
-          port: int | None = None) -> Server:
+          port: int | None = None, preexec_fn=None) -> Server:
     """Start ``kind`` ('ours' or 'reference') for ``script`` on ``port`` (a free one by default); wait for
-    ``GET /`` unless ``wait`` is False."""
+    ``GET /`` unless ``wait`` is False. ``preexec_fn`` runs in the child before the server starts."""
     port = port or free_port()
     model_dir = model_dir or tmp
     cwd = cwd or script.parent
@@ -106,7 +106,7 @@ def start(kind: str, script: Path, tmp: Path, model_dir: Path | None = None, env
     log_path = tmp / f"{kind}-{script.stem}-{port}.log"
     with open(log_path, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd, env=full_env,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=preexec_fn)
     server = Server(proc, port, log_path, kind)
     if wait:
         wait_ready(server, timeout)

@@ -42,6 +42,7 @@ def test_routes(pair, method, path):
     {"x-ms-client-request-id": "client-1"},
     {"x-ms-request-id": "legacy-1"},
     {"x-ms-client-request-id": "c", "x-ms-request-id": "l", "TraceId": "t-1"},
+    {"x-ms-request-id": "legacy-2", "x-ms-client-request-id": "client-2", "x-request-id": "r-2"},
     {"x-request-id": "a" * 100},
     {"x-request-id": "a" * 101},
     {"x-ms-client-request-id": "b" * 101},
@@ -52,7 +53,8 @@ def test_request_ids(pair, headers):
 
 
 @pytest.mark.parametrize("query", ["", "?version=2", "?version=2.0", "?version=3", "?version=3.0", "?version=3.1",
-                                   "?version=4", "?version=abc"])
+                                   "?version=4", "?version=abc", "?version=", "?version", "?version=&version=3",
+                                   "?version=3&version=", "?other=1&version=3.1"])
 def test_swagger(pair, query):
     same(pair, "GET", "/swagger.json" + query)
 

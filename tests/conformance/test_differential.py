@@ -39,7 +39,10 @@ def same(pair, method: str, path: str, body=None, headers=None) -> tuple[Respons
         assert (name in a.headers) == (name in b.headers), f"{where}: header {name}: {a.headers} / {b.headers}"
     if headers and "x-request-id" in {k.lower() for k in headers} and b.status != 431:
         assert a.headers["x-request-id"] == b.headers["x-request-id"]
-    if "x-ms-request-id" in b.headers and "x-request-id" not in {k.lower() for k in (headers or {})}:
+    sent = {k.lower() for k in (headers or {})}
+    if b.status != 431 and sent & {"x-ms-request-id", "x-ms-client-request-id"}:  # which client id wins
+        assert a.headers.get("x-ms-request-id") == b.headers.get("x-ms-request-id"), f"{where}: {a.headers} / {b.headers}"
+    if "x-ms-request-id" in b.headers and "x-request-id" not in sent:
         # both derive it from a client id or from their own x-request-id
         assert (a.headers["x-ms-request-id"] == a.headers["x-request-id"]) == (
             b.headers["x-ms-request-id"] == b.headers["x-request-id"])

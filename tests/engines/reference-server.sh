@@ -14,6 +14,10 @@ case "${1:-up}" in
       "$venv/bin/python" -m pip install -q "azureml-inference-server-http==1.5.1" "inference-schema==1.8" \
         scikit-learn joblib numpy pandas Pillow >&2
     fi
+    # azureml-core: v1 scripts import azureml.core.model.Model (tests/conformance/test_diff_model_path.py)
+    if ! "$venv/bin/python" -c "import azureml.core.model" 2>/dev/null; then
+      "$venv/bin/python" -m pip install -q "azureml-core==1.61.0.post4" >&2
+    fi
     echo "$venv/bin/python"
     ;;
   down) rm -rf "$venv" ;;

@@ -19,7 +19,7 @@ from nbdeploy.compat.azureml._v1 import (
     Webservice,
 )
 from nbdeploy.compat.azureml._workspace import Workspace
-from nbdeploy.compat.azureml import core  # noqa: E402 - so ``azureml.core.VERSION`` works after ``from nbdeploy.compat import azureml``
+from nbdeploy.compat.azureml import core  # so ``azureml.core.VERSION`` works after ``from nbdeploy.compat import azureml``
 
 __all__ = [
     "VERSION", "core", "AciWebservice", "AksCompute", "AksWebservice", "ComputeTarget", "CondaDependencies", "ContainerImage",

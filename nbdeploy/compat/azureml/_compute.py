@@ -93,7 +93,7 @@ class ComputeTarget:
         return self._state()[0]
 
     @property
-    def provisioning_errors(self) -> list[dict[str, str]] | None:
+    def provisioning_errors(self) -> list[dict[str, dict[str, str]]] | None:
         error = self._state()[1]
         return [{"error": {"message": error}}] if error else None
 
@@ -116,8 +116,12 @@ class ComputeTarget:
         return self.provisioning_state
 
     def serialize(self) -> dict[str, Any]:
-        return {"name": self.name, "computeType": self.type, "provisioningState": self.provisioning_state,
-                **{k: v for k, v in asdict(self._record).items() if k not in ("name", "type")}}
+        return {
+            "name": self.name,
+            "computeType": self.type,
+            "provisioningState": self.provisioning_state,
+            **{k: v for k, v in asdict(self._record).items() if k not in ("name", "type")},
+        }
 
     # -- v1 verbs -------------------------------------------------------------------------------------
     @staticmethod
@@ -125,8 +129,10 @@ class ComputeTarget:
     def attach(workspace: Workspace | None, name: str, attach_configuration: Any) -> ComputeTarget:
         """Record ``attach_configuration`` under ``name`` in the workspace and return the target."""
         if not isinstance(attach_configuration, AksAttachConfiguration):
-            raise InvalidInput("ComputeTarget.attach: nbdeploy attaches Kubernetes clusters only; "
-                               "pass AksCompute.attach_configuration(cluster_name=<kube context>, kubeconfig=...)")
+            raise InvalidInput(
+                "ComputeTarget.attach: nbdeploy attaches Kubernetes clusters only; "
+                "pass AksCompute.attach_configuration(cluster_name=<kube context>, kubeconfig=...)"
+            )
         return AksCompute._attach(as_workspace(workspace), name, attach_configuration)
 
     @staticmethod
@@ -207,8 +213,12 @@ class AksCompute(ComputeTarget):
 
     def deployment_settings(self) -> dict[str, Any]:
         """The AksDeploymentConfig fields that send a deployment to this cluster."""
-        return {"kubeconfig": self.kubeconfig, "context": self.context, "compute_target_name": self.name,
-                "namespace": self.namespace}
+        return {
+            "kubeconfig": self.kubeconfig,
+            "context": self.context,
+            "compute_target_name": self.name,
+            "namespace": self.namespace,
+        }
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Refused: nbdeploy does not change clusters (v1 uses it to turn on SSL)."""
@@ -221,11 +231,17 @@ class AksCompute(ComputeTarget):
 
     @staticmethod
     @raises_v1(ComputeTargetException)
-    def attach_configuration(resource_group: str | None = None, cluster_name: str | None = None,
-                             resource_id: str | None = None, cluster_purpose: str | None = None,
-                             load_balancer_type: str | None = None, load_balancer_subnet: str | None = None,
-                             kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None,
-                             namespace: str | None = None) -> AksAttachConfiguration:
+    def attach_configuration(
+        resource_group: str | None = None,
+        cluster_name: str | None = None,
+        resource_id: str | None = None,
+        cluster_purpose: str | None = None,
+        load_balancer_type: str | None = None,
+        load_balancer_subnet: str | None = None,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        context: str | None = None,
+        namespace: str | None = None,
+    ) -> AksAttachConfiguration:
         """Which cluster to attach: ``context`` of ``kubeconfig`` (default ``$KUBECONFIG`` or ``~/.kube/config``).
 
         Without ``context``, v1's ``cluster_name`` is used when the kubeconfig has a context of that name, else
@@ -239,17 +255,24 @@ class AksCompute(ComputeTarget):
             cluster_name = resource_id.rstrip("/").rsplit("/", 1)[-1]
         if context is not None:
             if context not in contexts:
-                raise InvalidInput(f"Context {context!r} is not in the kubeconfig {path}; its contexts: {', '.join(contexts) or 'none'}")
+                raise InvalidInput(
+                    f"Context {context!r} is not in the kubeconfig {path}; "
+                    f"its contexts: {', '.join(contexts) or 'none'}"
+                )
             chosen = context
         elif cluster_name in contexts:
             chosen = str(cluster_name)
         elif current:
             chosen = current
             if cluster_name:
-                log.info("kubeconfig %s has no context %r; attaching its current context %r", path, cluster_name, current)
+                log.info(
+                    "kubeconfig %s has no context %r; attaching its current context %r", path, cluster_name, current
+                )
         else:
-            raise InvalidInput(f"The kubeconfig {path} has no current context and none named {cluster_name!r}; "
-                               f"pass context= (its contexts: {', '.join(contexts) or 'none'})")
+            raise InvalidInput(
+                f"The kubeconfig {path} has no current context and none named {cluster_name!r}; "
+                f"pass context= (its contexts: {', '.join(contexts) or 'none'})"
+            )
         return AksAttachConfiguration(path, chosen, namespace, cluster_name, resource_group, cluster_purpose)
 
     @staticmethod
@@ -259,8 +282,17 @@ class AksCompute(ComputeTarget):
         workspace.ensure()
         folder = _folder(workspace)
         folder.mkdir(parents=True, exist_ok=True)
-        record = _Record(name, AksCompute.type, config.kubeconfig, config.context, config.namespace, config.cluster_name,
-                         config.resource_group, config.cluster_purpose, datetime.now(timezone.utc).isoformat())
+        record = _Record(
+            name,
+            AksCompute.type,
+            config.kubeconfig,
+            config.context,
+            config.namespace,
+            config.cluster_name,
+            config.resource_group,
+            config.cluster_purpose,
+            datetime.now(timezone.utc).isoformat(),
+        )
         tmp = folder / f".{name}.json.tmp"
         tmp.write_text(json.dumps(asdict(record), indent=2) + "\n")
         os.replace(tmp, folder / f"{name}.json")
@@ -275,8 +307,10 @@ class AmlCompute(ComputeTarget):
 
     @staticmethod
     def provisioning_configuration(*args: Any, **kwargs: Any) -> Any:
-        raise as_v1(NotSupportedInNbdeploy("AmlCompute (training clusters) is not part of nbdeploy, which covers deployment."),
-                    ComputeTargetException)
+        raise as_v1(
+            NotSupportedInNbdeploy("AmlCompute (training clusters) is not part of nbdeploy, which covers deployment."),
+            ComputeTargetException,
+        )
 
     @staticmethod
     def supported_vmsizes(*args: Any, **kwargs: Any) -> Any:
@@ -293,17 +327,25 @@ _CLASSES: dict[str, type[ComputeTarget]] = {"AKS": AksCompute}
 
 
 def _refuse_provisioning(what: str) -> NbdeployError:
-    return as_v1(NotSupportedInNbdeploy(
-        f"{what}: nbdeploy does not provision clusters; it attaches existing ones. Use "
-        "ComputeTarget.attach(ws, name, AksCompute.attach_configuration(cluster_name=<kube context>, kubeconfig=<path>))."
-    ), ComputeTargetException)
+    return as_v1(
+        NotSupportedInNbdeploy(
+            f"{what}: nbdeploy does not provision clusters; it attaches existing ones. Use "
+            "ComputeTarget.attach(ws, name, "
+            "AksCompute.attach_configuration(cluster_name=<kube context>, kubeconfig=<path>))."
+        ),
+        ComputeTargetException,
+    )
 
 
 def _refuse_ssl() -> NbdeployError:
-    return as_v1(NotSupportedInNbdeploy(
-        "Enabling SSL on an AKS compute target is refused: nbdeploy does not change clusters. Serve TLS with the "
-        "cluster's own ingress controller and AksDeploymentConfig(ingress_host=...), or terminate TLS in front of it."
-    ), ComputeTargetException)
+    return as_v1(
+        NotSupportedInNbdeploy(
+            "Enabling SSL on an AKS compute target is refused: nbdeploy does not change clusters. "
+            "Serve TLS with the cluster's own ingress controller and AksDeploymentConfig(ingress_host=...), "
+            "or terminate TLS in front of it."
+        ),
+        ComputeTargetException,
+    )
 
 
 def _load(workspace: Workspace, name: str) -> _Record:
@@ -311,8 +353,14 @@ def _load(workspace: Workspace, name: str) -> _Record:
     if not path.is_file():
         folder = _folder(workspace)
         known = [p.stem for p in folder.glob("*.json")] if folder.is_dir() else []
-        raise as_v1(ComputeTargetNotFound(name, known, hint="Attach one with ComputeTarget.attach(ws, name, "
-                                                              "AksCompute.attach_configuration(...))."), ComputeTargetException)
+        raise as_v1(
+            ComputeTargetNotFound(
+                name,
+                known,
+                hint="Attach one with ComputeTarget.attach(ws, name, AksCompute.attach_configuration(...)).",
+            ),
+            ComputeTargetException,
+        )
     return _Record(**json.loads(path.read_text()))
 
 
@@ -330,8 +378,9 @@ def _kubeconfig_doc(path: str) -> dict[str, Any]:
 
 def _contexts(path: str) -> tuple[list[str], str | None]:
     doc = _kubeconfig_doc(path)
-    names = [c.get("name") for c in doc.get("contexts") or [] if isinstance(c, dict) and c.get("name")]
-    return names, doc.get("current-context") or None
+    names = [str(c["name"]) for c in doc.get("contexts") or [] if isinstance(c, dict) and c.get("name")]
+    current = doc.get("current-context")
+    return names, str(current) if current else None
 
 
 def _server_of(path: str, context: str) -> str | None:
@@ -340,7 +389,9 @@ def _server_of(path: str, context: str) -> str | None:
     except InvalidInput:
         return None
     ctx = next((c.get("context") or {} for c in doc.get("contexts") or [] if c.get("name") == context), {})
-    cluster = next((c.get("cluster") or {} for c in doc.get("clusters") or [] if c.get("name") == ctx.get("cluster")), {})
+    cluster = next(
+        (c.get("cluster") or {} for c in doc.get("clusters") or [] if c.get("name") == ctx.get("cluster")), {}
+    )
     return cluster.get("server")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from nbdeploy.errors import InvalidInput
+from nbdeploy.errors import DeployError, InvalidInput
 from nbdeploy.progress import make_sink
 from nbdeploy.specs import InferenceConfig, deployment_config_class
 from nbdeploy.workspace import Workspace, as_workspace
@@ -41,8 +41,10 @@ def _samples(input_dataset: Any) -> list[str | bytes]:
         return [json.dumps(input_dataset)]
     if isinstance(input_dataset, Sequence):
         return [s if isinstance(s, (str, bytes)) else json.dumps(s) for s in input_dataset]
-    raise InvalidInput("Model.profile: input_dataset must be request bodies (a list of str/bytes/dict), a file with one "
-                       f"body per line, or one body; got {type(input_dataset).__name__} (Azure datasets are not supported)")
+    raise InvalidInput(
+        "Model.profile: input_dataset must be request bodies (a list of str/bytes/dict), a file with one "
+        f"body per line, or one body; got {type(input_dataset).__name__} (Azure datasets are not supported)"
+    )
 
 
 def _proc_tree(pid: int) -> list[int]:
@@ -111,10 +113,16 @@ class ModelProfile:
         memory, cores = d["maxUtilizedMemoryInGB"], d["maxUtilizedCpu"]
         memory_text = "n/a" if memory is None else f"{memory * 1024:.0f} MiB"
         cpu_text = "n/a" if cores is None else f"{cores:.2f} cores"
-        sink.finish(self.name, self.state, (
-            f"{d['successQueries']}/{d['totalQueries']} requests ok, latency p50 {d['latencyPercentile50InMs']:.1f} ms, "
-            f"p90 {d['latencyPercentile90InMs']:.1f} ms, p99 {d['latencyPercentile99InMs']:.1f} ms; "
-            f"peak memory {memory_text}, cpu {cpu_text}"))
+        sink.finish(
+            self.name,
+            self.state,
+            (
+                f"{d['successQueries']}/{d['totalQueries']} requests ok, "
+                f"latency p50 {d['latencyPercentile50InMs']:.1f} ms, "
+                f"p90 {d['latencyPercentile90InMs']:.1f} ms, p99 {d['latencyPercentile99InMs']:.1f} ms; "
+                f"peak memory {memory_text}, cpu {cpu_text}"
+            ),
+        )
 
     def get_details(self) -> dict[str, Any]:
         return dict(self._details)
@@ -126,9 +134,17 @@ class ModelProfile:
         return f"ModelProfile(name={self.name!r}, state={self.state!r})"
 
 
-def profile(workspace: Workspace | None, profile_name: str, models: Sequence[Any], inference_config: InferenceConfig,
-            input_dataset: Any = None, cpu: float | None = None, memory_in_gb: float | None = None,
-            description: str | None = None, num_requests: int | None = None) -> ModelProfile:
+def profile(
+    workspace: Workspace | None,
+    profile_name: str,
+    models: Sequence[Any],
+    inference_config: InferenceConfig,
+    input_dataset: Any = None,
+    cpu: float | None = None,
+    memory_in_gb: float | None = None,
+    description: str | None = None,
+    num_requests: int | None = None,
+) -> ModelProfile:
     """Deploy on the process target under a temporary name, send the samples, measure, delete."""
     from nbdeploy import service as _service
 
@@ -148,8 +164,10 @@ def profile(workspace: Workspace | None, profile_name: str, models: Sequence[Any
     ok = 0
     try:
         svc.wait_for_deployment()
-        uri = svc.scoring_uri
-        pid = int(svc._current()[0]["pid"])  # the process target's handle
+        uri, handle = svc.scoring_uri, svc._current()[0]
+        if uri is None or handle is None:
+            raise DeployError(name, svc.state, "the profiling service has no scoring URI after deploying")
+        pid = int(handle["pid"])  # the process target's handle
         cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
         with httpx.Client(trust_env=False, timeout=60) as client:
             for i in range(count):
@@ -165,12 +183,21 @@ def profile(workspace: Workspace | None, profile_name: str, models: Sequence[Any
         svc.delete()
     ordered = sorted(latencies)
     details = {
-        "name": profile_name, "description": description, "state": "Succeeded" if ok == count else "CompletedWithErrors",
-        "createdTime": datetime.now(timezone.utc).isoformat(), "requestedCpu": cpu, "requestedMemoryInGB": memory_in_gb,
-        "totalQueries": count, "successQueries": ok, "successRate": ok / count,
-        "averageLatencyInMs": statistics.fmean(ordered), "latencyPercentile50InMs": _percentile(ordered, 50),
-        "latencyPercentile90InMs": _percentile(ordered, 90), "latencyPercentile95InMs": _percentile(ordered, 95),
-        "latencyPercentile99InMs": _percentile(ordered, 99), "measuredQueriesPerSecond": count / wall if wall else None,
+        "name": profile_name,
+        "description": description,
+        "state": "Succeeded" if ok == count else "CompletedWithErrors",
+        "createdTime": datetime.now(timezone.utc).isoformat(),
+        "requestedCpu": cpu,
+        "requestedMemoryInGB": memory_in_gb,
+        "totalQueries": count,
+        "successQueries": ok,
+        "successRate": ok / count,
+        "averageLatencyInMs": statistics.fmean(ordered),
+        "latencyPercentile50InMs": _percentile(ordered, 50),
+        "latencyPercentile90InMs": _percentile(ordered, 90),
+        "latencyPercentile95InMs": _percentile(ordered, 95),
+        "latencyPercentile99InMs": _percentile(ordered, 99),
+        "measuredQueriesPerSecond": count / wall if wall else None,
         "maxUtilizedMemoryInGB": None if peak is None else peak / 2**30,
         "maxUtilizedCpu": None if cpu0 is None or cpu1 is None or not wall else (cpu1 - cpu0) / wall,
         "target": "process",

@@ -244,7 +244,7 @@ class Webservice(_Webservice):
     def __new__(cls, workspace: _Workspace | None = None, name: str | None = None) -> Webservice:
         if cls is Webservice and name is not None:
             try:
-                target = _Webservice(name, workspace).compute_type
+                target = _Webservice(name, workspace).target
             except NbdeployError:
                 target = ""  # __init__ raises the v1-typed error
             cls = next((sub for sub in (LocalWebservice, AciWebservice, AksWebservice) if target.lower() in sub._compute_types), Webservice)
@@ -267,7 +267,7 @@ class Webservice(_Webservice):
         targets = {"ACI": ("aci",), "AKS": ("aks",), "LOCAL": ("local", "process")}.get(kind, (compute_type,) if compute_type else None)
         if cls is not Webservice and cls._compute_types and targets is None:
             targets = cls._compute_types
-        services = [s for s in _Webservice.list(workspace, model_name=model_name) if targets is None or s.compute_type in targets]
+        services = [s for s in _Webservice.list(workspace, model_name=model_name) if targets is None or s.target in targets]
         return [Webservice._wrap(s) for s in services if not model_id or model_id in s.models]
 
     @raises_v1(WebserviceException)

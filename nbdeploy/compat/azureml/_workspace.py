@@ -15,7 +15,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from nbdeploy.compat.azureml.exceptions import NotSupportedInNbdeploy, ProjectSystemException, UserErrorException, raises_v1
+from nbdeploy.compat.azureml.exceptions import (
+    NotSupportedInNbdeploy,
+    ProjectSystemException,
+    UserErrorException,
+    raises_v1,
+)
 from nbdeploy.errors import WorkspaceError
 from nbdeploy.workspace import CONFIG_NAME
 from nbdeploy.workspace import Workspace as _Workspace
@@ -47,10 +52,20 @@ class Workspace(_Workspace):
     ``Workspace(path)`` (one argument) opens the nbdeploy folder at ``path``, as before.
     """
 
-    def __init__(self, subscription_id: str | os.PathLike[str] | None = None, resource_group: str | None = None,
-                 workspace_name: str | None = None, auth: Any = None, _location: str | None = None,
-                 _disable_service_check: bool = False, _workspace_id: str | None = None, sku: str = "basic",
-                 tags: dict[str, str] | None = None, _cloud: str = "AzureCloud", path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        subscription_id: str | os.PathLike[str] | None = None,
+        resource_group: str | None = None,
+        workspace_name: str | None = None,
+        auth: Any = None,
+        _location: str | None = None,
+        _disable_service_check: bool = False,
+        _workspace_id: str | None = None,
+        sku: str = "basic",
+        tags: dict[str, str] | None = None,
+        _cloud: str = "AzureCloud",
+        path: str | os.PathLike[str] | None = None,
+    ) -> None:
         v1_call = resource_group is not None or workspace_name is not None
         if not v1_call and path is None and subscription_id is not None:
             path, subscription_id = subscription_id, None  # Workspace(path): nbdeploy's own form
@@ -62,8 +77,14 @@ class Workspace(_Workspace):
         self.tags: dict[str, str] = dict(tags or {})
         self._v1_name = workspace_name
         if v1_call:
-            log.info("v1 workspace %r (subscription %r, resource group %r) maps to the nbdeploy workspace %s (%s)",
-                     workspace_name, self.subscription_id, self.resource_group, self.path, self.source)
+            log.info(
+                "v1 workspace %r (subscription %r, resource group %r) maps to the nbdeploy workspace %s (%s)",
+                workspace_name,
+                self.subscription_id,
+                self.resource_group,
+                self.path,
+                self.source,
+            )
 
     # -- v1 attributes ---------------------------------------------------------------------------------
     @property
@@ -85,9 +106,18 @@ class Workspace(_Workspace):
 
     def get_details(self) -> dict[str, Any]:
         """v1's details dict (the keys samples print) plus the folder."""
-        return {"id": str(self.path), "name": self.name, "location": self.location, "resourceGroup": self.resource_group,
-                "subscriptionId": self.subscription_id, "sku": self.sku, "tags": self.tags, "friendlyName": self.name,
-                "workspacePath": str(self.path), "foundBy": self.source}
+        return {
+            "id": str(self.path),
+            "name": self.name,
+            "location": self.location,
+            "resourceGroup": self.resource_group,
+            "subscriptionId": self.subscription_id,
+            "sku": self.sku,
+            "tags": self.tags,
+            "friendlyName": self.name,
+            "workspacePath": str(self.path),
+            "foundBy": self.source,
+        }
 
     @property
     def compute_targets(self) -> dict[str, Any]:
@@ -124,9 +154,14 @@ class Workspace(_Workspace):
     # -- construction ----------------------------------------------------------------------------------
     @classmethod
     @raises_v1(ProjectSystemException)
-    def from_config(cls, path: str | os.PathLike[str] | None = None, auth: Any = None, _logger: Any = None,
-                    _file_name: str | None = None) -> Workspace:
-        """Read a ``config.json``: v1's (subscription_id, resource_group, workspace_name) or nbdeploy's ({"workspace": ...}).
+    def from_config(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        auth: Any = None,
+        _logger: Any = None,
+        _file_name: str | None = None,
+    ) -> Workspace:
+        """Read a ``config.json``: v1's (subscription_id, resource_group, workspace_name) or nbdeploy's.
 
         ``path`` is the file or a folder; without it the current folder and its parents are searched
         (``config.json``, ``.azureml/config.json``, ``aml_config/config.json``, as v1 does).
@@ -144,64 +179,115 @@ class Workspace(_Workspace):
             target = Path(folder).expanduser()
             target = target if target.is_absolute() else Path(os.path.normpath(config.parent.absolute() / target))
         elif not any(k in data for k in ("subscription_id", "resource_group", "workspace_name")):
-            raise WorkspaceError(f'{config} names no workspace: add "workspace_name" (v1) or "nbdeploy_workspace": "<folder>".')
-        ws = cls(data.get("subscription_id"), data.get("resource_group") or "", data.get("workspace_name"),
-                 _location=data.get("location"), path=target)
+            raise WorkspaceError(
+                f'{config} names no workspace: add "workspace_name" (v1) or "nbdeploy_workspace": "<folder>".'
+            )
+        ws = cls(
+            data.get("subscription_id"),
+            data.get("resource_group") or "",
+            data.get("workspace_name"),
+            _location=data.get("location"),
+            path=target,
+        )
         log.info("workspace from %s: %s (%s)", config, ws.path, ws.source)
         return ws
 
     @classmethod
     @raises_v1(ProjectSystemException)
-    def get(cls, name: str | os.PathLike[str] | None = None, auth: Any = None, subscription_id: str | None = None,
-            resource_group: str | None = None, location: str | None = None, cloud: str = "AzureCloud",
-            id: str | None = None) -> Workspace:  # noqa: A002 - v1's name
+    def get(
+        cls,
+        name: str | os.PathLike[str] | None = None,
+        auth: Any = None,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        location: str | None = None,
+        cloud: str = "AzureCloud",
+        id: str | None = None,  # noqa: A002 - v1's name
+    ) -> Workspace:
         """``name`` is an nbdeploy folder (a path that is a workspace), else a v1 name for the default workspace."""
         if name is not None and (_is_workspace_folder(name) or _looks_like_path(name)):
             ws = cls(path=name)
-            ws.subscription_id, ws.resource_group, ws.location = subscription_id or "", resource_group or "", location or "local"
+            ws.subscription_id, ws.resource_group, ws.location = (
+                subscription_id or "",
+                resource_group or "",
+                location or "local",
+            )
             return ws
         return cls(subscription_id, resource_group or "", None if name is None else str(name), _location=location)
 
     @classmethod
     @raises_v1(UserErrorException)
-    def create(cls, name: str | os.PathLike[str], auth: Any = None, subscription_id: str | None = None,  # type: ignore[override]
-               resource_group: str | None = None, location: str | None = None, create_resource_group: bool = True,
-               sku: str = "basic", tags: dict[str, str] | None = None, friendly_name: str | None = None,
-               storage_account: Any = None, key_vault: Any = None, app_insights: Any = None, container_registry: Any = None,
-               cmk_keyvault: Any = None, resource_cmk_uri: Any = None, hbi_workspace: bool = False,
-               default_cpu_compute_target: Any = None, default_gpu_compute_target: Any = None,
-               private_endpoint_config: Any = None, private_endpoint_auto_approval: bool = True,
-               exist_ok: bool = False, show_output: bool = True, user_assigned_identity_for_cmk_encryption: Any = None,
-               system_datastores_auth_mode: str = "accessKey", v1_legacy_mode: Any = None) -> Workspace:
-        """Create the workspace folder ``name`` (a path; relative to the current folder); cloud arguments are kept as attributes."""
+    def create(  # type: ignore[override]  # v1's signature
+        cls,
+        name: str | os.PathLike[str],
+        auth: Any = None,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        location: str | None = None,
+        create_resource_group: bool = True,
+        sku: str = "basic",
+        tags: dict[str, str] | None = None,
+        friendly_name: str | None = None,
+        storage_account: Any = None,
+        key_vault: Any = None,
+        app_insights: Any = None,
+        container_registry: Any = None,
+        cmk_keyvault: Any = None,
+        resource_cmk_uri: Any = None,
+        hbi_workspace: bool = False,
+        default_cpu_compute_target: Any = None,
+        default_gpu_compute_target: Any = None,
+        private_endpoint_config: Any = None,
+        private_endpoint_auto_approval: bool = True,
+        exist_ok: bool = False,
+        show_output: bool = True,
+        user_assigned_identity_for_cmk_encryption: Any = None,
+        system_datastores_auth_mode: str = "accessKey",
+        v1_legacy_mode: Any = None,
+    ) -> Workspace:
+        """Create the workspace folder ``name`` (a path, relative to the current folder); keeps cloud arguments."""
         created = _Workspace.create(name, exist_ok=exist_ok)
         ws = cls(path=created.path)
-        ws.subscription_id, ws.resource_group, ws.location = subscription_id or "", resource_group or "", location or "local"
+        ws.subscription_id, ws.resource_group, ws.location = (
+            subscription_id or "",
+            resource_group or "",
+            location or "local",
+        )
         ws.sku, ws.tags = sku, dict(tags or {})
         return ws
 
     @staticmethod
-    def list(subscription_id: str | None = None, auth: Any = None, resource_group: str | None = None) -> dict[str, list[Workspace]]:
+    def list(
+        subscription_id: str | None = None, auth: Any = None, resource_group: str | None = None
+    ) -> dict[str, list[Workspace]]:
         """The workspace nbdeploy would use here (v1 lists a subscription's workspaces)."""
         ws = Workspace()
         return {ws.name: [ws]}
 
-    def write_config(self, path: str | os.PathLike[str] | None = None, file_name: str | None = None) -> Path:  # type: ignore[override]
+    def write_config(self, path: str | os.PathLike[str] | None = None, file_name: str | None = None) -> Path:
         """Write ``config.json`` with v1's keys and the folder (``"workspace"``) into ``path`` (default: cwd)."""
         folder = Path(path).expanduser().absolute() if path is not None else Path.cwd()
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / (file_name or CONFIG_NAME)
-        doc = {"subscription_id": self.subscription_id, "resource_group": self.resource_group,
-               "workspace_name": self.name, "workspace": str(self.path)}
+        doc = {
+            "subscription_id": self.subscription_id,
+            "resource_group": self.resource_group,
+            "workspace_name": self.name,
+            "workspace": str(self.path),
+        }
         config.write_text(json.dumps(doc, indent=2) + "\n")
         return config
 
     def delete(self, delete_dependent_resources: bool = False, no_wait: bool = False) -> None:
-        raise NotSupportedInNbdeploy(f"Workspace.delete is refused: remove the folder {self.path} yourself if you mean it.")
+        raise NotSupportedInNbdeploy(
+            f"Workspace.delete is refused: remove the folder {self.path} yourself if you mean it."
+        )
 
     def __repr__(self) -> str:
-        return (f"Workspace.create(name={self.name!r}, subscription_id={self.subscription_id!r}, "
-                f"resource_group={self.resource_group!r})  # folder {self.path}")
+        return (
+            f"Workspace.create(name={self.name!r}, subscription_id={self.subscription_id!r}, "
+            f"resource_group={self.resource_group!r})  # folder {self.path}"
+        )
 
 
 def _looks_like_path(name: str | os.PathLike[str]) -> bool:

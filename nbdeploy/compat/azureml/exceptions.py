@@ -45,7 +45,7 @@ class NotSupportedInNbdeploy(AzureMLException):
     """A v1 feature nbdeploy refuses on purpose (training, provisioning cloud resources); says what to do."""
 
 
-_MIXED: dict[tuple[type, type], type] = {}
+_MIXED: dict[tuple[type, type], type[NbdeployError]] = {}
 
 
 def as_v1(exc: NbdeployError, v1_class: type[AzureMLException]) -> NbdeployError:
@@ -80,6 +80,13 @@ def raises_v1(v1_class: type[AzureMLException]) -> Callable[[F], F]:
 
 
 __all__ = [
-    "AzureMLException", "ComputeTargetException", "ModelNotFoundException", "NotSupportedInNbdeploy",
-    "ProjectSystemException", "UserErrorException", "WebserviceException", "as_v1", "raises_v1",
+    "AzureMLException",
+    "ComputeTargetException",
+    "ModelNotFoundException",
+    "NotSupportedInNbdeploy",
+    "ProjectSystemException",
+    "UserErrorException",
+    "WebserviceException",
+    "as_v1",
+    "raises_v1",
 ]

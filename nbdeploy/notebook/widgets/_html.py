@@ -9,8 +9,10 @@ from nbdeploy.notebook._tables import state_color
 
 def badge(state: str) -> str:
     color = state_color(state) if state else "#57606a"
-    return (f"<span class='nbdeploy-state' data-state='{escape(state)}' style='background:{color};color:white;"
-            f"padding:2px 8px;border-radius:10px;font-weight:600'>{escape(state or 'unknown')}</span>")
+    return (
+        f"<span class='nbdeploy-state' data-state='{escape(state)}' style='background:{color};color:white;"
+        f"padding:2px 8px;border-radius:10px;font-weight:600'>{escape(state or 'unknown')}</span>"
+    )
 
 
 def link(url: str | None) -> str:

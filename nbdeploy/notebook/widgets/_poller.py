@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 class Poller:
     """Calls ``tick()`` every ``interval`` seconds on a daemon thread; :meth:`stop` ends it promptly."""
 
-    def __init__(self, tick: Callable[[], None], interval: float = 2.0, name: str = "nbdeploy-poller") -> None:
+    def __init__(self, tick: Callable[[], object], interval: float = 2.0, name: str = "nbdeploy-poller") -> None:
         self.tick = tick
         self.interval = interval
         self.ticks = 0
@@ -38,5 +38,5 @@ class Poller:
             try:
                 self.tick()
                 self.ticks += 1
-            except Exception:  # noqa: BLE001 - a failing refresh must not kill the panel
+            except Exception:
                 log.debug("poller tick failed", exc_info=True)

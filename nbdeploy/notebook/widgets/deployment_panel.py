@@ -43,8 +43,14 @@ class DeploymentPanel(w.VBox):
     operation = Unicode("", help="The operation in flight or last finished here (a deploy or update) and its step.")
     operation_failed = Bool(False, help="The last operation failed (the service itself may still be Healthy).")
 
-    def __init__(self, service: Webservice | str, workspace: Workspace | str | None = None,
-                 poll_interval: float = 2.0, poll: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        service: Webservice | str,
+        workspace: Workspace | str | None = None,
+        poll_interval: float = 2.0,
+        poll: bool = True,
+        **kwargs: Any,
+    ) -> None:
         self._lock = threading.RLock()
         self._workspace = workspace if workspace is not None else getattr(service, "workspace", None)
         self._service: Webservice | None = None if isinstance(service, str) else service
@@ -62,9 +68,14 @@ class DeploymentPanel(w.VBox):
         self.logs_html = w.HTML(_pre("", "press Refresh logs"))
         self.update_button = w.Button(description="Update (reload)", icon="upload")
         self.delete_button = w.Button(description="Delete", icon="trash", button_style="danger")
-        self.confirm_box = w.HBox([w.HTML("Delete this service?"),
-                                   w.Button(description="Yes, delete", button_style="danger"),
-                                   w.Button(description="Cancel")], layout=w.Layout(display="none"))
+        self.confirm_box = w.HBox(
+            [
+                w.HTML("Delete this service?"),
+                w.Button(description="Yes, delete", button_style="danger"),
+                w.Button(description="Cancel"),
+            ],
+            layout=w.Layout(display="none"),
+        )
         self.test_button.on_click(lambda _: self.score(self.test_input.value))
         self.logs_button.on_click(lambda _: self.refresh_logs())
         self.follow_toggle.observe(lambda change: self.follow(bool(change["new"])), "value")
@@ -73,17 +84,28 @@ class DeploymentPanel(w.VBox):
         self.confirm_box.children[1].on_click(lambda _: self.confirm_delete())
         self.confirm_box.children[2].on_click(lambda _: self.cancel_delete())
         sections = [
-            self.header, self.reason_html, self.operation_html,
-            w.HTML("<b>Progress</b>"), self.progress_html,
-            w.HTML("<b>Endpoints</b>"), self.endpoints_html,
-            w.HTML("<b>Test</b>"), w.HBox([self.test_input, self.test_button]), self.response_html,
-            w.HTML("<b>Log tail</b>"), w.HBox([self.logs_button, self.follow_toggle]), self.logs_html,
-            w.HBox([self.update_button, self.delete_button]), self.confirm_box,
+            self.header,
+            self.reason_html,
+            self.operation_html,
+            w.HTML("<b>Progress</b>"),
+            self.progress_html,
+            w.HTML("<b>Endpoints</b>"),
+            self.endpoints_html,
+            w.HTML("<b>Test</b>"),
+            w.HBox([self.test_input, self.test_button]),
+            self.response_html,
+            w.HTML("<b>Log tail</b>"),
+            w.HBox([self.logs_button, self.follow_toggle]),
+            self.logs_html,
+            w.HBox([self.update_button, self.delete_button]),
+            self.confirm_box,
         ]
         super().__init__(sections, layout=w.Layout(border="1px solid #d0d7de", padding="8px", width="100%"), **kwargs)
         self.add_class("nbdeploy-deployment-panel")
         self.service_name = service if isinstance(service, str) else service.name
-        self.observe(self._render_header, ["state", "reason", "service_name", "deleted", "operation", "operation_failed"])
+        self.observe(
+            self._render_header, ["state", "reason", "service_name", "deleted", "operation", "operation_failed"]
+        )
         self.observe(self._render_endpoints, ["scoring_uri", "state", "deleted"])
         self._render_header()
         self._render_endpoints()
@@ -173,8 +195,10 @@ class DeploymentPanel(w.VBox):
     def _show_response(self, text: str, error: bool = False) -> None:
         self.last_response = text
         color = "#cf222e" if error else "inherit"
-        self.response_html.value = (f"<div style='color:{color}'><code>{escape(text[:2000])}</code>"
-                                    f" <small>({self.last_latency_ms:.1f} ms)</small></div>")
+        self.response_html.value = (
+            f"<div style='color:{color}'><code>{escape(text[:2000])}</code>"
+            f" <small>({self.last_latency_ms:.1f} ms)</small></div>"
+        )
 
     # -- logs --------------------------------------------------------------------------------------
     def refresh_logs(self, num_lines: int = 50) -> str:
@@ -247,12 +271,14 @@ class DeploymentPanel(w.VBox):
         if self._service is not None:
             target = f" on <code>{escape(self._service.target)}</code>"
         revision = f" &nbsp; revision {self._service.revision}" if self._service is not None and self.state else ""
-        self.header.value = (f"<b style='font-size:1.2em'>{escape(self.service_name)}</b>{target} &nbsp; "
-                             f"{badge(self.state)}{revision}")
+        self.header.value = (
+            f"<b style='font-size:1.2em'>{escape(self.service_name)}</b>{target} &nbsp; {badge(self.state)}{revision}"
+        )
         self.reason_html.value = f"<small>{escape(self.reason)}</small>" if self.reason else ""
         color = "#cf222e" if self.operation_failed else "#57606a"
-        self.operation_html.value = (f"<div style='color:{color}'><small>{escape(self.operation)}</small></div>"
-                                     if self.operation else "")
+        self.operation_html.value = (
+            f"<div style='color:{color}'><small>{escape(self.operation)}</small></div>" if self.operation else ""
+        )
         gone = self.deleted or self.state == "Deleted"
         self.test_button.disabled = not self.serving
         self.update_button.disabled = gone or self.state == "Failed"

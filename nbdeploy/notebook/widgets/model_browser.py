@@ -33,8 +33,9 @@ class ModelBrowser(w.VBox):
     selected = Unicode("", help="The model id shown in the details.")
     message = Unicode("", help="The outcome of the last action.")
 
-    def __init__(self, workspace: Workspace | str | None = None, poll_interval: float = 5.0, poll: bool = True,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, workspace: Workspace | str | None = None, poll_interval: float = 5.0, poll: bool = True, **kwargs: Any
+    ) -> None:
         self._workspace = workspace
         self._deploying: threading.Thread | None = None
         self.name_box = w.Text(description="Name", placeholder="model name (part of it)")
@@ -50,25 +51,40 @@ class ModelBrowser(w.VBox):
         self.target_box = w.Dropdown(description="Target", options=target_names(), value=DEFAULT_TARGET)
         self.deploy_button = w.Button(description="Deploy", icon="rocket", button_style="primary")
         self.delete_button = w.Button(description="Delete version", icon="trash", button_style="danger")
-        self.confirm_box = w.HBox([w.HTML("Delete this model version?"), w.Button(description="Yes, delete", button_style="danger"),
-                                   w.Button(description="Cancel")], layout=w.Layout(display="none"))
+        self.confirm_box = w.HBox(
+            [
+                w.HTML("Delete this model version?"),
+                w.Button(description="Yes, delete", button_style="danger"),
+                w.Button(description="Cancel"),
+            ],
+            layout=w.Layout(display="none"),
+        )
         self.message_html = w.HTML()
         self.panel_box = w.VBox()
         self.search_button.on_click(lambda _: self.search())
         self.versions.observe(lambda change: change["new"] and self.select(change["new"]), "value")
         self.download_button.on_click(lambda _: self.download(self.download_dir.value))
-        self.deploy_button.on_click(lambda _: self.deploy_in_background(
-            self.service_box.value, self.entry_box.value, self.env_box.value or None, self.target_box.value))
+        self.deploy_button.on_click(
+            lambda _: self.deploy_in_background(
+                self.service_box.value, self.entry_box.value, self.env_box.value or None, self.target_box.value
+            )
+        )
         self.delete_button.on_click(lambda _: self.request_delete())
         self.confirm_box.children[1].on_click(lambda _: self.confirm_delete())
         self.confirm_box.children[2].on_click(lambda _: self.cancel_delete())
-        super().__init__([
-            w.HTML("<b style='font-size:1.2em'>nbdeploy models</b>"),
-            w.HBox([self.name_box, self.tags_box, self.search_button]), w.HBox([self.versions, self.details]),
-            w.HBox([self.download_dir, self.download_button]),
-            w.HBox([self.service_box, self.entry_box, self.env_box, self.target_box, self.deploy_button]),
-            w.HBox([self.delete_button, self.confirm_box]), self.message_html, self.panel_box,
-        ], **kwargs)
+        super().__init__(
+            [
+                w.HTML("<b style='font-size:1.2em'>nbdeploy models</b>"),
+                w.HBox([self.name_box, self.tags_box, self.search_button]),
+                w.HBox([self.versions, self.details]),
+                w.HBox([self.download_dir, self.download_button]),
+                w.HBox([self.service_box, self.entry_box, self.env_box, self.target_box, self.deploy_button]),
+                w.HBox([self.delete_button, self.confirm_box]),
+                self.message_html,
+                self.panel_box,
+            ],
+            **kwargs,
+        )
         self.add_class("nbdeploy-model-browser")
         self.search()
         self.poller = Poller(self.search, poll_interval, name="nbdeploy-model-browser")  # new versions appear
@@ -118,9 +134,11 @@ class ModelBrowser(w.VBox):
 
         files = "".join(f"<li><code>{escape(f)}</code></li>" for f in model.files[:50])
         description = f"<i>{escape(model.description)}</i><br>" if model.description else ""
-        self.details.value = (f"<b>{escape(model.id)}</b> ({human_size(model.size)})<br>{description}tags: {kv(model.tags)}<br>"
-                              f"properties: {kv(model.properties)}<br>used by: {escape(', '.join(model.used_by()) or '-')}"
-                              f"<br>created {model.created_time:%Y-%m-%d %H:%M}<ul>{files}</ul>")
+        self.details.value = (
+            f"<b>{escape(model.id)}</b> ({human_size(model.size)})<br>{description}tags: {kv(model.tags)}<br>"
+            f"properties: {kv(model.properties)}<br>used by: {escape(', '.join(model.used_by()) or '-')}"
+            f"<br>created {model.created_time:%Y-%m-%d %H:%M}<ul>{files}</ul>"
+        )
         return model
 
     # -- actions -------------------------------------------------------------------------------------
@@ -130,8 +148,9 @@ class ModelBrowser(w.VBox):
         self._say(f"downloaded to {path}")
         return path
 
-    def deploy_in_background(self, service: str, entry_script: str = "score.py", environment: str | None = None,
-                             target: str = DEFAULT_TARGET) -> threading.Thread:
+    def deploy_in_background(
+        self, service: str, entry_script: str = "score.py", environment: str | None = None, target: str = DEFAULT_TARGET
+    ) -> threading.Thread:
         """The Deploy button: deploy on a thread, so the kernel stays free while the panel shows the progress."""
         if self._deploying is not None and self._deploying.is_alive():
             self._say("a deploy from this browser is still running", error=True)
@@ -147,8 +166,14 @@ class ModelBrowser(w.VBox):
         self._deploying.start()
         return self._deploying
 
-    def deploy(self, service: str, entry_script: str = "score.py", environment: str | None = None,
-               target: str = DEFAULT_TARGET, wait: bool = True) -> DeploymentPanel:
+    def deploy(
+        self,
+        service: str,
+        entry_script: str = "score.py",
+        environment: str | None = None,
+        target: str = DEFAULT_TARGET,
+        wait: bool = True,
+    ) -> DeploymentPanel:
         """Deploy the selected version as ``service`` (blocking); the DeploymentPanel shows the progress."""
         from nbdeploy.errors import NbdeployError
         from nbdeploy.notebook.widgets.deployment_panel import DeploymentPanel
@@ -160,8 +185,13 @@ class ModelBrowser(w.VBox):
 
         ws = as_workspace(self._workspace)
         env = load_environment(ws, environment) if environment else None
-        svc = deploy(service, [self._model()], InferenceConfig(entry_script, environment=env),
-                     deployment_config_class(target)(), workspace=ws)
+        svc = deploy(
+            service,
+            [self._model()],
+            InferenceConfig(entry_script, environment=env),
+            deployment_config_class(target)(),
+            workspace=ws,
+        )
         panel = DeploymentPanel(svc)
         self.panel_box.children = [panel]
         if wait:

@@ -22,7 +22,9 @@ class ServicesBoard(w.VBox):
     names = List(Unicode(), help="Service names, in table order.")
     states = Dict(help="Service name -> last observed state.")
 
-    def __init__(self, workspace: Workspace | str | None = None, poll_interval: float = 3.0, poll: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, workspace: Workspace | str | None = None, poll_interval: float = 3.0, poll: bool = True, **kwargs: Any
+    ) -> None:
         self._workspace = workspace
         self._closed = False
         self.table = w.HTML()
@@ -33,8 +35,15 @@ class ServicesBoard(w.VBox):
         self.panel: DeploymentPanel | None = None
         self.refresh_button.on_click(lambda _: self.refresh())
         self.open_button.on_click(lambda _: self.chooser.value and self.open_panel(self.chooser.value))
-        super().__init__([w.HTML("<b>nbdeploy services</b>"), self.table,
-                          w.HBox([self.refresh_button, self.chooser, self.open_button]), self.detail], **kwargs)
+        super().__init__(
+            [
+                w.HTML("<b>nbdeploy services</b>"),
+                self.table,
+                w.HBox([self.refresh_button, self.chooser, self.open_button]),
+                self.detail,
+            ],
+            **kwargs,
+        )
         self.add_class("nbdeploy-services-board")
         self.refresh()
         self.poller = Poller(self.refresh, poll_interval, name="nbdeploy-services-board")
@@ -56,20 +65,27 @@ class ServicesBoard(w.VBox):
             except NbdeployError as exc:  # deleted meanwhile
                 state, reason, uri = "Deleting", str(exc), None
             states[svc.name] = state
-            rows.append(f"<tr><td><b>{escape(svc.name)}</b></td><td>{escape(svc.target)}</td><td>{badge(state)}</td>"
-                        f"<td>{svc.revision}</td><td>{escape(', '.join(svc.models))}</td><td>{link(uri)}</td>"
-                        f"<td><small>{escape(reason)}</small></td></tr>")
+            rows.append(
+                f"<tr><td><b>{escape(svc.name)}</b></td><td>{escape(svc.target)}</td><td>{badge(state)}</td>"
+                f"<td>{svc.revision}</td><td>{escape(', '.join(svc.models))}</td><td>{link(uri)}</td>"
+                f"<td><small>{escape(reason)}</small></td></tr>"
+            )
         self.states = states
         self.names = list(states)
         if list(self.chooser.options) != self.names:
             current = self.chooser.value
             self.chooser.options = self.names
             self.chooser.value = current if current in self.names else (self.names[0] if self.names else None)
-        head = "".join(f"<th style='text-align:left;padding:2px 10px'>{h}</th>"
-                       for h in ("name", "target", "state", "rev", "models", "scoring uri", "reason"))
+        head = "".join(
+            f"<th style='text-align:left;padding:2px 10px'>{h}</th>"
+            for h in ("name", "target", "state", "rev", "models", "scoring uri", "reason")
+        )
         style = "<style>.nbdeploy-services-board td{padding:2px 10px;vertical-align:top}</style>"
-        self.table.value = (f"{style}<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>" if rows
-                            else "<i>No services yet; deploy one with %deploy.</i>")
+        self.table.value = (
+            f"{style}<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            if rows
+            else "<i>No services yet; deploy one with %deploy.</i>"
+        )
 
     def open_panel(self, name: str) -> DeploymentPanel:
         """Show ``name``'s DeploymentPanel under the table (closing the previous one)."""

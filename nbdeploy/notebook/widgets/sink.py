@@ -19,8 +19,9 @@ class WidgetSink:
     itself goes on.
     """
 
-    def __init__(self, panel: DeploymentPanel | None = None, workspace: Workspace | str | None = None,
-                 display: bool = True) -> None:
+    def __init__(
+        self, panel: DeploymentPanel | None = None, workspace: Workspace | str | None = None, display: bool = True
+    ) -> None:
         self.panel = panel
         self.workspace = workspace
         self.display = display
@@ -48,7 +49,9 @@ class WidgetSink:
         if not panel.state:  # nothing observed yet (a first deploy): the operation's state is the service's
             panel.set_state(state, reason)
         elapsed = time.monotonic() - self._since
-        panel.set_operation(f"{state}" + (f": {reason}" if reason else "") + (f" ({elapsed:.0f} s)" if elapsed >= 1 else ""))
+        panel.set_operation(
+            f"{state}" + (f": {reason}" if reason else "") + (f" ({elapsed:.0f} s)" if elapsed >= 1 else "")
+        )
 
     def line(self, service: str, text: str) -> None:
         panel = self._panel(service)
@@ -60,7 +63,9 @@ class WidgetSink:
         if panel is None:
             return
         if (state, reason) != self._last:
-            panel.add_line(f"{state}" + (f": {reason}" if reason else "") + (f" - scoring at {scoring_uri}" if scoring_uri else ""))
+            panel.add_line(
+                f"{state}" + (f": {reason}" if reason else "") + (f" - scoring at {scoring_uri}" if scoring_uri else "")
+            )
         self._last = (state, reason)
         if state == "Healthy":
             panel.set_operation("")

@@ -19,8 +19,10 @@ from nbdeploy.errors import EngineUnavailable, InvalidInput, NbdeployError, Targ
 
 FIELD_MANAGER = "nbdeploy"
 REQUEST_TIMEOUT_S = 15
-START_HINT = ("Check the kubeconfig and context (--kubeconfig, --context); for the test cluster of a nbdeploy "
-              "clone: bash tests/engines/kubernetes.sh up")
+START_HINT = (
+    "Check the kubeconfig and context (--kubeconfig, --context); for the test cluster of a nbdeploy "
+    "clone: bash tests/engines/kubernetes.sh up"
+)
 
 
 class KubernetesForbidden(NbdeployError):
@@ -114,19 +116,22 @@ def connect(kubeconfig: str | None = None, context: str | None = None, check: bo
         raise EngineUnavailable("Kubernetes", f"the kubeconfig {path} does not exist", START_HINT)
     try:
         contexts, current = kubernetes.config.list_kube_config_contexts(config_file=path)
-    except Exception as exc:  # noqa: BLE001 - ConfigException, YAML errors: all mean an unusable file
+    except Exception as exc:
         raise EngineUnavailable("Kubernetes", f"the kubeconfig {path} cannot be read: {exc}", START_HINT) from exc
     names = [c["name"] for c in contexts or []]
     chosen = context or (current or {}).get("name")
     if not chosen or chosen not in names:
-        raise InvalidInput(f"Context {chosen!r} is not in the kubeconfig {path}; its contexts: {', '.join(names) or 'none'}")
+        raise InvalidInput(
+            f"Context {chosen!r} is not in the kubeconfig {path}; its contexts: {', '.join(names) or 'none'}"
+        )
     entry = next(c for c in contexts if c["name"] == chosen)
     namespace = (entry.get("context") or {}).get("namespace") or "default"
     try:
         api_client = kubernetes.config.new_client_from_config(config_file=path, context=chosen, persist_config=False)
-    except Exception as exc:  # noqa: BLE001 - ConfigException: missing user, cluster or certificate file
-        raise EngineUnavailable("Kubernetes", f"context {chosen!r} of the kubeconfig {path} is unusable: {exc}",
-                                START_HINT) from exc
+    except Exception as exc:
+        raise EngineUnavailable(
+            "Kubernetes", f"context {chosen!r} of the kubeconfig {path} is unusable: {exc}", START_HINT
+        ) from exc
     server = api_client.configuration.host
     cluster = Cluster(api_client, None, path, chosen, namespace, server)
     if check:
@@ -134,13 +139,13 @@ def connect(kubeconfig: str | None = None, context: str | None = None, check: bo
             kubernetes.client.VersionApi(api_client).get_code(_request_timeout=REQUEST_TIMEOUT_S)
         except kubernetes.client.exceptions.ApiException as exc:
             raise api_error(exc, "get", "version", None, cluster) from exc
-        except Exception as exc:  # noqa: BLE001 - urllib3 errors: refused, timeout, TLS
+        except Exception as exc:
             raise unreachable(cluster, exc) from exc
     try:
         cluster.dynamic = DynamicClient(api_client)
     except kubernetes.client.exceptions.ApiException as exc:
         raise api_error(exc, "list", "API resources", None, cluster) from exc
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise unreachable(cluster, exc) from exc
     with _LOCK:
         _CACHE[key] = cluster
@@ -159,8 +164,11 @@ def forget(kubeconfig: str | None = None, context: str | None = None) -> None:
 def unreachable(cluster: Cluster, exc: BaseException) -> EngineUnavailable:
     text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
     return EngineUnavailable(
-        "Kubernetes", f"the API server {cluster.server} (kubeconfig {cluster.kubeconfig}, context {cluster.context!r}) "
-        f"does not answer: {text}", START_HINT)
+        "Kubernetes",
+        f"the API server {cluster.server} (kubeconfig {cluster.kubeconfig}, context {cluster.context!r}) "
+        f"does not answer: {text}",
+        START_HINT,
+    )
 
 
 def api_error(exc: Any, verb: str, resource: str, namespace: str | None, cluster: Cluster) -> NbdeployError:
@@ -170,14 +178,19 @@ def api_error(exc: Any, verb: str, resource: str, namespace: str | None, cluster
     if status == 403:
         return KubernetesForbidden(verb, resource, namespace, cluster.context, body)
     if status == 401:
-        return EngineUnavailable("Kubernetes", f"the API server {cluster.server} rejected the credentials of context "
-                                 f"{cluster.context!r} in {cluster.kubeconfig} (401 Unauthorized)", START_HINT)
+        return EngineUnavailable(
+            "Kubernetes",
+            f"the API server {cluster.server} rejected the credentials of context "
+            f"{cluster.context!r} in {cluster.kubeconfig} (401 Unauthorized)",
+            START_HINT,
+        )
     if status in (400, 422):
         return InvalidInput(f"Kubernetes rejected {verb} {resource}: {body}")
     if status is None or status == 0:
         return unreachable(cluster, exc)
-    return NbdeployError(f"Kubernetes: {verb} {resource}" + (f" in {namespace!r}" if namespace else "")
-                         + f" failed ({status}): {body}")
+    return NbdeployError(
+        f"Kubernetes: {verb} {resource}" + (f" in {namespace!r}" if namespace else "") + f" failed ({status}): {body}"
+    )
 
 
 def _message(exc: Any) -> str:

@@ -20,21 +20,37 @@ class AksDeploymentConfig(DeploymentConfig):
     compute_type: ClassVar[str] = "AKS"
     compute_type_aliases: ClassVar[tuple[str, ...]] = ("kubernetes", "AKSENDPOINT")
     json_keys: ClassVar[dict[str, str]] = {
-        "autoScaler.autoscaleEnabled": "autoscale_enabled", "autoScaler.minReplicas": "autoscale_min_replicas",
-        "autoScaler.maxReplicas": "autoscale_max_replicas", "autoScaler.refreshPeriodInSeconds": "autoscale_refresh_seconds",
-        "autoScaler.targetUtilization": "autoscale_target_utilization", "tokenAuthEnabled": "token_auth_enabled",
-        "containerResourceRequirements.cpu": "cpu_cores", "containerResourceRequirements.memoryInGB": "memory_gb",
-        "containerResourceRequirements.cpuLimit": "cpu_cores_limit", "containerResourceRequirements.memoryInGBLimit": "memory_gb_limit",
-        "maxConcurrentRequestsPerContainer": "replica_max_concurrent_requests", "maxQueueWaitMs": "max_request_wait_time",
-        "numReplicas": "num_replicas", "gpuCores": "gpu_cores",
-        "livenessProbeRequirements.periodSeconds": "period_seconds", "livenessProbeRequirements.initialDelaySeconds": "initial_delay_seconds",
-        "livenessProbeRequirements.timeoutSeconds": "timeout_seconds", "livenessProbeRequirements.successThreshold": "success_threshold",
-        "livenessProbeRequirements.failureThreshold": "failure_threshold", "namespace": "namespace",
-        "computeTargetName": "compute_target_name", "kubeconfig": "kubeconfig", "context": "context",
+        "autoScaler.autoscaleEnabled": "autoscale_enabled",
+        "autoScaler.minReplicas": "autoscale_min_replicas",
+        "autoScaler.maxReplicas": "autoscale_max_replicas",
+        "autoScaler.refreshPeriodInSeconds": "autoscale_refresh_seconds",
+        "autoScaler.targetUtilization": "autoscale_target_utilization",
+        "tokenAuthEnabled": "token_auth_enabled",
+        "containerResourceRequirements.cpu": "cpu_cores",
+        "containerResourceRequirements.memoryInGB": "memory_gb",
+        "containerResourceRequirements.cpuLimit": "cpu_cores_limit",
+        "containerResourceRequirements.memoryInGBLimit": "memory_gb_limit",
+        "maxConcurrentRequestsPerContainer": "replica_max_concurrent_requests",
+        "maxQueueWaitMs": "max_request_wait_time",
+        "numReplicas": "num_replicas",
+        "gpuCores": "gpu_cores",
+        "livenessProbeRequirements.periodSeconds": "period_seconds",
+        "livenessProbeRequirements.initialDelaySeconds": "initial_delay_seconds",
+        "livenessProbeRequirements.timeoutSeconds": "timeout_seconds",
+        "livenessProbeRequirements.successThreshold": "success_threshold",
+        "livenessProbeRequirements.failureThreshold": "failure_threshold",
+        "namespace": "namespace",
+        "computeTargetName": "compute_target_name",
+        "kubeconfig": "kubeconfig",
+        "context": "context",
         "serviceType": "service_type",
-        "createNamespace": "create_namespace", "imageRegistry": "image_registry", "imagePullSecret": "image_pull_secret",
-        "imagePullPolicy": "image_pull_policy", "terminationGracePeriodSeconds": "termination_grace_seconds",
-        "progressDeadlineSeconds": "rollout_deadline_seconds", "ingressHost": "ingress_host",
+        "createNamespace": "create_namespace",
+        "imageRegistry": "image_registry",
+        "imagePullSecret": "image_pull_secret",
+        "imagePullPolicy": "image_pull_policy",
+        "terminationGracePeriodSeconds": "termination_grace_seconds",
+        "progressDeadlineSeconds": "rollout_deadline_seconds",
+        "ingressHost": "ingress_host",
     }
 
     autoscale_enabled: bool | None = None
@@ -78,39 +94,88 @@ class AksDeploymentConfig(DeploymentConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("cpu_cores", "memory_gb", "cpu_cores_limit", "memory_gb_limit", "num_replicas", "period_seconds",
-                    "initial_delay_seconds", "timeout_seconds", "success_threshold", "failure_threshold",
-                    "replica_max_concurrent_requests", "max_request_wait_time", "autoscale_min_replicas",
-                    "autoscale_max_replicas", "autoscale_refresh_seconds", "autoscale_target_utilization"):
+        for key in (
+            "cpu_cores",
+            "memory_gb",
+            "cpu_cores_limit",
+            "memory_gb_limit",
+            "num_replicas",
+            "period_seconds",
+            "initial_delay_seconds",
+            "timeout_seconds",
+            "success_threshold",
+            "failure_threshold",
+            "replica_max_concurrent_requests",
+            "max_request_wait_time",
+            "autoscale_min_replicas",
+            "autoscale_max_replicas",
+            "autoscale_refresh_seconds",
+            "autoscale_target_utilization",
+        ):
             value = getattr(self, key)
             if value is not None:
                 positive(key, value)
         if self.gpu_cores < 0:
             raise InvalidSpec("gpu_cores", "must be 0 or more")
         if self.cpu_cores_limit is not None and self.cpu_cores_limit < self.cpu_cores:
-            raise InvalidSpec("cpu_cores_limit", f"{self.cpu_cores_limit} is below the request cpu_cores={self.cpu_cores}")
+            raise InvalidSpec(
+                "cpu_cores_limit", f"{self.cpu_cores_limit} is below the request cpu_cores={self.cpu_cores}"
+            )
         if self.memory_gb_limit is not None and self.memory_gb_limit < self.memory_gb:
-            raise InvalidSpec("memory_gb_limit", f"{self.memory_gb_limit} is below the request memory_gb={self.memory_gb}")
-        if self.namespace is not None and not NAMESPACE_RE.match(self.namespace):
-            raise InvalidSpec("namespace", f"{self.namespace!r} must be lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit")
-        autoscale_values = [k for k in ("autoscale_min_replicas", "autoscale_max_replicas", "autoscale_refresh_seconds", "autoscale_target_utilization") if getattr(self, k) is not None]
+            raise InvalidSpec(
+                "memory_gb_limit", f"{self.memory_gb_limit} is below the request memory_gb={self.memory_gb}"
+            )
+        if self.namespace is not None and not NAMESPACE_RE.fullmatch(self.namespace):
+            raise InvalidSpec(
+                "namespace",
+                f"{self.namespace!r} must be lower-case letters, digits and '-', at most 63 characters, "
+                "starting and ending with a letter or digit",
+            )
+        autoscale_values = [
+            k
+            for k in (
+                "autoscale_min_replicas",
+                "autoscale_max_replicas",
+                "autoscale_refresh_seconds",
+                "autoscale_target_utilization",
+            )
+            if getattr(self, k) is not None
+        ]
         if self.autoscale_enabled and self.num_replicas is not None:
             raise InvalidSpec("num_replicas", "cannot be set together with autoscale_enabled=True; choose one")
         if self.autoscale_enabled is False and self.num_replicas is None:
             raise InvalidSpec("num_replicas", "is required when autoscale_enabled=False")
         if self.num_replicas is not None and autoscale_values:
             raise InvalidSpec(autoscale_values[0], "cannot be set when autoscaling is off (num_replicas is set)")
-        if self.autoscale_min_replicas and self.autoscale_max_replicas and self.autoscale_min_replicas > self.autoscale_max_replicas:
-            raise InvalidSpec("autoscale_min_replicas", f"{self.autoscale_min_replicas} exceeds autoscale_max_replicas={self.autoscale_max_replicas}")
+        if (
+            self.autoscale_min_replicas
+            and self.autoscale_max_replicas
+            and self.autoscale_min_replicas > self.autoscale_max_replicas
+        ):
+            raise InvalidSpec(
+                "autoscale_min_replicas",
+                f"{self.autoscale_min_replicas} exceeds autoscale_max_replicas={self.autoscale_max_replicas}",
+            )
         if self.auth_enabled and self.token_auth_enabled:
-            raise InvalidSpec("token_auth_enabled", "cannot be true together with auth_enabled; choose key or token auth")
+            raise InvalidSpec(
+                "token_auth_enabled", "cannot be true together with auth_enabled; choose key or token auth"
+            )
         if self.service_type not in ("ClusterIP", "NodePort", "LoadBalancer"):
-            raise InvalidSpec("service_type", f"{self.service_type!r}", allowed=["ClusterIP", "NodePort", "LoadBalancer"])
+            raise InvalidSpec(
+                "service_type", f"{self.service_type!r}", allowed=["ClusterIP", "NodePort", "LoadBalancer"]
+            )
         if self.image_pull_policy is not None and self.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
-            raise InvalidSpec("image_pull_policy", f"{self.image_pull_policy!r}", allowed=["Always", "IfNotPresent", "Never"])
-        if isinstance(self.termination_grace_seconds, bool) or not isinstance(self.termination_grace_seconds, int) \
-                or self.termination_grace_seconds < 0:
-            raise InvalidSpec("termination_grace_seconds", f"must be an integer of 0 or more, got {self.termination_grace_seconds!r}")
+            raise InvalidSpec(
+                "image_pull_policy", f"{self.image_pull_policy!r}", allowed=["Always", "IfNotPresent", "Never"]
+            )
+        if (
+            isinstance(self.termination_grace_seconds, bool)
+            or not isinstance(self.termination_grace_seconds, int)
+            or self.termination_grace_seconds < 0
+        ):
+            raise InvalidSpec(
+                "termination_grace_seconds", f"must be an integer of 0 or more, got {self.termination_grace_seconds!r}"
+            )
         positive("rollout_deadline_seconds", self.rollout_deadline_seconds)
 
     @property

@@ -57,8 +57,10 @@ class ManifestSpec:
 def service_labels(service: str, workspace_id: str = "") -> dict[str, str]:
     """The labels on every object of ``service``; ``nbdeploy.service=<name>`` alone selects them."""
     labels = {
-        LABEL_SERVICE: service, LABEL_MANAGED: "true",
-        "app.kubernetes.io/name": service, "app.kubernetes.io/managed-by": "nbdeploy",
+        LABEL_SERVICE: service,
+        LABEL_MANAGED: "true",
+        "app.kubernetes.io/name": service,
+        "app.kubernetes.io/managed-by": "nbdeploy",
     }
     if workspace_id:
         labels[LABEL_WORKSPACE] = workspace_id
@@ -96,15 +98,23 @@ def render_manifests(spec: ManifestSpec) -> list[dict[str, Any]]:
 
 
 def _metadata(spec: ManifestSpec, name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "namespace": spec.namespace, "labels": service_labels(spec.service, spec.workspace_id), **extra}
+    return {
+        "name": name,
+        "namespace": spec.namespace,
+        "labels": service_labels(spec.service, spec.workspace_id),
+        **extra,
+    }
 
 
 def render_secret(spec: ManifestSpec) -> dict[str, Any]:
     assert spec.keys is not None
     data = base64.b64encode(keys_document(spec.keys).encode()).decode()
     return {
-        "apiVersion": "v1", "kind": "Secret", "metadata": _metadata(spec, secret_name(spec.service)),
-        "type": "Opaque", "data": {KEYS_FILE: data},
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(spec, secret_name(spec.service)),
+        "type": "Opaque",
+        "data": {KEYS_FILE: data},
     }
 
 
@@ -141,12 +151,23 @@ def render_probes(config: AksDeploymentConfig) -> dict[str, dict[str, Any]]:
         return {"httpGet": {"path": path, "port": "http"}, "timeoutSeconds": config.timeout_seconds}
 
     return {
-        "startupProbe": {**get("/health/live"), "periodSeconds": 1,
-                         "failureThreshold": max(1, int(config.initial_delay_seconds))},
-        "livenessProbe": {**get("/health/live"), "periodSeconds": config.period_seconds,
-                          "successThreshold": 1, "failureThreshold": config.failure_threshold},
-        "readinessProbe": {**get("/health/ready"), "periodSeconds": 1,
-                           "successThreshold": config.success_threshold, "failureThreshold": config.failure_threshold},
+        "startupProbe": {
+            **get("/health/live"),
+            "periodSeconds": 1,
+            "failureThreshold": max(1, int(config.initial_delay_seconds)),
+        },
+        "livenessProbe": {
+            **get("/health/live"),
+            "periodSeconds": config.period_seconds,
+            "successThreshold": 1,
+            "failureThreshold": config.failure_threshold,
+        },
+        "readinessProbe": {
+            **get("/health/ready"),
+            "periodSeconds": 1,
+            "successThreshold": config.success_threshold,
+            "failureThreshold": config.failure_threshold,
+        },
     }
 
 
@@ -189,8 +210,9 @@ def render_deployment(spec: ManifestSpec) -> dict[str, Any]:
     if spec.keys is not None:
         # the whole folder, not a subPath: the kubelet updates it in place when the Secret changes
         container["volumeMounts"] = [{"name": "nbdeploy-keys", "mountPath": KEYS_DIR, "readOnly": True}]
-        pod_spec["volumes"] = [{"name": "nbdeploy-keys", "secret": {"secretName": secret_name(spec.service),
-                                                                   "defaultMode": 0o444}}]
+        pod_spec["volumes"] = [
+            {"name": "nbdeploy-keys", "secret": {"secretName": secret_name(spec.service), "defaultMode": 0o444}}
+        ]
     if config.image_pull_secret:
         pod_spec["imagePullSecrets"] = [{"name": config.image_pull_secret}]
     annotations = {ANNOTATION_MODELS: ",".join(spec.model_ids)} if spec.model_ids else {}
@@ -200,7 +222,10 @@ def render_deployment(spec: ManifestSpec) -> dict[str, Any]:
         "revisionHistoryLimit": 5,
         "progressDeadlineSeconds": config.rollout_deadline_seconds,
         "template": {
-            "metadata": {"labels": labels, "annotations": {ANNOTATION_BUNDLE: spec.bundle_digest} if spec.bundle_digest else {}},
+            "metadata": {
+                "labels": labels,
+                "annotations": {ANNOTATION_BUNDLE: spec.bundle_digest} if spec.bundle_digest else {},
+            },
             "spec": pod_spec,
         },
     }
@@ -215,7 +240,9 @@ def render_deployment(spec: ManifestSpec) -> dict[str, Any]:
 
 def render_service(spec: ManifestSpec) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Service", "metadata": _metadata(spec, spec.service),
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(spec, spec.service),
         "spec": {
             "type": spec.config.service_type,
             "selector": {LABEL_SERVICE: spec.service},
@@ -236,26 +263,44 @@ def render_hpa(spec: ManifestSpec) -> dict[str, Any]:
     api = spec.hpa_api_version
     body: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.service},
-        "minReplicas": low, "maxReplicas": high,
+        "minReplicas": low,
+        "maxReplicas": high,
     }
     if api == "autoscaling/v1":
         body["targetCPUUtilizationPercentage"] = target
     elif api == "autoscaling/v2beta1":
         body["metrics"] = [{"type": "Resource", "resource": {"name": "cpu", "targetAverageUtilization": target}}]
     elif api in ("autoscaling/v2", "autoscaling/v2beta2"):
-        body["metrics"] = [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
-                                                                                      "averageUtilization": target}}}]
+        body["metrics"] = [
+            {
+                "type": "Resource",
+                "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}},
+            }
+        ]
     else:
         raise ValueError(f"unsupported HorizontalPodAutoscaler API {api!r}; known: {', '.join(HPA_API_VERSIONS)}")
-    return {"apiVersion": api, "kind": "HorizontalPodAutoscaler", "metadata": _metadata(spec, spec.service), "spec": body}
+    return {
+        "apiVersion": api,
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(spec, spec.service),
+        "spec": body,
+    }
 
 
 def render_ingress(spec: ManifestSpec) -> dict[str, Any]:
     backend = {"service": {"name": spec.service, "port": {"number": SERVICE_PORT}}}
     return {
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": _metadata(spec, spec.service),
-        "spec": {"rules": [{"host": spec.config.ingress_host, "http": {"paths": [
-            {"path": "/", "pathType": "Prefix", "backend": backend}]}}]},
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _metadata(spec, spec.service),
+        "spec": {
+            "rules": [
+                {
+                    "host": spec.config.ingress_host,
+                    "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
+                }
+            ]
+        },
     }
 
 

@@ -6,6 +6,7 @@ into nbdeploy's error by :func:`~nbdeploy.targets.kubernetes.cluster.api_error`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -60,10 +61,16 @@ def ensure_namespace(cluster: Cluster, namespace: str, create: bool, service: st
         if getattr(exc, "status", None) != 404:
             raise api_error(exc, "get", "namespaces", None, cluster) from exc
     if not create:
-        raise InvalidSpec("namespace", f"{namespace!r} does not exist in context {cluster.context!r}; create it "
-                          "(kubectl create namespace) or allow nbdeploy to (create_namespace=True)")
-    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {
-        LABEL_MANAGED: "true", LABEL_NAMESPACE_OWNER: service}}}
+        raise InvalidSpec(
+            "namespace",
+            f"{namespace!r} does not exist in context {cluster.context!r}; create it "
+            "(kubectl create namespace) or allow nbdeploy to (create_namespace=True)",
+        )
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": namespace, "labels": {LABEL_MANAGED: "true", LABEL_NAMESPACE_OWNER: service}},
+    }
     _api(cluster, "create", "namespaces", None, lambda: resource.create(body=body))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # the token controller's default ServiceAccount is needed to create pods
@@ -75,23 +82,48 @@ def ensure_namespace(cluster: Cluster, namespace: str, create: bool, service: st
     return True
 
 
-def apply_all(cluster: Cluster, manifests: list[dict[str, Any]], namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
+def apply_all(
+    cluster: Cluster, manifests: list[dict[str, Any]], namespace: str
+) -> dict[tuple[str, str], dict[str, Any]]:
     """Server-side apply each object; their state after the apply, by (kind, name)."""
     applied = {}
     for manifest in manifests:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
-        resource = _api(cluster, "discover", _plural(kind), namespace,
-                        lambda m=manifest: cluster.resource(m["apiVersion"], m["kind"]))
-        result = _api(cluster, "patch", _plural(kind), namespace, lambda r=resource, m=manifest: r.server_side_apply(
-            body=m, namespace=namespace, field_manager=FIELD_MANAGER, force_conflicts=True))
+        resource = _api(
+            cluster,
+            "discover",
+            _plural(kind),
+            namespace,
+            functools.partial(cluster.resource, manifest["apiVersion"], manifest["kind"]),
+        )
+        result = _api(
+            cluster,
+            "patch",
+            _plural(kind),
+            namespace,
+            functools.partial(
+                resource.server_side_apply,
+                body=manifest,
+                namespace=namespace,
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            ),
+        )
         applied[(kind, name)] = result.to_dict()
     return applied
 
 
 def list_objects(cluster: Cluster, api_version: str, kind: str, namespace: str, service: str) -> list[dict[str, Any]]:
     resource = cluster.resource(api_version, kind)
-    result = _api(cluster, "list", _plural(kind), namespace, lambda: resource.get(
-        namespace=namespace, label_selector=f"{LABEL_SERVICE}={service}", _request_timeout=REQUEST_TIMEOUT_S))
+    result = _api(
+        cluster,
+        "list",
+        _plural(kind),
+        namespace,
+        lambda: resource.get(
+            namespace=namespace, label_selector=f"{LABEL_SERVICE}={service}", _request_timeout=REQUEST_TIMEOUT_S
+        ),
+    )
     return [item.to_dict() if hasattr(item, "to_dict") else item for item in result.to_dict().get("items", [])]
 
 
@@ -113,8 +145,9 @@ def _hpa_kinds(cluster: Cluster) -> list[tuple[str, str]]:
         return []
 
 
-def delete_object(cluster: Cluster, api_version: str, kind: str, namespace: str, name: str,
-                  grace_period: int | None = None) -> None:
+def delete_object(
+    cluster: Cluster, api_version: str, kind: str, namespace: str, name: str, grace_period: int | None = None
+) -> None:
     kubernetes = import_kubernetes()
     body: dict[str, Any] = {"propagationPolicy": "Background"}
     if grace_period is not None:
@@ -139,7 +172,9 @@ def delete_all(cluster: Cluster, service: str, namespace: str, hpa_api: str | No
 
 def delete_namespace_if_unused(cluster: Cluster, namespace: str, service: str) -> None:
     """Delete a namespace nbdeploy created for ``service`` once nothing of nbdeploy's is left in it."""
-    ns = _api(cluster, "get", "namespaces", None, lambda: cluster.resource("v1", "Namespace").get(name=namespace)).to_dict()
+    ns = _api(
+        cluster, "get", "namespaces", None, lambda: cluster.resource("v1", "Namespace").get(name=namespace)
+    ).to_dict()
     if (ns["metadata"].get("labels") or {}).get(LABEL_NAMESPACE_OWNER) != service:
         return
     resource = cluster.resource("apps/v1", "Deployment")
@@ -152,8 +187,11 @@ def observe(cluster: Cluster, handle: Handle) -> tuple[Verdict, list[dict[str, A
     ns, name = handle["namespace"], handle["name"]
     kubernetes = import_kubernetes()
     try:
-        deployment = cluster.resource("apps/v1", "Deployment").get(name=name, namespace=ns,
-                                                                   _request_timeout=REQUEST_TIMEOUT_S).to_dict()
+        deployment = (
+            cluster.resource("apps/v1", "Deployment")
+            .get(name=name, namespace=ns, _request_timeout=REQUEST_TIMEOUT_S)
+            .to_dict()
+        )
     except kubernetes.client.exceptions.ApiException as exc:
         if getattr(exc, "status", None) != 404:
             raise api_error(exc, "get", "deployments", ns, cluster) from exc
@@ -171,23 +209,33 @@ def observe(cluster: Cluster, handle: Handle) -> tuple[Verdict, list[dict[str, A
     return verdict, pods, events
 
 
-def service_events(cluster: Cluster, handle: Handle, pods: list[dict[str, Any]],
-                   replica_sets: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def service_events(
+    cluster: Cluster, handle: Handle, pods: list[dict[str, Any]], replica_sets: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """Events about the service's Deployment, ReplicaSets, pods and HPA."""
     ns, name = handle["namespace"], handle["name"]
     names = {name} | {p["metadata"]["name"] for p in pods} | {r["metadata"]["name"] for r in replica_sets or []}
     if replica_sets is None:
         names |= {r["metadata"]["name"] for r in list_objects(cluster, "apps/v1", "ReplicaSet", ns, name)}
-    result = _api(cluster, "list", "events", ns, lambda: cluster.resource("v1", "Event").get(
-        namespace=ns, _request_timeout=REQUEST_TIMEOUT_S)).to_dict()
+    result = _api(
+        cluster,
+        "list",
+        "events",
+        ns,
+        lambda: cluster.resource("v1", "Event").get(namespace=ns, _request_timeout=REQUEST_TIMEOUT_S),
+    ).to_dict()
     return [e for e in result.get("items", []) if (e.get("involvedObject") or {}).get("name") in names]
 
 
 def pod_log(cluster: Cluster, namespace: str, pod: str, num_lines: int, previous: bool = False) -> str:
     kubernetes = import_kubernetes()
     try:
-        return str(cluster.core().read_namespaced_pod_log(pod, namespace, tail_lines=max(1, num_lines), previous=previous,
-                                                          _request_timeout=REQUEST_TIMEOUT_S) or "")
+        return str(
+            cluster.core().read_namespaced_pod_log(
+                pod, namespace, tail_lines=max(1, num_lines), previous=previous, _request_timeout=REQUEST_TIMEOUT_S
+            )
+            or ""
+        )
     except kubernetes.client.exceptions.ApiException as exc:
         if getattr(exc, "status", None) in (400, 404):  # no previous container, container not started yet
             return ""
@@ -205,7 +253,9 @@ def node_address(cluster: Cluster) -> str:
     """127.0.0.1 for a cluster on this machine, else the first node's ExternalIP or InternalIP."""
     if cluster.local:
         return "127.0.0.1"
-    nodes = _api(cluster, "list", "nodes", None, lambda: cluster.resource("v1", "Node").get()).to_dict().get("items", [])
+    nodes = (
+        _api(cluster, "list", "nodes", None, lambda: cluster.resource("v1", "Node").get()).to_dict().get("items", [])
+    )
     for wanted in ("ExternalIP", "InternalIP"):
         for node in nodes:
             for address in (node.get("status") or {}).get("addresses") or []:
@@ -215,8 +265,13 @@ def node_address(cluster: Cluster) -> str:
 
 
 def load_balancer_address(cluster: Cluster, handle: Handle) -> str | None:
-    service = _api(cluster, "get", "services", handle["namespace"], lambda: cluster.resource("v1", "Service").get(
-        name=handle["name"], namespace=handle["namespace"])).to_dict()
+    service = _api(
+        cluster,
+        "get",
+        "services",
+        handle["namespace"],
+        lambda: cluster.resource("v1", "Service").get(name=handle["name"], namespace=handle["namespace"]),
+    ).to_dict()
     for entry in ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
         if entry.get("ip") or entry.get("hostname"):
             return str(entry.get("ip") or entry.get("hostname"))

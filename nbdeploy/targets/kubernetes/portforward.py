@@ -57,7 +57,6 @@ class ServiceForwarder:
                     pods.append(ref.name)
         return sorted(pods)
 
-
     def _accept(self) -> None:
         while not self._closed:
             try:

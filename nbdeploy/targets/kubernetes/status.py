@@ -61,6 +61,7 @@ def current_replica_set(deployment: dict[str, Any], replica_sets: list[dict[str,
 
 def event_lines(events: list[dict[str, Any]]) -> list[str]:
     """``Type Reason Kind/name: message (xN)``, oldest first."""
+
     def when(e: dict[str, Any]) -> str:
         return str(e.get("lastTimestamp") or e.get("eventTime") or _get(e, "metadata", "creationTimestamp") or "")
 
@@ -68,8 +69,10 @@ def event_lines(events: list[dict[str, Any]]) -> list[str]:
     for e in sorted(events, key=when):
         obj = e.get("involvedObject") or {}
         count = f" (x{e['count']})" if (e.get("count") or 1) > 1 else ""
-        lines.append(f"{when(e)} {e.get('type', '')} {e.get('reason', '')} {obj.get('kind', '')}/{obj.get('name', '')}: "
-                     f"{(e.get('message') or '').strip()}{count}")
+        lines.append(
+            f"{when(e)} {e.get('type', '')} {e.get('reason', '')} {obj.get('kind', '')}/{obj.get('name', '')}: "
+            f"{(e.get('message') or '').strip()}{count}"
+        )
     return lines
 
 
@@ -86,23 +89,42 @@ def _container_problem(pod: dict[str, Any]) -> Verdict | None:
         restarts = cs.get("restartCount", 0)
         wreason, wmsg = waiting.get("reason", ""), (waiting.get("message") or "").strip()
         if wreason in IMAGE_ERRORS:
-            return Verdict(State.FAILED, f"pod {name} cannot get its image ({wreason}): {wmsg or cs.get('image', '')}",
-                           details={"pod": name, "image": cs.get("image")})
+            return Verdict(
+                State.FAILED,
+                f"pod {name} cannot get its image ({wreason}): {wmsg or cs.get('image', '')}",
+                details={"pod": name, "image": cs.get("image")},
+            )
         if wreason in CONTAINER_ERRORS:
-            return Verdict(State.FAILED, f"pod {name} cannot start its container ({wreason}): {wmsg}", details={"pod": name})
+            return Verdict(
+                State.FAILED, f"pod {name} cannot start its container ({wreason}): {wmsg}", details={"pod": name}
+            )
         for done, previous in ((terminated, False), (last, True)):
             code = done.get("exitCode")
             if done.get("reason") == "OOMKilled":
-                return Verdict(State.FAILED, f"pod {name} was killed for memory (OOMKilled; raise memory_gb_limit)",
-                               evidence_pod=name, previous_log=previous, details={"pod": name, "exit_code": code})
+                return Verdict(
+                    State.FAILED,
+                    f"pod {name} was killed for memory (OOMKilled; raise memory_gb_limit)",
+                    evidence_pod=name,
+                    previous_log=previous,
+                    details={"pod": name, "exit_code": code},
+                )
             if code == INIT_FAILED_EXIT_CODE:
-                return Verdict(State.FAILED, f"init() failed in pod {name} (exit code 3, restarted {restarts} times)",
-                               evidence_pod=name, previous_log=previous, details={"pod": name, "exit_code": code})
+                return Verdict(
+                    State.FAILED,
+                    f"init() failed in pod {name} (exit code 3, restarted {restarts} times)",
+                    evidence_pod=name,
+                    previous_log=previous,
+                    details={"pod": name, "exit_code": code},
+                )
         if wreason == "CrashLoopBackOff":
             code = last.get("exitCode")
-            return Verdict(State.FAILED, f"pod {name} is in CrashLoopBackOff (restarted {restarts} times, "
-                           f"last exit code {code})", evidence_pod=name, previous_log=True,
-                           details={"pod": name, "exit_code": code})
+            return Verdict(
+                State.FAILED,
+                f"pod {name} is in CrashLoopBackOff (restarted {restarts} times, last exit code {code})",
+                evidence_pod=name,
+                previous_log=True,
+                details={"pod": name, "exit_code": code},
+            )
     return None
 
 
@@ -111,7 +133,11 @@ def _unschedulable(pod: dict[str, Any], events: list[dict[str, Any]]) -> Verdict
         return None
     name = _get(pod, "metadata", "name", default="?")
     for cond in _get(pod, "status", "conditions", default=[]):
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
             message = (cond.get("message") or "").strip()
             if not message:
                 found = _pod_events(events, name, "FailedScheduling")
@@ -139,8 +165,14 @@ def ready_endpoints(endpoints: dict[str, Any] | None) -> int:
     return sum(len(subset.get("addresses") or []) for subset in (endpoints or {}).get("subsets") or [])
 
 
-def classify(deployment: dict[str, Any] | None, replica_sets: list[dict[str, Any]], pods: list[dict[str, Any]],
-             events: list[dict[str, Any]], min_generation: int = 0, endpoints: int | None = None) -> Verdict:
+def classify(
+    deployment: dict[str, Any] | None,
+    replica_sets: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    min_generation: int = 0,
+    endpoints: int | None = None,
+) -> Verdict:
     """The state of a service's Deployment; ``min_generation`` is the generation our last apply produced,
     ``endpoints`` the number of ready addresses behind the Service (None: not checked)."""
     if deployment is None:
@@ -175,18 +207,30 @@ def classify(deployment: dict[str, Any] | None, replica_sets: list[dict[str, Any
     for cond in status.get("conditions") or []:
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
             seconds = _get(deployment, "spec", "progressDeadlineSeconds")
-            pod = details["pods"][0] if details["pods"] else None
-            return Verdict(State.FAILED, f"the rollout of Deployment {name} passed its deadline of {seconds} s: "
-                           f"{cond.get('message', '')}", evidence_pod=pod, details=details)
+            first_pod = details["pods"][0] if details["pods"] else None
+            return Verdict(
+                State.FAILED,
+                f"the rollout of Deployment {name} passed its deadline of {seconds} s: {cond.get('message', '')}",
+                evidence_pod=first_pod,
+                details=details,
+            )
         if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
-            return Verdict(State.FAILED, f"Deployment {name} cannot create pods: {cond.get('message', '')}", details=details)
+            return Verdict(
+                State.FAILED, f"Deployment {name} cannot create pods: {cond.get('message', '')}", details=details
+            )
 
     if updated == desired and total == desired and available == desired and desired > 0:
         if endpoints is not None and endpoints < desired:
-            return Verdict(State.TRANSITIONING, f"the Service lists {endpoints}/{desired} ready endpoints", details=details)
+            return Verdict(
+                State.TRANSITIONING, f"the Service lists {endpoints}/{desired} ready endpoints", details=details
+            )
         return Verdict(State.TRANSITIONING, "", rollout_complete=True, details=details)
 
-    restarted = [p for p in current if any(cs.get("restartCount", 0) for cs in _get(p, "status", "containerStatuses", default=[]))]
+    restarted = [
+        p
+        for p in current
+        if any(cs.get("restartCount", 0) for cs in _get(p, "status", "containerStatuses", default=[]))
+    ]
     not_ready = [p for p in current if lost_readiness(p)]
     if restarted or not_ready:
         pod = (restarted or not_ready)[0]
@@ -196,8 +240,10 @@ def classify(deployment: dict[str, Any] | None, replica_sets: list[dict[str, Any
         if pod in restarted:
             cs = _get(pod, "status", "containerStatuses", default=[{}])[0]
             last = _get(cs, "lastState", "terminated", default={})
-            reason = (f"pod {pod_name} restarted {cs.get('restartCount', 0)} times (last exit code {last.get('exitCode')}"
-                      f"{', ' + why if why else ''})")
+            reason = (
+                f"pod {pod_name} restarted {cs.get('restartCount', 0)} times (last exit code {last.get('exitCode')}"
+                f"{', ' + why if why else ''})"
+            )
             return Verdict(State.UNHEALTHY, reason, evidence_pod=pod_name, previous_log=True, details=details)
         reason = f"{ready}/{desired} replicas ready; pod {pod_name} runs but is not ready" + (f": {why}" if why else "")
         return Verdict(State.UNHEALTHY, reason, evidence_pod=pod_name, details=details)

@@ -17,12 +17,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from nbdeploy.errors import Conflict, InvalidSpec, TargetNotAvailable
-from nbdeploy.targets.kubernetes.config import AksDeploymentConfig
 from nbdeploy.targets.base import Availability, Handle, RevisionSpec, State, Status, Target
 from nbdeploy.targets.endpoint import Endpoint
-from nbdeploy.targets.local_docker import docker_availability
-from nbdeploy.targets.options import Option
 from nbdeploy.targets.kubernetes.cluster import Cluster, api_error, connect, import_kubernetes
+from nbdeploy.targets.kubernetes.config import AksDeploymentConfig
 from nbdeploy.targets.kubernetes.manifests import (
     CONTAINER_PORT,
     ManifestSpec,
@@ -51,6 +49,8 @@ from nbdeploy.targets.kubernetes.objects import (
     wait_for_key,
 )
 from nbdeploy.targets.kubernetes.status import Verdict, event_lines
+from nbdeploy.targets.local_docker import docker_availability
+from nbdeploy.targets.options import Option
 
 if TYPE_CHECKING:
     from nbdeploy.builders.base import BuildRequest
@@ -76,17 +76,35 @@ class KubernetesTarget(Target):
         Option("--replicas", "num_replicas", int, "Fixed number of replicas (turns autoscaling off)."),
         Option("--kubeconfig", "kubeconfig", str, "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)."),
         Option("--context", "context", str, "kubeconfig context (default: its current context)."),
-        Option("--namespace", "namespace", str, "Namespace (default: the context's, else 'default'); created when missing."),
+        Option(
+            "--namespace", "namespace", str, "Namespace (default: the context's, else 'default'); created when missing."
+        ),
         Option("--autoscale-min", "autoscale_min_replicas", int, "Autoscaling: fewest replicas (default 1)."),
         Option("--autoscale-max", "autoscale_max_replicas", int, "Autoscaling: most replicas (default 10)."),
-        Option("--autoscale-target", "autoscale_target_utilization", int, "Autoscaling: target CPU utilization in % (default 70)."),
+        Option(
+            "--autoscale-target",
+            "autoscale_target_utilization",
+            int,
+            "Autoscaling: target CPU utilization in % (default 70).",
+        ),
         Option("--cpu", "cpu_cores", float, "CPU cores requested per replica (default 0.1)."),
         Option("--memory-gb", "memory_gb", float, "Memory requested per replica in GB (default 0.5)."),
         Option("--cpu-limit", "cpu_cores_limit", float, "CPU limit per replica (at least --cpu)."),
         Option("--memory-gb-limit", "memory_gb_limit", float, "Memory limit per replica in GB (at least --memory-gb)."),
         Option("--gpu", "gpu_cores", int, "GPUs per replica (nvidia.com/gpu)."),
-        Option("--service-type", "service_type", str, "How the service is exposed.", ("ClusterIP", "NodePort", "LoadBalancer")),
-        Option("--image-registry", "image_registry", str, "Push the image here (default: the cluster shares the local Docker engine)."),
+        Option(
+            "--service-type",
+            "service_type",
+            str,
+            "How the service is exposed.",
+            ("ClusterIP", "NodePort", "LoadBalancer"),
+        ),
+        Option(
+            "--image-registry",
+            "image_registry",
+            str,
+            "Push the image here (default: the cluster shares the local Docker engine).",
+        ),
         Option("--image-pull-secret", "image_pull_secret", str, "Secret for pulling from --image-registry."),
     )
 
@@ -116,9 +134,13 @@ class KubernetesTarget(Target):
     @staticmethod
     def _checked(config: Any) -> AksDeploymentConfig:
         if not isinstance(config, AksDeploymentConfig):
-            raise InvalidSpec("deployment_config", f"the aks target needs an AksDeploymentConfig, got {type(config).__name__}")
+            raise InvalidSpec(
+                "deployment_config", f"the aks target needs an AksDeploymentConfig, got {type(config).__name__}"
+            )
         if config.token_auth_enabled:
-            raise InvalidSpec("token_auth_enabled", "token auth is not available on the aks target; use key auth (auth_enabled=True)")
+            raise InvalidSpec(
+                "token_auth_enabled", "token auth is not available on the aks target; use key auth (auth_enabled=True)"
+            )
         return config
 
     @staticmethod
@@ -136,11 +158,20 @@ class KubernetesTarget(Target):
         created_namespace = ensure_namespace(cluster, namespace, config.create_namespace, spec.service)
         image = self._image(spec, config)
         hpa_api = pick_hpa_api(cluster.served_versions("autoscaling")) if config.autoscaling else "autoscaling/v1"
-        manifests = render_manifests(ManifestSpec(
-            service=spec.service, revision=spec.revision, namespace=namespace, image=image, config=config, keys=spec.keys,
-            workspace_id=self._workspace_id(), bundle_digest=spec.bundle.digest, model_ids=tuple(spec.bundle.model_ids),
-            hpa_api_version=hpa_api,
-        ))
+        manifests = render_manifests(
+            ManifestSpec(
+                service=spec.service,
+                revision=spec.revision,
+                namespace=namespace,
+                image=image,
+                config=config,
+                keys=spec.keys,
+                workspace_id=self._workspace_id(),
+                bundle_digest=spec.bundle.digest,
+                model_ids=tuple(spec.bundle.model_ids),
+                hpa_api_version=hpa_api,
+            )
+        )
         try:
             applied = apply_all(cluster, manifests, namespace)
             prune(cluster, spec.service, namespace, manifests)
@@ -152,13 +183,22 @@ class KubernetesTarget(Target):
         port = node_port(applied[("Service", spec.service)])
         self.progress(f"applied {', '.join(f'{k}/{n}' for k, n in applied)} in namespace {namespace}")
         return {
-            "kubeconfig": cluster.kubeconfig, "context": cluster.context, "namespace": namespace,
-            "name": spec.service, "revision": spec.revision, "image": image,
-            "generation": deployment["metadata"].get("generation", 0), "service_type": config.service_type,
-            "node_port": port, "ingress_host": config.ingress_host, "hpa_api": hpa_api if config.autoscaling else None,
+            "kubeconfig": cluster.kubeconfig,
+            "context": cluster.context,
+            "namespace": namespace,
+            "name": spec.service,
+            "revision": spec.revision,
+            "image": image,
+            "generation": deployment["metadata"].get("generation", 0),
+            "service_type": config.service_type,
+            "node_port": port,
+            "ingress_host": config.ingress_host,
+            "hpa_api": hpa_api if config.autoscaling else None,
             "keys": spec.keys is not None,
             "namespace_created": created_namespace or bool((previous or {}).get("namespace_created")),
-            "manifests": [m for m in manifests if m["kind"] != "Secret"],  # what abort() restores; keys stay in the store
+            "manifests": [
+                m for m in manifests if m["kind"] != "Secret"
+            ],  # what abort() restores; keys stay in the store
         }
 
     def _image(self, spec: RevisionSpec, config: AksDeploymentConfig) -> str:
@@ -172,17 +212,26 @@ class KubernetesTarget(Target):
 
     def status(self, handle: Handle) -> Status:
         cluster = self._cluster(handle)
-        verdict, pods, events = observe(cluster, handle)
+        verdict, _pods, events = observe(cluster, handle)
         uri = self.scoring_uri(handle) if verdict.state != State.FAILED or verdict.rollout_complete else None
         if verdict.rollout_complete:
             from nbdeploy.targets.net import probe
 
             endpoint = self.endpoint(handle)
-            ok, detail = probe(endpoint.base_url + "/health/ready", timeout=5) if endpoint else (False, "no URL reaches the service")
+            ok, detail = (
+                probe(endpoint.base_url + "/health/ready", timeout=5)
+                if endpoint
+                else (False, "no URL reaches the service")
+            )
             if ok:
                 return Status(State.HEALTHY, scoring_uri=uri, details=verdict.details)
-            return Status(State.UNHEALTHY, f"all replicas are available but a smoke request failed: {detail}",
-                          evidence="\n".join(event_lines(events)[-20:]), scoring_uri=uri, details=verdict.details)
+            return Status(
+                State.UNHEALTHY,
+                f"all replicas are available but a smoke request failed: {detail}",
+                evidence="\n".join(event_lines(events)[-20:]),
+                scoring_uri=uri,
+                details=verdict.details,
+            )
         evidence = ""
         if verdict.state in (State.FAILED, State.UNHEALTHY, State.UNSCHEDULABLE):
             evidence = self._evidence(cluster, handle, verdict, events)
@@ -225,8 +274,14 @@ class KubernetesTarget(Target):
         ns, name = handle["namespace"], handle["name"]
         stop_forwarder(cluster.kubeconfig, cluster.context, ns, name)
         delete_all(cluster, name, ns, handle.get("hpa_api"))
-        grace = next((m["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
-                      for m in handle.get("manifests", []) if m["kind"] == "Deployment"), 30)
+        grace = next(
+            (
+                m["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+                for m in handle.get("manifests", [])
+                if m["kind"] == "Deployment"
+            ),
+            30,
+        )
         deadline = time.monotonic() + grace + STOP_SETTLE_S
         while (pods := list_objects(cluster, "v1", "Pod", ns, name)) and time.monotonic() < deadline:
             time.sleep(0.3)
@@ -266,7 +321,7 @@ class KubernetesTarget(Target):
             time.sleep(0.3)
 
     def update_keys(self, handle: Handle, keys: tuple[str, str] | None) -> None:
-        """Patch the Secret; nudge the pods so the kubelet refreshes the mounted file now; wait until they accept the key."""
+        """Patch the Secret; nudge the pods so the kubelet reloads the mounted file; wait until they accept the key."""
         if keys is None:
             raise Conflict("Key auth was off when this revision started; update the service with auth_enabled=True.")
         cluster = self._cluster(handle)
@@ -274,17 +329,28 @@ class KubernetesTarget(Target):
         manifest = next((m for m in handle.get("manifests", []) if m["kind"] == "Deployment"), None)
         if manifest is None:
             raise Conflict(f"revision {handle.get('revision')} of {name!r} has no Deployment record")
-        secret = render_secret(ManifestSpec(service=name, revision=handle["revision"], namespace=ns, image=handle["image"],
-                                            config=AksDeploymentConfig(num_replicas=1), keys=keys,
-                                            workspace_id=self._workspace_id()))
+        secret = render_secret(
+            ManifestSpec(
+                service=name,
+                revision=handle["revision"],
+                namespace=ns,
+                image=handle["image"],
+                config=AksDeploymentConfig(num_replicas=1),
+                keys=keys,
+                workspace_id=self._workspace_id(),
+            )
+        )
         apply_all(cluster, [secret], ns)
         version = hashlib.sha256(keys_document(keys).encode()).hexdigest()[:16]
         pods = [p for p in list_objects(cluster, "v1", "Pod", ns, name) if not p["metadata"].get("deletionTimestamp")]
         for pod in pods:  # a pod update makes the kubelet sync the pod, and with it its secret volume
             try:
-                cluster.resource("v1", "Pod").patch(name=pod["metadata"]["name"], namespace=ns,
-                                                    body={"metadata": {"annotations": {ANNOTATION_KEYS: version}}},
-                                                    content_type="application/merge-patch+json")
+                cluster.resource("v1", "Pod").patch(
+                    name=pod["metadata"]["name"],
+                    namespace=ns,
+                    body={"metadata": {"annotations": {ANNOTATION_KEYS: version}}},
+                    content_type="application/merge-patch+json",
+                )
             except import_kubernetes().client.exceptions.ApiException as exc:
                 if getattr(exc, "status", None) != 404:
                     raise api_error(exc, "patch", "pods", ns, cluster) from exc

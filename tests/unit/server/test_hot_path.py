@@ -11,7 +11,7 @@ import types
 import pytest
 
 from nbdeploy.server import fastsend
-from nbdeploy.server.app import App, CorsPolicy, ScoringTimeout, State, request_ids
+from nbdeploy.server.app import App, CorsPolicy, ScoringTimeout, WorkerState, request_ids
 from nbdeploy.server.settings import Settings
 
 UUID4 = re.compile(rb"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -53,7 +53,7 @@ def test_cors_rules():
 def make_app(timeout_ms: int) -> App:
     script = types.SimpleNamespace(run=lambda data: data, batch=None, style="plain", wants_headers=False, params=[])
     settings = Settings(scoring_timeout_ms=timeout_ms)
-    return App(settings, script, {}, State())  # type: ignore[arg-type]
+    return App(settings, script, {}, WorkerState())  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from nbdeploy.server import shims
 from nbdeploy.server.app import query_dict
 from nbdeploy.server.auth import KeyAuth
-from nbdeploy.server.model_path import Model, ModelNotFoundException
+from nbdeploy.server.model_path import Model, ModelNotFoundException, WebserviceException
 from nbdeploy.server.request import AMLRequest, header_dict, parse_multipart
 from nbdeploy.server.response import AMLResponse, response_parts
 from nbdeploy.server.settings import load
@@ -49,6 +49,15 @@ def test_multipart_files_and_fields():
     assert f.filename == "a.bin" and f.read() == b"\x00\x01"
 
 
+def test_multipart_part_without_name_is_skipped():
+    # a file part with no name= used to be filed under the key None (found by mypy)
+    body = (b"--B\r\nContent-Disposition: form-data; filename=\"a.bin\"\r\n\r\n\x00\r\n"
+            b"--B\r\nContent-Disposition: form-data; name*=utf-8''caf%C3%A9\r\n\r\nv\r\n--B--\r\n")
+    form, files = parse_multipart("multipart/form-data; boundary=B", body)
+    assert dict(files) == {}
+    assert form["caf\u00e9"] == "v"
+
+
 def test_amlrequest_werkzeug_api():
     scope = {"method": "POST", "path": "/score", "query_string": b"a=1&a=2",
              "headers": [(b"content-type", b"application/json"), (b"host", b"h")]}
@@ -76,7 +85,12 @@ def test_key_auth(tmp_path):
     assert auth.check(b"Bearer a") and auth.check(b"bearer b") and not auth.check(b"Bearer c")
     assert not auth.check(None)
     assert not KeyAuth(str(tmp_path / "missing.json")).check(b"Bearer a")
+    assert not KeyAuth(str(tmp_path / "missing.json"), "env").check(b"Bearer env")  # nobody gets in
     assert KeyAuth(None, "env").check(b"Bearer env")
+    for broken in ("", "{not json", "[]", "{}", '{"primaryKey": ""}'):
+        keys.write_text(broken)
+        auth._checked = 0.0  # as if a second passed
+        assert not auth.check(b"Bearer a"), broken
 
 
 def test_get_model_path(tmp_path, monkeypatch):
@@ -90,6 +104,22 @@ def test_get_model_path(tmp_path, monkeypatch):
     assert Model.get_model_path("m", version=2).endswith("m/2/f2.pkl")
     with pytest.raises(ModelNotFoundException):
         Model.get_model_path("absent")
+    # azureml-core's classes: a version asked for and missing is a WebserviceException (same message)
+    with pytest.raises(WebserviceException, match="Model m not found in cache"):
+        Model.get_model_path("m", version=7)
+    with pytest.raises(WebserviceException, match="Model absent not found"):
+        Model.get_model_path("absent", version=1)
+    (tmp_path / "azureml-models" / "m" / "2" / "extra.txt").write_text("")
+    with pytest.raises(WebserviceException, match="can contain only 1 file or folder"):
+        Model.get_model_path("m", version=2)
+
+
+def test_json_nested_too_deeply_is_a_value_error():
+    from nbdeploy.server import jsonio
+
+    with pytest.raises(jsonio.TooDeep):
+        jsonio.loads("[" * 100_000 + "]" * 100_000)
+    assert isinstance(jsonio.TooDeep(), ValueError)
 
 
 def test_settings_flags_win_over_env(tmp_path):
@@ -106,7 +136,10 @@ def test_status_file_is_atomic(tmp_path):
     sf.set("loading")
     sf.set("failed", "boom")
     assert json.loads(path.read_text()) == {"pid": os.getpid(), "state": "failed", "admin_port": 1234,
-                                            "public_port": 5001, "error": "boom"}
+                                            "public_port": 5001, "error": "boom", "exit_code": None,
+                                            "stop_signal": None, "last_worker_exit": None, "worker_restarts": 0}
+    sf.update(exit_code=3)
+    assert json.loads(path.read_text())["exit_code"] == 3
     assert list(tmp_path.iterdir()) == [path]
 
 
@@ -120,3 +153,17 @@ def test_shims_register_only_missing_modules(monkeypatch):
     assert "azureml.core.model" in done and M is Model
     for name in [n for n in sys.modules if n == "azureml" or n.startswith("azureml.")]:
         del sys.modules[name]
+
+
+def test_histogram_lines_are_cumulative_and_end_with_inf():
+    from nbdeploy.server.metrics import BUCKETS, Histogram
+
+    h = Histogram()
+    for seconds in (0.0001, 0.003, 100.0):  # first bucket, a middle one, past the last bound
+        h.observe(seconds)
+    lines = h.lines("x")
+    buckets = [line for line in lines if line.startswith("x_bucket")]
+    assert len(buckets) == len(BUCKETS) + 1
+    assert buckets[0] == f'x_bucket{{le="{BUCKETS[0]}"}} 1'
+    assert buckets[-2] == f'x_bucket{{le="{BUCKETS[-1]}"}} 2' and buckets[-1] == 'x_bucket{le="+Inf"} 3'
+    assert "x_count 3" in lines

@@ -192,3 +192,21 @@ def test_aks_defaults_follow_v1():
     config = AksDeploymentConfig()
     assert config.autoscaling and config.auth_enabled and config.initial_delay_seconds == 310
     assert not AksDeploymentConfig(num_replicas=3).autoscaling
+
+
+def test_stored_environments_keep_no_index_password():
+    env = Environment("private")
+    env.pip_options.index_url = "https://alice:s3cret@pypi.example.com/simple"
+    env.pip_options.extra_index_urls = ["https://bob:${TOKEN}@extra.example.com/simple"]
+    doc = env.to_dict()
+    assert doc["pipOptions"]["index_url"] == "https://pypi.example.com/simple"
+    assert doc["pipOptions"]["extra_index_urls"] == ["https://bob:${TOKEN}@extra.example.com/simple"]  # a reference
+    assert "s3cret" not in json.dumps(doc)
+    assert env.pip_options.index_url.startswith("https://alice:s3cret@")  # the build in this process still has it
+
+
+def test_names_ending_in_a_newline_are_refused():
+    with pytest.raises(InvalidSpec):
+        Environment("env\n")
+    with pytest.raises(InvalidSpec):
+        AksDeploymentConfig(namespace="team-a\n")

@@ -1,4 +1,4 @@
-"""Mirror of ``azureml.contrib.services.aml_request`` (``rawhttp``, ``AMLRequest``), for trying an entry script in the kernel.
+"""Mirror of ``azureml.contrib.services.aml_request`` (``rawhttp``, ``AMLRequest``): try an entry script in the kernel.
 
 Inside a deployment the scoring server provides this module itself (see nbdeploy/server/shims.py).
 """

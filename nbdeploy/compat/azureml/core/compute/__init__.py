@@ -1,4 +1,4 @@
-"""Mirror of ``azureml.core.compute``: ``ComputeTarget``, ``AksCompute`` (attach existing clusters), refusals for the rest."""
+"""Mirror of ``azureml.core.compute``: ``ComputeTarget``, ``AksCompute`` (attaches clusters), refusals for the rest."""
 
 from nbdeploy.compat.azureml._compute import AksCompute, AmlCompute, ComputeInstance, ComputeTarget
 

@@ -1,0 +1,1 @@
+"""Mirror of ``azureml.pipeline``: only ``steps`` (ParallelRunConfig, ParallelRunStep) for batch inference."""
