@@ -1,4 +1,4 @@
-"""``nbdeploy workspace create|show``, ``nbdeploy gc`` and ``nbdeploy verify``."""
+"""``nbdeploy workspace create|show|ca``, ``nbdeploy gc`` and ``nbdeploy verify``."""
 
 from __future__ import annotations
 
@@ -99,6 +99,22 @@ def show(ctx: click.Context, output: str) -> None:
     click.echo(f"Found by   {ws.source}")
     click.echo(f"Schema     {schema}")
     click.echo(f"Models     {names} name(s), {versions} version(s), {human_size(stored)} stored")
+
+
+@workspace.command("ca")
+@click.option("--pem", is_flag=True, help="Print the CA certificate itself instead of its path.")
+@click.pass_context
+def ca(ctx: click.Context, pem: bool) -> None:
+    """The workspace CA that signs the certificates of HTTPS services (created on first use).
+
+    Give its path to clients that call those services (curl --cacert, requests verify=); its key stays in
+    the workspace.
+    """
+    from nbdeploy.tls import WorkspaceCA
+
+    authority = WorkspaceCA(workspace_from(ctx).path)
+    path = authority.ensure()
+    click.echo(authority.pem().rstrip() if pem else str(path))
 
 
 @click.command("gc")

@@ -77,7 +77,15 @@ def parser() -> argparse.ArgumentParser:
         help="serve only on --admin-port until SIGUSR1, then bind the public port too",
     )
     a("--admin-port", dest="admin_port", type=int, default=None, help="private loopback port (0: pick one)")
+    a(
+        "--admin-host",
+        dest="admin_host",
+        default=None,
+        help="address of --admin-port (default 127.0.0.1; a remote engine's candidate needs its own address)",
+    )
     a("--status-file", dest="status_file", default=None, help="JSON state file, rewritten atomically")
+    a("--ssl-certfile", dest="ssl_certfile", default=None, help="serve HTTPS with this PEM certificate (chain)")
+    a("--ssl-keyfile", dest="ssl_keyfile", default=None, help="the private key of --ssl-certfile (PEM)")
     return p
 
 
@@ -87,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         parser().error("--port must be in 0-65535 (0: pick a free port)")
     if args.workers is not None and args.workers < 1:
         parser().error("--workers must be at least 1")
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        parser().error("--ssl-certfile and --ssl-keyfile go together")
     for name in ("max_header_bytes", "header_timeout", "keep_alive_timeout", "max_connections"):
         value = getattr(args, name)
         if value is not None and value <= 0:

@@ -40,7 +40,7 @@ class Master:
             settings.port_reserved = True
         if settings.admin_port is not None:
             # reserve the number (bound, not listening) so every worker can bind it with SO_REUSEPORT
-            self._reserved = sockets.bind("127.0.0.1", settings.admin_port, reuse_port=True, listen=False)
+            self._reserved = sockets.bind(settings.admin_host, settings.admin_port, reuse_port=True, listen=False)
             settings.admin_port = self._reserved.getsockname()[1]
         self.status = StatusFile(settings.status_file, settings.admin_port, settings.port)
         self.rfd, self.wfd = os.pipe()

@@ -54,6 +54,9 @@ class Settings:
     reuse_port: bool = False
     hold_public: bool = False
     admin_port: int | None = None
+    admin_host: str = "127.0.0.1"
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
     status_file: str | None = None
     log_format: str = "text"
     access_log: bool = False
@@ -144,6 +147,9 @@ def load(args: dict[str, object], env: dict[str, str] | None = None) -> Settings
     s.admin_port = _optional_int(args.get("admin_port"))
     if s.hold_public and s.admin_port is None:
         s.admin_port = 0
+    s.admin_host = str(args.get("admin_host") or "127.0.0.1")
+    s.ssl_certfile = None if args.get("ssl_certfile") is None else str(args["ssl_certfile"])
+    s.ssl_keyfile = None if args.get("ssl_keyfile") is None else str(args["ssl_keyfile"])
     s.status_file = None if args.get("status_file") is None else str(args["status_file"])
     s.log_format = pick("log_format", "NBDEPLOY_LOG_FORMAT", "text", str).lower()
     s.access_log = bool(args.get("access_log")) or _env_bool(get("NBDEPLOY_ACCESS_LOG"), False)

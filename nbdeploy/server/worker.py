@@ -68,7 +68,9 @@ class Server(uvicorn.Server):
                 config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=_loop
             )
 
-        server = await asyncio.get_running_loop().create_server(create_protocol, sock=sock, backlog=config.backlog)
+        server = await asyncio.get_running_loop().create_server(
+            create_protocol, sock=sock, ssl=config.ssl, backlog=config.backlog
+        )
         self.servers.append(server)
 
 
@@ -124,13 +126,15 @@ def run(settings: Any, index: int, report: Callable[[str, str], None], shm: mmap
         timeout_keep_alive=settings.keep_alive_timeout_s,
         timeout_graceful_shutdown=settings.graceful_timeout_s,
         backlog=2048,
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
     )
     # several workers, a handover, or a port the master picked (port 0, reserved with SO_REUSEPORT)
     reuse = settings.reuse_port or settings.workers > 1 or settings.port_reserved
     listen: list[Any] = []
     try:
         if settings.admin_port is not None:
-            listen.append(sockets.bind("127.0.0.1", settings.admin_port, reuse_port=True))
+            listen.append(sockets.bind(settings.admin_host, settings.admin_port, reuse_port=True))
         if not settings.hold_public:
             listen.append(sockets.bind(settings.host, settings.port, reuse_port=reuse))
     except OSError as exc:

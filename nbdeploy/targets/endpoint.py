@@ -8,6 +8,7 @@ so a target behind TLS, a port-forward or another host plugs in without changing
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,24 +40,24 @@ class Endpoint:
     def port(self) -> int | None:
         return urlsplit(self.base_url).port
 
+    def ssl_verify(self) -> bool | ssl.SSLContext:
+        """What httpx's ``verify`` takes: True/False, or a context that trusts the CA bundle at ``verify`` and
+        presents ``client_cert`` (httpx deprecates paths and ``cert=``)."""
+        if isinstance(self.verify, bool) and not (self.verify and self.client_cert):
+            return self.verify
+        context = ssl.create_default_context(cafile=None if isinstance(self.verify, bool) else self.verify)
+        if self.client_cert:
+            context.load_cert_chain(*self.client_cert)
+        return context
+
     def client(self, timeout: float = 60.0, **kwargs: Any) -> httpx.Client:
         """An httpx client for this endpoint (environment proxies ignored: services are reached directly)."""
         return httpx.Client(
-            base_url=self.base_url,
-            verify=self.verify,
-            cert=self.client_cert,
-            trust_env=False,
-            timeout=timeout,
-            **kwargs,
+            base_url=self.base_url, verify=self.ssl_verify(), trust_env=False, timeout=timeout, **kwargs
         )
 
     def async_client(self, timeout: float = 60.0, **kwargs: Any) -> httpx.AsyncClient:
         """The asynchronous twin of :meth:`client` (batch scoring, the lab server)."""
         return httpx.AsyncClient(
-            base_url=self.base_url,
-            verify=self.verify,
-            cert=self.client_cert,
-            trust_env=False,
-            timeout=timeout,
-            **kwargs,
+            base_url=self.base_url, verify=self.ssl_verify(), trust_env=False, timeout=timeout, **kwargs
         )

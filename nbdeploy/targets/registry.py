@@ -28,6 +28,7 @@ _TARGETS: PluginRegistry[type[Target]] = PluginRegistry(
         "process": "nbdeploy.targets.process:ProcessTarget",
         "local": "nbdeploy.targets.local_docker:LocalDockerTarget",
         "aks": "nbdeploy.targets.kubernetes.target:KubernetesTarget",
+        "aci": "nbdeploy.targets.container_instance:ContainerInstanceTarget",
         "edge": "nbdeploy.targets.edge.target:EdgeTarget",
     },
 )

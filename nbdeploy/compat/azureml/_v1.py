@@ -356,7 +356,11 @@ class Webservice(_Webservice):
             except NbdeployError:
                 target = ""  # __init__ raises the v1-typed error
             cls = next(
-                (sub for sub in (LocalWebservice, AciWebservice, AksWebservice) if target in sub._compute_types),
+                (
+                    sub
+                    for sub in (LocalWebservice, AciWebservice, AksWebservice)
+                    if target.lower() in sub._compute_types
+                ),
                 Webservice,
             )
         return super().__new__(cls)
@@ -536,6 +540,20 @@ class AciWebservice(Webservice):
         vnet_name: str | None = None,
         subnet_name: str | None = None,
     ) -> DeploymentConfig:
+        """v1's parameters mapped to the aci target's config; the ones nbdeploy cannot honour are refused by name."""
+        unsupported = {
+            "cmk_vault_base_url": cmk_vault_base_url,
+            "cmk_key_name": cmk_key_name,
+            "cmk_key_version": cmk_key_version,
+            "vnet_name": vnet_name,
+            "subnet_name": subnet_name,
+        }
+        for key, value in unsupported.items():
+            if value is not None:
+                raise WebserviceException(
+                    f"AciWebservice.deploy_configuration: {key} is not supported by nbdeploy "
+                    "(the container runs on your Docker engine: encrypt and network it there)"
+                )
         values: dict[str, Any] = {
             "cpu_cores": cpu_cores,
             "memory_gb": memory_gb,
@@ -548,6 +566,11 @@ class AciWebservice(Webservice):
             "dns_name_label": dns_name_label,
             "primary_key": primary_key,
             "secondary_key": secondary_key,
+            "ssl_cert_pem_file": ssl_cert_pem_file,
+            "ssl_key_pem_file": ssl_key_pem_file,
+            "ssl_cname": ssl_cname,
+            "collect_model_data": collect_model_data,
+            "enable_app_insights": enable_app_insights,
         }
         _require_target("aci", "AciWebservice")
         return deployment_config_class("aci")(**{k: v for k, v in values.items() if v is not None})

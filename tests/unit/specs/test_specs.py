@@ -166,8 +166,8 @@ def test_v1_deploymentconfig_compute_types_are_case_insensitive():
 
 
 def test_unbuilt_compute_type_is_refused_with_the_supported_ones():
-    with pytest.raises(InvalidSpec, match=r"computeType: 'ACI' is not supported \(allowed: AKS, IOT, local, process\)"):
-        deployment_config_from_dict({"computeType": "ACI"})
+    with pytest.raises(InvalidSpec, match=r"computeType: 'FPGA' is not supported \(allowed: ACI, AKS, IOT, local, process\)"):
+        deployment_config_from_dict({"computeType": "FPGA"})
 
 
 @pytest.mark.parametrize("kwargs, key", [
