@@ -93,7 +93,7 @@ def test_target_options_come_from_the_target(workspace):
     assert ("--replicas is not an option of --target process; its own options: --port, --host, --workers, "
             "--isolated") in refused.stderr
     listing = nbdeploy(workspace.path, "service", "targets", "--no-check").stdout
-    assert [line.split()[0] for line in listing.splitlines()[1:]] == ["aks", "local", "process"]
+    assert [line.split()[0] for line in listing.splitlines()[1:]] == ["aci", "aks", "edge", "local", "process"]
 
 
 def test_requirements_are_never_ignored_on_the_process_target(workspace, model, score_py, tmp_path):

@@ -13,7 +13,7 @@ def test_unknown_option_is_a_usage_error(ip, model_file):
         ip.run_line_magic("register_model", f"{model_file} --name m --colour red")
     with pytest.raises(UsageError, match="unrecognized arguments"):
         ip.run_line_magic("deploy", "svc-x --model m --bogus 1")
-    with pytest.raises(UsageError, match="No target named 'moon'. Available: aks, edge, local, process"):
+    with pytest.raises(UsageError, match="No target named 'moon'. Available: aci, aks, edge, local, process"):
         ip.run_line_magic("deploy", "svc-x --model m --target moon")
     with pytest.raises(UsageError):
         ip.run_line_magic("logs", "")
