@@ -116,7 +116,7 @@ def deploy(
     config = deployment_config or deployment_config_class(DEFAULT_TARGET)()
     model_objs = resolve_models(models, ws)
     store = ServiceStore(ws)
-    if name in store.names() and not overwrite:
+    if name in store.names() and not overwrite and not _never_served(store, name):
         raise AlreadyExists(
             f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name."
         )
@@ -137,8 +137,12 @@ def _deploy_locked(
 ) -> Webservice:
     exists = name in store.names()
     if exists and not overwrite:
-        raise AlreadyExists(
-            f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name."
+        if not _never_served(store, name):
+            raise AlreadyExists(
+                f"A service named {name!r} exists already; pass overwrite=True (--overwrite) or choose another name."
+            )
+        progress.line(
+            name, f"replacing {name}: no revision of it ever served (its deploy failed); no --overwrite needed"
         )
     target = get_target(config.target, ws)
     target.progress = lambda line: progress.line(name, line)
@@ -165,6 +169,12 @@ def _deploy_locked(
         raise
     store.set_handle(name, 1, handle)
     return Webservice(name, ws)
+
+
+def _never_served(store: ServiceStore, name: str) -> bool:
+    """Whether every revision of ``name`` ended without serving (a failed first deploy, run again as is)."""
+    revisions = store.revisions(name)
+    return bool(revisions) and all(r.outcome in (FAILED, ABORTED) for r in revisions)
 
 
 def build_revision(target: Target, spec: RevisionSpec, sink: ProgressSink) -> Artifact | None:

@@ -109,6 +109,7 @@ def create_bundle(workspace: Workspace, models: Sequence[Model], inference_confi
             shutil.copy2(src, dest)
         for model in ordered_models:  # links to the deploy copies, never to the blobs
             model.download(str(staging / MODELS_DIR / model.name / str(model.version)), exist_ok=True, link=True)
+        (staging / MODELS_DIR).mkdir(exist_ok=True)  # AZUREML_MODEL_DIR exists (empty) for scripts that load no model
         (staging / COMPLETE_MARKER).write_text(
             json.dumps(
                 {

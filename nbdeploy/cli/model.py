@@ -152,3 +152,14 @@ def update(
     m = Model.get(name, version, workspace=workspace_from(ctx))
     m.update_tags_properties(add_tags=new_tags, remove_tags=list(remove_tags), add_properties=new_props)
     click.echo(f"Updated {m.id}: tags {m.tags or '{}'}, properties {m.properties or '{}'}")
+
+
+def _deploy_alias() -> click.Command:
+    """``nbdeploy model deploy -n NAME -m MODEL --ic ... --dc ...``: ``az ml model deploy``'s spelling of
+    ``nbdeploy service deploy`` (the same command, options and help)."""
+    from nbdeploy.cli.service import deploy_cmd
+
+    return deploy_cmd
+
+
+model.add_command(_deploy_alias(), "deploy")

@@ -107,3 +107,17 @@ def test_requirements_are_never_ignored_on_the_process_target(workspace, model, 
     assert isolated.returncode == 1 and "nbdeploy-no-such-package" in isolated.stderr  # the isolated build ran
     assert "isolated environment" in isolated.stdout + isolated.stderr
     assert "req-svc" not in nbdeploy(workspace.path, "service", "list").stdout
+
+
+def test_a_failed_first_deploy_runs_again_as_is_and_model_deploy_is_an_alias(workspace, model, tmp_path):
+    script = tmp_path / "flaky.py"
+    script.write_text("def init():\n    raise RuntimeError('config missing')\ndef run(raw):\n    return raw\n")
+    args = ["model", "deploy", "-n", "again-svc", "-m", "diabetes", "--entry-script", str(script)]
+    failed = nbdeploy(workspace.path, *args, check=False)
+    assert failed.returncode == 1 and "config missing" in failed.stderr
+    script.write_text("def init():\n    pass\ndef run(raw):\n    return 'fixed'\n")  # the user fixes the script
+    again = nbdeploy(workspace.path, *args)  # the same command, no --overwrite
+    assert "no revision of it ever served" in again.stdout and "Healthy" in again.stdout
+    assert json.loads(nbdeploy(workspace.path, "service", "run", "again-svc", "--data", "{}").stdout) == "fixed"
+    refused = nbdeploy(workspace.path, *args, check=False)  # now it serves: replacing it needs --overwrite
+    assert refused.returncode == 1 and "--overwrite" in refused.stderr
