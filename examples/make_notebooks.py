@@ -54,7 +54,7 @@ def quickstart() -> nbformat.NotebookNode:
         new_markdown_cell("## Train and register"),
         new_code_cell('import joblib\nfrom sklearn.datasets import load_diabetes\nfrom sklearn.linear_model import Ridge\n\n'
                       'X, y = load_diabetes(return_X_y=True)\njoblib.dump(Ridge(alpha=0.5).fit(X, y), "model.joblib")'),
-        new_code_cell("%register_model model.joblib --name diabetes --tag area=health"),
+        new_code_cell("%register_model model.joblib --name diabetes --tag area=health --if-changed"),
         new_markdown_cell("## The scoring script\n\n`%%score_script` checks the cell (it parses, defines `init()` and "
                           "`run(data)`) before writing it, and `%deploy` uses it by default."),
         new_code_cell(SCORE_PY),
@@ -70,7 +70,7 @@ def quickstart() -> nbformat.NotebookNode:
         new_markdown_cell("## Update without downtime\n\nRegister a retrained model and roll it out: the new revision "
                           "starts beside the serving one and takes the traffic only once it is Healthy."),
         new_code_cell('import nbdeploy\n\njoblib.dump(Ridge(alpha=0.1).fit(X, y), "model.joblib")\n'
-                      '%register_model model.joblib --name diabetes --tag area=health --tag retrained=yes\n'
+                      '%register_model model.joblib --name diabetes --tag area=health --tag retrained=yes --if-changed\n'
                       "svc = nbdeploy.Webservice(service_name)\n"
                       'svc.update(models=["diabetes:2"], show_output=True)\n'
                       'assert svc.revision == 2 and svc.models == ["diabetes:2"]\nsvc'),
@@ -141,7 +141,7 @@ def update_and_rollback() -> nbformat.NotebookNode:
         new_code_cell('import json, joblib\nfrom sklearn.datasets import load_diabetes\nfrom sklearn.linear_model import Ridge\n\n'
                       'X, y = load_diabetes(return_X_y=True)\nfor alpha in (1.0, 0.1):\n'
                       '    joblib.dump(Ridge(alpha=alpha).fit(X, y), "model.joblib")\n'
-                      '    %register_model model.joblib --name diabetes --tag alpha=$alpha\n%models'),
+                      '    %register_model model.joblib --name diabetes --tag alpha=$alpha --if-changed\n%models'),
         new_code_cell(SCORE_PY),
         new_code_cell("%deploy $service_name --model diabetes:1 --target $target --temporary\n"
                       'payload = {"data": X[:1].tolist()}\nbefore = %score $service_name $payload\nbefore'),

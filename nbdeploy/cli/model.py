@@ -22,6 +22,7 @@ def model() -> None:
 @click.option("--description", default=None)
 @click.option("--framework", default=None, help="e.g. ScikitLearn, PyTorch, Onnx, TensorFlow, Custom.")
 @click.option("--framework-version", default=None)
+@click.option("--if-changed", is_flag=True, help="Return the latest version when its bytes and metadata are the same.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_context
 def register(
@@ -33,6 +34,7 @@ def register(
     description: str | None,
     framework: str | None,
     framework_version: str | None,
+    if_changed: bool,
     output: str,
 ) -> None:
     """Register a file or folder as the next version of NAME."""
@@ -45,6 +47,7 @@ def register(
         model_framework=framework,
         model_framework_version=framework_version,
         workspace=workspace_from(ctx),
+        if_changed=if_changed,
     )
     if output == "json":
         echo_json(m.serialize())

@@ -208,6 +208,11 @@ class NbdeployMagics(Magics):
     @argument("--tag", action="append", metavar="KEY=VALUE", help="A tag (repeatable).")
     @argument("--property", action="append", metavar="KEY=VALUE", help="A property (repeatable).")
     @argument("--description", help="Free text.")
+    @argument(
+        "--if-changed",
+        action="store_true",
+        help="Return the latest version when its bytes and metadata are the same (a notebook run again).",
+    )
     @line_magic
     def register_model(self, line: str) -> Any:
         """Register a file or folder as the next version of a model."""
@@ -222,6 +227,7 @@ class NbdeployMagics(Magics):
                 properties=_pairs(args.property, "--property"),
                 description=args.description,
                 workspace=self.session.workspace(),
+                if_changed=args.if_changed,
             )
 
     @_with_help

@@ -234,11 +234,14 @@ class Model:
         model_framework: str | None = None,
         model_framework_version: str | None = None,
         workspace: Workspace | PathLike | None = None,
+        if_changed: bool = False,
     ) -> Model:
         """Register a file or folder as the next version of ``model_name``.
 
         The files are streamed into the content-addressed store, then one transaction makes the version
-        visible: a process killed half-way leaves nothing visible (``gc`` removes the leftovers).
+        visible: a process killed half-way leaves nothing visible (``gc`` removes the leftovers). With
+        ``if_changed=True``, registering the same bytes (and tags, properties, description and framework) as
+        the latest version returns that version instead of a new one: a notebook run again keeps its versions.
         """
         check_model_name(model_name)
         tags_ = check_pairs("tags", tags)
@@ -291,6 +294,10 @@ class Model:
                 properties=props_,
             )
             with ws.transaction() as conn:
+                latest = store.get(conn, model_name, None) if if_changed else None
+                if latest is not None and _same_content(latest, record):
+                    log.info("Model %s:%d has the same content; not registering it again", model_name, latest.version)
+                    return Model._from_record(ws, latest)
                 store.insert_model(conn, record, entries)
         model = Model._from_record(ws, record)
         model._files = sorted(entries, key=lambda e: e.path)
@@ -574,3 +581,11 @@ class Model:
 
     def __hash__(self) -> int:
         return hash((self.workspace, self.id))
+
+
+def _same_content(latest: Any, new: Any) -> bool:
+    """Whether a new registration would repeat the latest version (bytes and metadata)."""
+    return all(
+        getattr(latest, f) == getattr(new, f)
+        for f in ("digest", "kind", "tags", "properties", "description", "framework", "framework_version")
+    )

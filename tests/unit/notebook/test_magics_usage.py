@@ -184,3 +184,12 @@ def test_interrupt_while_waiting_says_what_state_the_service_is_in():
     shown = "\n".join(info.value._render_traceback_())
     assert "slow-svc is Transitioning (init() is running) and keeps starting in the background" in shown
     assert "%undeploy slow-svc" in shown
+
+
+def test_registering_the_same_bytes_again_can_return_the_existing_version(ip, model_file):
+    first = ip.run_line_magic("register_model", f"{model_file} --name same --tag a=1")
+    again = ip.run_line_magic("register_model", f"{model_file} --name same --tag a=1 --if-changed")
+    assert again.id == first.id == "same:1"
+    changed = ip.run_line_magic("register_model", f"{model_file} --name same --tag a=2 --if-changed")
+    assert changed.id == "same:2"
+    assert ip.run_line_magic("register_model", f"{model_file} --name same --tag a=2").id == "same:3"  # default: new
