@@ -692,6 +692,8 @@ class Webservice:
         for rev in self._store.revisions(self.name):
             if rev.handle:
                 target.stop(rev.handle)  # idempotent: replaced and failed revisions are stopped already
+                if delete_image:
+                    target.remove_copies(rev.handle)
             if rev.spec.get("artifact"):
                 artifact = Artifact.from_dict(rev.spec["artifact"])
                 artifacts[artifact.reference] = artifact

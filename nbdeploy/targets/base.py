@@ -197,6 +197,11 @@ class Target(ABC):
         """
         return {}
 
+    def remove_copies(self, handle: Handle) -> None:
+        """Remove what the revision placed on its engine beyond what ``stop`` removes (an image shipped to a
+        remote engine); ``delete(delete_image=True)`` calls it. Default: nothing."""
+        return None
+
     def converge(self, handle: Handle) -> Handle:
         """Bring the serving revision to where it should run but does not yet (``nbdeploy service reconcile``):
         e.g. edge devices that were offline during a rollout. Returns the handle, updated. Default: nothing to do.

@@ -451,8 +451,8 @@ class ContainerInstanceTarget(Target):
         return container.logs(tail=num_lines).decode("utf-8", "replace") if container is not None else ""
 
     def stop(self, handle: Handle) -> None:
-        """Stop (SIGTERM: the server drains) and remove the container with its volumes, then the image's tag on
-        the remote engine unless another container uses it (the local image stays: ``delete(delete_image=True)``)."""
+        """Stop (SIGTERM: the server drains) and remove the container with its volumes. The image shipped to the
+        engine stays (a redeploy ships nothing); ``retire``/``abort`` and ``delete(delete_image=True)`` remove it."""
         from nbdeploy.builders.docker_builder import import_docker
 
         if not handle.get("engine"):
@@ -466,11 +466,29 @@ class ContainerInstanceTarget(Target):
                 container.remove(v=True, force=True)
             except docker.errors.NotFound:
                 pass
-        if handle.get("image"):
-            try:
-                self._client(handle["engine"]).images.remove(handle["image"])
-            except docker.errors.APIError:
-                pass  # gone already, or the image of another revision that runs (an update that kept it)
+
+    def remove_copies(self, handle: Handle) -> None:
+        """Remove the revision's image from the remote engine, unless another container uses it."""
+        from nbdeploy.builders.docker_builder import import_docker
+
+        if not handle.get("engine") or not handle.get("image"):
+            return
+        try:
+            self._client(handle["engine"]).images.remove(handle["image"])
+        except import_docker().errors.APIError:
+            pass  # gone already, or the image of another revision that runs (an update that kept it)
+
+    def retire(self, old: Handle, new: Handle) -> None:
+        """Stop the replaced revision and remove its image from the engine (nothing left behind)."""
+        self.stop(old)
+        if old.get("image") != new.get("image"):
+            self.remove_copies(old)
+
+    def abort(self, new: Handle, old: Handle | None) -> None:
+        """Remove the failed revision and its image; ``old`` keeps serving."""
+        self.stop(new)
+        if old is None or old.get("image") != new.get("image"):
+            self.remove_copies(new)
 
     def endpoint(self, handle: Handle) -> Endpoint | None:
         return Endpoint(

@@ -55,3 +55,20 @@ def test_deploy_scores_over_tls_with_keys_and_deletes_cleanly(workspace, service
 
     svc.delete(delete_image=True)
     assert services.leftovers(name) == []
+
+
+def test_delete_keeps_the_shipped_image_unless_asked(workspace, services, model, engine_files, tmp_path):
+    name = services.name()
+    config = AciDeploymentConfig(cpu_cores=1, memory_gb=1, **engine_files)
+    svc = nbdeploy.deploy(name, [model], inference(tmp_path, SCORE_PY.format(init_extra="pass")), config,
+                          workspace=workspace)
+    svc.wait_for_deployment()
+    image = svc._current()[0]["image"]
+    svc.delete()
+    assert not services.remote.containers.list(all=True, filters={"label": f"nbdeploy.service={name}"})
+    assert services.remote.images.get(image)  # a redeploy ships nothing; delete(delete_image=True) removes it
+    again = nbdeploy.deploy(name, [model], inference(tmp_path, SCORE_PY.format(init_extra="pass")), config,
+                            workspace=workspace)
+    again.wait_for_deployment()
+    again.delete(delete_image=True)
+    assert services.leftovers(name) == []

@@ -91,3 +91,39 @@ def test_target_help_shows_its_options():
     for flag in ("--host-name", "--engine-url", "--cpu", "--memory-gb", "--ssl", "--ssl-cert", "--dns-name-label"):
         assert flag in result.stdout, flag
     assert "--network-mode" not in result.stdout  # the local target's own option
+
+
+def test_v1_aci_cells_run_with_the_one_added_line(tmp_path, aci_env, services):
+    """The same cells in a fresh interpreter, imports untouched (`from azureml.core ...`) after the one added line."""
+    import os
+
+    (tmp_path / "weights.json").write_text(json.dumps({"w": 5}))
+    (tmp_path / "score.py").write_text(SCORE)
+    ws_path = tmp_path / "workspace"
+    name = services.name()
+    notebook = textwrap.dedent(f"""
+        import nbdeploy.compat.v1  # the one added line
+        import json
+        import azureml.core
+        from azureml.core import Workspace, Environment
+        from azureml.core.model import InferenceConfig, Model
+        from azureml.core.webservice import AciWebservice, Webservice
+        print("SDK version:", azureml.core.VERSION)
+        import nbdeploy
+        nbdeploy.Workspace.create({str(ws_path)!r}).write_config()
+        ws = Workspace.from_config()
+        model = Model.register(model_path="weights.json", model_name="weights.json", workspace=ws)
+        env = Environment("aci-env")
+        env.docker.base_image = {BASE_IMAGE!r}
+        inference_config = InferenceConfig(entry_script="score.py", environment=env)
+        aciconfig = AciWebservice.deploy_configuration(cpu_cores=1, memory_gb=1)
+        service = Model.deploy(ws, {name!r}, [model], inference_config, aciconfig)
+        service.wait_for_deployment(show_output=True)
+        print("STATE", service.state, type(Webservice(ws, {name!r})).__name__)
+        print("ANSWER", service.run(input_data=json.dumps({{"data": [1, 2]}})))
+        service.delete()
+    """)
+    result = subprocess.run([sys.executable, "-c", notebook], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, **aci_env})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "STATE Healthy AciWebservice" in result.stdout and "ANSWER [5, 10]" in result.stdout
