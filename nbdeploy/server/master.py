@@ -10,6 +10,7 @@ import os
 import select
 import signal
 import struct
+import sys
 import time
 from typing import Any
 
@@ -53,9 +54,11 @@ class Master:
 
         struct.pack_into("d", self.shm, index * 8, 0.0)
         self.states[index] = "loading"
+        master_pid = os.getpid()
         pid = os.fork()
         if pid == 0:  # child
             code = 1
+            _die_with(master_pid)
             try:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
@@ -281,3 +284,20 @@ def serve(settings: Any) -> int:
     finally:
         master.status.update(exit_code=code)
     return code
+
+
+def _die_with(master_pid: int) -> None:
+    """In a worker: get SIGTERM (drain, then exit) when the master dies, so no orphan keeps serving its port.
+
+    Linux's PR_SET_PDEATHSIG; elsewhere nothing (the process target's stop reaps the group). A master that died
+    between fork() and here is caught by the parent check.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+            return
+    if os.getppid() != master_pid:
+        os._exit(1)

@@ -329,3 +329,22 @@ def test_port_zero_is_picked_by_the_server_and_reported(tmp_path):
     finally:
         server.stop()
 
+
+
+def test_workers_die_with_their_master(tmp_path):
+    """SIGKILL the master: its workers get SIGTERM from the kernel (PR_SET_PDEATHSIG) and the port goes quiet,
+    with nobody calling nbdeploy (before: they were re-parented to pid 1 and kept serving)."""
+    server = start("ours", SCRIPTS / "plain.py", tmp_path, args=["--workers", "2"])
+    children = workers(server)
+    assert len(children) == 2
+    server.proc.kill()
+    server.proc.wait()
+    deadline = time.monotonic() + 30
+    alive = children
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in children if Path(f"/proc/{pid}").exists()
+                 and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+        time.sleep(0.1)
+    assert alive == [], f"workers {alive} outlived their master"
+    with pytest.raises(OSError):
+        server.request("GET", "/", timeout=2)
