@@ -104,14 +104,8 @@ def test_v1_local_deploy_notebook(v1_project):
 
 
 def test_v1_cloud_deploy_configurations_validate_like_v1():
-    from nbdeploy.targets.registry import target_names
-
-    if "aci" in target_names():
-        aci = AciWebservice.deploy_configuration(cpu_cores=1, memory_gb=1, auth_enabled=True, tags={"a": "b"})
-        assert aci.cpu_cores == 1 and aci.auth_enabled and aci.tags == {"a": "b"}
-    else:  # not built in this installation: a clear error, not an AttributeError
-        with pytest.raises(NbdeployError, match="No target named 'aci'"):
-            AciWebservice.deploy_configuration(cpu_cores=1, memory_gb=1)
+    aci = AciWebservice.deploy_configuration(cpu_cores=1, memory_gb=1, auth_enabled=True, tags={"a": "b"})
+    assert aci.cpu_cores == 1 and aci.auth_enabled and aci.tags == {"a": "b"}
     aks = AksWebservice.deploy_configuration(num_replicas=2, cpu_cores=0.5, memory_gb=1)
     assert aks.num_replicas == 2 and not aks.autoscaling
     from nbdeploy.errors import InvalidSpec
@@ -125,25 +119,6 @@ def test_get_model_path_outside_a_deployment(v1_project):
     Model.register(ws, "sklearn_regression_model.pkl", "regressor")
     path = Model.get_model_path("regressor", _workspace=ws)
     assert Path(path).name == "sklearn_regression_model.pkl" and Path(path).is_file()
-
-
-def test_aci_deployments_say_not_available_yet(v1_project):
-    from nbdeploy.errors import TargetNotAvailable
-    from nbdeploy.targets.registry import get_target_class
-
-    try:
-        get_target_class("aci")
-    except TargetNotAvailable:
-        pass
-    else:
-        pytest.skip("the aci target exists in this build; its own tests cover it")
-    ws = Workspace.from_config()
-    model = Model.register(ws, "sklearn_regression_model.pkl", "regressor")
-    config = InferenceConfig(entry_script="score.py", source_directory="./source_directory")
-    with pytest.raises(TargetNotAvailable, match="AciWebservice deployments are not available yet") as info:
-        Model.deploy(ws, "aci-svc", [model], config, AciWebservice.deploy_configuration(cpu_cores=1, memory_gb=1))
-    assert "LocalWebservice" in str(info.value)
-    assert Webservice.list(ws) == []
 
 
 def test_v1_exception_types_are_nbdeploy_errors_too(v1_project):
