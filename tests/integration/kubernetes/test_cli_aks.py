@@ -31,6 +31,6 @@ def test_cli_deploys_scores_and_deletes_on_kubernetes(cluster, workspace, model,
     answer = json.loads(nbdeploy(workspace.path, "service", "run", name, "--data", '{"data": [1, 2]}').stdout)
     assert answer["y"] == [2.0, 4.0]
     bad = nbdeploy(workspace.path, "service", "update", name, "--workers", "2", check=False)
-    assert bad.returncode != 0 and "--workers does not apply to target 'aks'" in bad.stderr
+    assert bad.returncode != 0 and "--workers is not an option of target 'aks' (it is one of process)" in bad.stderr
     nbdeploy(workspace.path, "service", "delete", name)
     assert labelled_objects(cluster, name) == []
