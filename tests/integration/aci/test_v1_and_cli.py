@@ -95,11 +95,13 @@ def test_target_help_shows_its_options():
 
 def test_v1_aci_cells_run_with_the_one_added_line(tmp_path, aci_env, services):
     """The same cells in a fresh interpreter, imports untouched (`from azureml.core ...`) after the one added line."""
-    import os
+    from nbdeploy.remote import EngineConnection, EngineStore
 
     (tmp_path / "weights.json").write_text(json.dumps({"w": 5}))
     (tmp_path / "score.py").write_text(SCORE)
     ws_path = tmp_path / "workspace"
+    Workspace.create(ws_path).write_config(tmp_path)
+    EngineStore("host", ws_path).add("lab", EngineConnection.from_env(aci_env))  # `nbdeploy host add lab ...`
     name = services.name()
     notebook = textwrap.dedent(f"""
         import nbdeploy.compat.v1  # the one added line
@@ -109,8 +111,6 @@ def test_v1_aci_cells_run_with_the_one_added_line(tmp_path, aci_env, services):
         from azureml.core.model import InferenceConfig, Model
         from azureml.core.webservice import AciWebservice, Webservice
         print("SDK version:", azureml.core.VERSION)
-        import nbdeploy
-        nbdeploy.Workspace.create({str(ws_path)!r}).write_config()
         ws = Workspace.from_config()
         model = Model.register(model_path="weights.json", model_name="weights.json", workspace=ws)
         env = Environment("aci-env")
@@ -123,7 +123,6 @@ def test_v1_aci_cells_run_with_the_one_added_line(tmp_path, aci_env, services):
         print("ANSWER", service.run(input_data=json.dumps({{"data": [1, 2]}})))
         service.delete()
     """)
-    result = subprocess.run([sys.executable, "-c", notebook], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=600, env={**os.environ, **aci_env})
+    result = subprocess.run([sys.executable, "-c", notebook], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "STATE Healthy AciWebservice" in result.stdout and "ANSWER [5, 10]" in result.stdout
