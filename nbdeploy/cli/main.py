@@ -32,8 +32,19 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "Save, list, check and remove edge devices (Docker engines with tags).",
     ),
     "batch": ("nbdeploy.cli.batch", "batch", "Batch inference over files and tables (v1 ParallelRunStep scripts)."),
-    "edge": ("nbdeploy.cli.edge", "edge", "Export edge services as IoT Edge manifests or air-gapped bundles."),
 }
+
+
+def target_commands() -> dict[str, tuple[str, str, str]]:
+    """Command groups the targets declare (``Target.commands``: e.g. ``nbdeploy edge export``)."""
+    from nbdeploy.targets.registry import target_classes
+
+    found: dict[str, tuple[str, str, str]] = {}
+    for cls in target_classes():
+        for name, entry, help_text in cls.commands:
+            module_name, _, attr = entry.partition(":")
+            found[name] = (module_name, attr, help_text)
+    return found
 
 
 WORKSPACE_HELP = "Workspace folder (default: NBDEPLOY_WORKSPACE, a .nbdeploy/ folder found upward, or ~/.nbdeploy)."
@@ -71,12 +82,13 @@ class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use (each accepts ``--workspace/-w`` too)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
+        return sorted({**SUBCOMMANDS, **target_commands()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in SUBCOMMANDS:
+        commands = SUBCOMMANDS if cmd_name in SUBCOMMANDS else target_commands()
+        if cmd_name not in commands:
             return None
-        module_name, attr, _ = SUBCOMMANDS[cmd_name]
+        module_name, attr, _ = commands[cmd_name]
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -86,7 +98,8 @@ class LazyGroup(click.Group):
         return with_workspace_option(getattr(module, attr))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, SUBCOMMANDS[name][2]) for name in self.list_commands(ctx)]
+        commands = {**SUBCOMMANDS, **target_commands()}
+        rows = [(name, commands[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

@@ -18,6 +18,7 @@ from nbdeploy.registry import Model
 from nbdeploy.registry.model import human_size
 from nbdeploy.registry.usage import usage
 from nbdeploy.service import Webservice
+from nbdeploy.targets.registry import DEFAULT_TARGET
 from nbdeploy.workspace import Workspace
 
 #: Bumped when a route or a document changes shape; the lab extension names the one it speaks.
@@ -338,7 +339,7 @@ def deploy(ws: Workspace, root_dir: Path, body: dict[str, Any]) -> Webservice:
             )
         entry_arg = str(entry)
     environment = load_environment(ws, body["environment"]) if body.get("environment") else None
-    target = body.get("target") or "process"
+    target = body.get("target") or DEFAULT_TARGET
     if target not in target_names():
         raise InvalidInput(f"target: {target!r} is not a target (known: {', '.join(target_names())})")
     options: dict[str, Any] = {}

@@ -107,6 +107,8 @@ class Target(ABC):
     """The config fields users set from the command line and ``%deploy``, beyond the common ones."""
     extra: ClassVar[str | None] = None
     """The pip extra that brings this target's Python dependencies (named in availability messages)."""
+    commands: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+    """Command groups of the target's own for the ``nbdeploy`` CLI: (name, ``"module:attr"``, one-line help)."""
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace

@@ -49,6 +49,9 @@ class EdgeTarget(Target):
     """A fleet of devices, each a Docker engine that may be offline; rolled out in waves with rollback."""
 
     name = "edge"
+    commands = (
+        ("edge", "nbdeploy.cli.edge:edge", "Export edge services as IoT Edge manifests or air-gapped bundles."),
+    )
     aliases = ("iotedge",)
     description = "A module on a fleet of devices (saved Docker engines), in waves, with per-device rollback."
     config_class = EdgeDeploymentConfig

@@ -118,3 +118,14 @@ def test_conflicting_flags_across_targets_are_a_plugin_error():
     with pytest.raises(ValueError, match="--size means size"):
         merge_options([("a", a), ("b", b)])
     assert merge_options([("a", a), ("c", a)])[0][1] == ["a", "c"]
+
+
+def test_a_target_contributes_its_own_cli_group():
+    from click.testing import CliRunner
+
+    from nbdeploy.cli.main import cli, target_commands
+
+    assert "edge" in target_commands()  # declared by the edge target (Target.commands), not listed in cli/main.py
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0 and "edge" in result.output
+    assert CliRunner().invoke(cli, ["edge", "--help"]).exit_code == 0
